@@ -1,0 +1,137 @@
+"""Fine-tuned vs scratch: per-seed scores, interquartile means with bootstrap intervals,
+learning-curve plots and a plain-words verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: figures are written to files, never shown
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from hindsight_rl.core.config import EnvConfig, EvalConfig  # noqa: E402
+from hindsight_rl.core.evaluation import (GreedyEvaluator, area_under_curve,  # noqa: E402
+                                          bootstrap_ci, interquartile_mean, steps_to_threshold)
+from hindsight_rl.core.policy_file import NumpyPolicy, Policy, policy_to_bytes  # noqa: E402
+
+ARMS = ("finetuned", "scratch")
+
+
+def eval_seeds(config: EvalConfig) -> list[int]:
+    """Seeds of the final evaluation episodes."""
+    return list(range(config.seed, config.seed + config.episodes))
+
+
+def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
+                   config: EvalConfig) -> dict[str, np.ndarray]:
+    """Greedy returns of each policy, played from its file bytes with numpy alone."""
+    evaluator = GreedyEvaluator(env_config, eval_seeds(config))
+    try:
+        return {name: evaluator.run(NumpyPolicy(policy_to_bytes(policy), name).q_values)
+                for name, policy in policies.items()}
+    finally:
+        evaluator.close()
+
+
+def summarise_arm(returns: dict[str, np.ndarray], history: pd.DataFrame,
+                  threshold: float | None, budget: int, config: EvalConfig,
+                  rng: np.random.Generator) -> dict[str, Any]:
+    """Per-seed figures and their interquartile means with bootstrap intervals.
+
+    A seed that never reaches the threshold counts as ``budget`` steps (censored), so the
+    steps-to-threshold statistic can only flatter an arm that did reach it.
+    """
+    per_seed: dict[str, dict[str, Any]] = {}
+    for name, values in returns.items():
+        curve = _curve(history, int(name.removeprefix("seed_")))
+        reached = steps_to_threshold(curve.index.to_numpy(), curve.to_numpy(), threshold)
+        per_seed[name] = {"final_mean": float(values.mean()), "final_std": float(values.std()),
+                          "steps_to_threshold": reached,
+                          "auc": area_under_curve(curve.index.to_numpy(), curve.to_numpy()),
+                          "solved": threshold is not None and float(values.mean()) >= threshold}
+    summary = {"per_seed": per_seed,
+               "solved_seeds": sum(s["solved"] for s in per_seed.values()),
+               "seeds": len(per_seed)}
+    for key, values in (
+            ("final_return", [s["final_mean"] for s in per_seed.values()]),
+            ("steps_to_threshold", [budget if s["steps_to_threshold"] is None
+                                    else s["steps_to_threshold"] for s in per_seed.values()]),
+            ("auc", [s["auc"] for s in per_seed.values()])):
+        values = np.asarray(values, dtype=np.float64)
+        low, high = bootstrap_ci(values, config.bootstrap_samples, config.confidence, rng)
+        summary[key] = {"iqm": interquartile_mean(values), "ci": [low, high],
+                        "mean": float(values.mean()), "std": float(values.std())}
+    return summary
+
+
+def _curve(history: pd.DataFrame, seed: int) -> pd.Series:
+    rows = history[(history["seed"] == seed) & (history["metric"] == "eval_return")]
+    return rows.groupby("env_step")["value"].mean().sort_index()
+
+
+def verdict(finetuned: dict[str, Any], scratch: dict[str, Any]) -> str:
+    """One line: did transfer help, by area under the learning curve, with its uncertainty."""
+    f_low, f_high = finetuned["auc"]["ci"]
+    s_low, s_high = scratch["auc"]["ci"]
+    f_iqm, s_iqm = finetuned["auc"]["iqm"], scratch["auc"]["iqm"]
+    if f_low > s_high:
+        word = "helped"
+    elif f_high < s_low:
+        word = "hurt (negative transfer)"
+    else:
+        direction = "ahead" if f_iqm > s_iqm else "behind"
+        word = f"made no clear difference (fine-tuned {direction}, confidence intervals overlap)"
+    return (f"Transfer {word}: area under the learning curve IQM {f_iqm:.1f} fine-tuned vs "
+            f"{s_iqm:.1f} scratch; final return IQM {finetuned['final_return']['iqm']:.1f} vs "
+            f"{scratch['final_return']['iqm']:.1f}; solved seeds {finetuned['solved_seeds']}/"
+            f"{finetuned['seeds']} vs {scratch['solved_seeds']}/{scratch['seeds']}.")
+
+
+def learning_curve_figure(histories: dict[str, pd.DataFrame], title: str,
+                          threshold: float | None, rng: np.random.Generator) -> plt.Figure:
+    """Greedy return against env step per arm: mean over seeds with a 95% bootstrap band."""
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for arm, history in histories.items():
+        curves = history[history["metric"] == "eval_return"].pivot_table(
+            index="env_step", columns="seed", values="value").sort_index().ffill()
+        values = curves.to_numpy()
+        picks = rng.integers(0, values.shape[1], size=(1000, values.shape[1]))
+        means = values[:, picks].mean(axis=2)
+        axes.plot(curves.index, values.mean(axis=1), label=f"{arm} ({values.shape[1]} seeds)")
+        axes.fill_between(curves.index, np.quantile(means, 0.025, axis=1),
+                          np.quantile(means, 0.975, axis=1), alpha=0.25)
+    if threshold is not None:
+        axes.axhline(threshold, color="grey", linestyle="--", label="reward threshold")
+    axes.set(xlabel="target env steps", ylabel="greedy return", title=title)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def markdown_report(metrics: dict[str, Any]) -> str:
+    """A short human summary of one target's comparison."""
+    lines = [f"# Transfer report: {metrics['target']} ({metrics['env_id']})", "",
+             f"**{metrics['verdict']}**", "",
+             f"Budget: {metrics['budget_env_steps']} target env steps per arm; "
+             f"{metrics['eval_episodes']} greedy evaluation episodes per policy on seeds "
+             f"{metrics['eval_seeds'][0]}…{metrics['eval_seeds'][1]}; "
+             f"reward threshold {metrics['reward_threshold']}.", "",
+             "| arm | final return IQM [95% CI] | env steps to threshold IQM [95% CI] "
+             "| AUC IQM [95% CI] | solved seeds |", "|---|---|---|---|---|"]
+    for arm in ARMS:
+        summary = metrics["arms"][arm]
+        cells = [f"{summary[k]['iqm']:.1f} [{summary[k]['ci'][0]:.1f}, {summary[k]['ci'][1]:.1f}]"
+                 for k in ("final_return", "steps_to_threshold", "auc")]
+        lines.append(f"| {arm} | {' | '.join(cells)} | "
+                     f"{summary['solved_seeds']}/{summary['seeds']} |")
+    lines += ["", "Per seed (final mean ± std over the evaluation episodes):", ""]
+    for arm in ARMS:
+        for name, seed in metrics["arms"][arm]["per_seed"].items():
+            lines.append(f"- {arm} {name}: {seed['final_mean']:.1f} ± {seed['final_std']:.1f}, "
+                         f"steps to threshold {seed['steps_to_threshold']}")
+    lines += ["", "Seeds that never reached the threshold count as the full budget in the "
+              "steps-to-threshold statistic.", ""]
+    return "\n".join(lines)

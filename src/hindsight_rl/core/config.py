@@ -1,0 +1,295 @@
+"""Typed configuration objects, built from plain parameter mappings at the boundary.
+
+Every section of the parameters files becomes one of these frozen dataclasses through
+:func:`from_mapping`, which rejects unknown keys (with a "did you mean") and checks
+ranges, so a typo fails before any environment is stepped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+PART_NAMES = ("encoder", "trunk", "head")
+CollectionPolicy = Literal["uniform", "epsilon_greedy", "boltzmann"]
+
+
+class ConfigError(ValueError):
+    """A parameter has the wrong name, type or value; the message names its key path."""
+
+
+def _check(ok: bool, key: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: got {value!r}, expected {expected}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Which Gymnasium environment to build and how to alter it."""
+
+    id: str
+    """Registered Gymnasium id, e.g. ``CartPole-v1``."""
+    make_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for ``gymnasium.make``."""
+    overrides: dict[str, float] = field(default_factory=dict)
+    """Attributes set on ``env.unwrapped`` after ``make`` (e.g. CartPole ``length``)."""
+    success: Literal["terminated", "truncated", "none"] = "none"
+    """Which episode end counts as a success: reaching a goal (``terminated``),
+    surviving to the time limit (``truncated``), or undefined (``none``)."""
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Shape of the Q-network: one encoder layer, then trunk layers, then a linear head."""
+
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    """Width of the encoder output followed by each trunk layer's output."""
+
+    def __post_init__(self) -> None:
+        _check(len(self.hidden_sizes) >= 2, "hidden_sizes", self.hidden_sizes,
+               "at least two sizes (encoder, then one or more trunk layers)")
+        _check(all(h >= 1 for h in self.hidden_sizes), "hidden_sizes", self.hidden_sizes,
+               "positive integers")
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """How a rollout dataset is collected."""
+
+    steps: int = 1000
+    """Environment steps to collect (whole episodes are not required)."""
+    policy: CollectionPolicy = "uniform"
+    """Behaviour policy: uniform random, ε-greedy or Boltzmann softmax(Q/τ)."""
+    epsilon: float = 0.1
+    """ε for the ε-greedy behaviour policy."""
+    temperature: float = 1.0
+    """τ for the Boltzmann behaviour policy."""
+    seed: int = 0
+    """Seed of the environment and of the behaviour policy's randomness."""
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, "steps", self.steps, "an integer >= 1")
+        _check(0.0 <= self.epsilon <= 1.0, "epsilon", self.epsilon, "a number in [0, 1]")
+        _check(self.temperature > 0.0, "temperature", self.temperature, "a number > 0")
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Double DQN with a replay buffer and a hard-updated target network."""
+
+    total_steps: int = 50_000
+    """Environment steps of training, including any warm-start transitions."""
+    learning_rate: float = 2.3e-3
+    """Adam learning rate."""
+    batch_size: int = 64
+    """Transitions per gradient step."""
+    buffer_size: int = 100_000
+    """Replay capacity (transitions)."""
+    learning_starts: int = 1000
+    """Transitions in the buffer before the first gradient step."""
+    gamma: float = 0.99
+    """Discount factor."""
+    target_update_interval: int = 10
+    """Environment steps between hard copies of the online network into the target."""
+    train_freq: int = 256
+    """Environment steps between training bursts."""
+    gradient_steps: int = 128
+    """Gradient steps per training burst."""
+    exploration_fraction: float = 0.16
+    """Fraction of ``total_steps`` over which ε decays linearly."""
+    exploration_initial_eps: float = 1.0
+    """ε at the first step."""
+    exploration_final_eps: float = 0.04
+    """ε after the decay."""
+    max_grad_norm: float = 10.0
+    """Gradient-norm clip."""
+    double_dqn: bool = True
+    """Select the next action with the online network, value it with the target."""
+    rtg_coef: float = 0.0
+    """β of the hindsight loss β·(G_t − Q(s_t,a_t))² on labelled transitions; 0 turns it off."""
+    eval_interval: int = 5000
+    """Environment steps between greedy evaluations for the learning curve."""
+    eval_episodes: int = 10
+    """Greedy episodes per learning-curve point."""
+    keep: Literal["best", "last"] = "best"
+    """Return the weights of the best learning-curve point or the last ones."""
+
+    def __post_init__(self) -> None:
+        _check(self.total_steps >= 1, "total_steps", self.total_steps, "an integer >= 1")
+        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+        _check(self.buffer_size >= self.batch_size, "buffer_size", self.buffer_size,
+               f"an integer >= batch_size ({self.batch_size})")
+        _check(self.learning_starts >= self.batch_size, "learning_starts", self.learning_starts,
+               f"an integer >= batch_size ({self.batch_size})")
+        _check(0.0 < self.gamma <= 1.0, "gamma", self.gamma, "a number in (0, 1]")
+        for name in ("target_update_interval", "train_freq", "gradient_steps",
+                     "eval_interval", "eval_episodes"):
+            _check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
+        _check(0.0 < self.exploration_fraction <= 1.0, "exploration_fraction",
+               self.exploration_fraction, "a number in (0, 1]")
+        for name in ("exploration_initial_eps", "exploration_final_eps"):
+            _check(0.0 <= getattr(self, name) <= 1.0, name, getattr(self, name),
+                   "a number in [0, 1]")
+        _check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "a number > 0")
+        _check(self.rtg_coef >= 0, "rtg_coef", self.rtg_coef, "a number >= 0")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """What carries over from the pretrained network and what stays fixed."""
+
+    frozen: tuple[str, ...] = ("trunk",)
+    """Parts excluded from the optimiser: any of ``encoder``, ``trunk``, ``head``."""
+    unfreeze_after_steps: int | None = None
+    """Environment step at which frozen parts join the optimiser; ``None`` keeps them frozen."""
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.frozen if p not in PART_NAMES]
+        _check(not unknown, "frozen", list(self.frozen), f"parts among {list(PART_NAMES)}")
+        if self.unfreeze_after_steps is not None:
+            _check(self.unfreeze_after_steps >= 0, "unfreeze_after_steps",
+                   self.unfreeze_after_steps, "an integer >= 0 or null")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How final policies are judged."""
+
+    episodes: int = 100
+    """Greedy episodes per final policy."""
+    seed: int = 1_000_000
+    """First evaluation seed; episode i uses ``seed + i``. Keep it far from training seeds."""
+    bootstrap_samples: int = 2000
+    """Bootstrap resamples for the confidence intervals."""
+    confidence: float = 0.95
+    """Confidence level of the intervals."""
+
+    def __post_init__(self) -> None:
+        _check(self.episodes >= 1, "episodes", self.episodes, "an integer >= 1")
+        _check(self.bootstrap_samples >= 1, "bootstrap_samples", self.bootstrap_samples,
+               "an integer >= 1")
+        _check(0.0 < self.confidence < 1.0, "confidence", self.confidence, "a number in (0, 1)")
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """The source task: where the transferable trunk is learned."""
+
+    env: EnvConfig
+    """Source environment (default CartPole-v1)."""
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    """Q-network shape; targets reuse it so the trunk fits."""
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    """Rollouts that warm-start the pretraining replay buffer."""
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+    """Pretraining hyperparameters."""
+    seed: int = 0
+    """Seed of pretraining (weights, exploration, replay sampling)."""
+
+    def __post_init__(self) -> None:
+        _check(self.dqn.total_steps > self.collect.steps, "dqn.total_steps",
+               self.dqn.total_steps, f"more than collect.steps ({self.collect.steps}), "
+               "which it includes")
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One target task: transfer, fine-tune, and the from-scratch control."""
+
+    env: EnvConfig
+    """Target environment."""
+    collect: CollectConfig = field(default_factory=lambda: CollectConfig(policy="boltzmann"))
+    """Hindsight-dataset collection with the transferred network."""
+    dqn: DQNConfig = field(default_factory=DQNConfig)
+    """Fine-tuning (and scratch) hyperparameters; both arms get the same budget."""
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    """What stays frozen."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds, one fine-tuned and one scratch policy each."""
+
+    def __post_init__(self) -> None:
+        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
+               list(self.seeds), "a non-empty list of distinct integers")
+        _check(self.dqn.total_steps > self.collect.steps, "dqn.total_steps",
+               self.dqn.total_steps, f"more than collect.steps ({self.collect.steps}), "
+               "which it includes")
+
+
+def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, path: str = "") -> T:
+    """Build dataclass ``cls`` from ``mapping``, naming ``path.key`` in every error."""
+    mapping = dict(mapping or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(cls)
+    for key in mapping:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{_join(path, key)}: unknown key{hint} "
+                              f"Known keys: {', '.join(fields)}")
+    missing = [name for name, f in fields.items() if name not in mapping
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{_join(path, missing[0])}: required key is missing")
+    values = {key: _coerce(value, hints[key], _join(path, key)) for key, value in mapping.items()}
+    try:
+        return cls(**values)
+    except ConfigError as error:
+        raise ConfigError(f"{_join(path, str(error))}") from None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    """Check ``value`` against a field's type hint, converting lists to tuples."""
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: got {value!r}, expected a mapping")
+        return from_mapping(hint, value, path)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: got {value!r}, expected one of {list(args)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: got {value!r}, expected a list")
+        return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict or hint is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: got {value!r}, expected a mapping")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: got {value!r}, expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{path}: got {value!r}, expected an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: got {value!r}, expected a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: got {value!r}, expected a string")
+        return value
+    return value

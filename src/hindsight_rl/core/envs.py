@@ -1,0 +1,86 @@
+"""Building Gymnasium environments from config, with attribute overrides that take effect."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+from hindsight_rl.core.config import ConfigError, EnvConfig
+
+
+def _recompute_cartpole(env: CartPoleEnv) -> None:
+    """CartPole caches these in ``__init__``; without this a ``length`` override does nothing."""
+    env.total_mass = env.masspole + env.masscart
+    env.polemass_length = env.masspole * env.length
+
+
+# Attributes some environments derive once in ``__init__`` from the ones users override.
+_DERIVED_ATTRIBUTES: dict[type, Callable[[gym.Env], None]] = {CartPoleEnv: _recompute_cartpole}
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What the network and the evaluation need to know about an environment."""
+
+    obs_dim: int
+    n_actions: int
+    obs_low: np.ndarray
+    obs_high: np.ndarray
+    reward_threshold: float | None
+    max_episode_steps: int | None
+
+
+def make_env(config: EnvConfig) -> gym.Env:
+    """``gymnasium.make`` plus the configured overrides, with clear errors for bad ids."""
+    if config.id not in gym.registry:
+        close = difflib.get_close_matches(config.id, list(gym.registry), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"env.id: unknown Gymnasium environment {config.id!r}.{hint}")
+    env = gym.make(config.id, **config.make_kwargs)
+    _check_spaces(env, config.id)
+    apply_overrides(env, config.overrides)
+    return env
+
+
+def apply_overrides(env: gym.Env, overrides: dict[str, float]) -> None:
+    """Set attributes on ``env.unwrapped`` and refresh the values derived from them."""
+    base = env.unwrapped
+    for name, value in overrides.items():
+        if not hasattr(base, name):
+            raise ConfigError(
+                f"env.overrides.{name}: {type(base).__name__} has no attribute {name!r}")
+        setattr(base, name, value)
+    for cls, recompute in _DERIVED_ATTRIBUTES.items():
+        if isinstance(base, cls):
+            recompute(base)
+
+
+def _check_spaces(env: gym.Env, env_id: str) -> None:
+    obs_space, act_space = env.observation_space, env.action_space
+    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+        raise ConfigError(f"env.id: {env_id} has observation space {obs_space}; "
+                          "supported: a flat Box (1-d)")
+    if not isinstance(act_space, gym.spaces.Discrete):
+        raise ConfigError(f"env.id: {env_id} has action space {act_space}; supported: Discrete")
+
+
+def env_info(config: EnvConfig) -> EnvInfo:
+    """Spaces, reward threshold and time limit of the configured environment."""
+    env = make_env(config)
+    try:
+        spec = env.spec
+        return EnvInfo(
+            obs_dim=int(env.observation_space.shape[0]),
+            n_actions=int(env.action_space.n),
+            obs_low=np.asarray(env.observation_space.low, dtype=np.float32),
+            obs_high=np.asarray(env.observation_space.high, dtype=np.float32),
+            reward_threshold=None if spec is None else spec.reward_threshold,
+            max_episode_steps=None if spec is None else spec.max_episode_steps,
+        )
+    finally:
+        env.close()

@@ -1,0 +1,170 @@
+"""The portable policy file: safetensors tensors plus a JSON document, no pickle anywhere.
+
+The document (header metadata key ``hindsight_rl``) says everything needed to rebuild the
+network or to act greedily with numpy alone; see DESIGN.md, "Policy file".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_numpy_bytes
+from safetensors.torch import load as load_torch_bytes
+from safetensors.torch import save as save_torch_bytes
+
+from hindsight_rl.core.config import PART_NAMES, EnvConfig, NetworkConfig
+from hindsight_rl.core.networks import QNetwork
+
+FORMAT = "hindsight-rl/q-network"
+FORMAT_VERSION = 1
+METADATA_KEY = "hindsight_rl"
+
+
+class PolicyFileError(ValueError):
+    """A policy file is unreadable or contradicts its own metadata."""
+
+
+@dataclass
+class Policy:
+    """A trained Q-network with what it was trained on: the in-memory form of a policy file."""
+
+    network: QNetwork
+    env: EnvConfig
+    gamma: float
+    frozen: tuple[str, ...] = ()
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+def policy_to_bytes(policy: Policy) -> bytes:
+    """Serialise to safetensors bytes; the same policy always gives the same bytes."""
+    network = policy.network
+    tensors = {f"{prefix}.{kind}": getattr(layer, kind).detach().to(torch.float32).contiguous()
+               for prefix, layer in network.linear_layers() for kind in ("weight", "bias")}
+    document = _document(policy)
+    return save_torch_bytes(tensors, metadata={METADATA_KEY: json.dumps(document, sort_keys=True)})
+
+
+def sha256_of(policy: Policy) -> str:
+    """Digest of the policy's file bytes, used as ``provenance.parent_sha256`` of children."""
+    return hashlib.sha256(policy_to_bytes(policy)).hexdigest()
+
+
+def _document(policy: Policy) -> dict[str, Any]:
+    network = policy.network
+    layers, parts = [], {name: [] for name in PART_NAMES}
+    for index, (prefix, _) in enumerate(network.linear_layers()):
+        part = prefix.split(".")[0]
+        parts[part].append(index)
+        layers.append({"weight": f"{prefix}.weight", "bias": f"{prefix}.bias",
+                       "activation": None if part == "head" else "relu"})
+    env = asdict(policy.env)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "env": {"id": env["id"], "make_kwargs": env["make_kwargs"],
+                "overrides": env["overrides"], "success": env["success"]},
+        "observation": {"shape": [network.obs_dim],
+                        "shift": network.obs_shift.tolist(),
+                        "scale": network.obs_scale.tolist()},
+        "goal": None,
+        "n_actions": network.n_actions,
+        "layers": layers,
+        "parts": parts,
+        "frozen": list(policy.frozen),
+        "gamma": policy.gamma,
+        "provenance": policy.provenance,
+    }
+
+
+def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
+    """The JSON document of a policy file, checked for format and version."""
+    try:
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_len])
+        document = json.loads(header["__metadata__"][METADATA_KEY])
+    except (ValueError, KeyError, TypeError) as error:
+        raise PolicyFileError(f"{source}: not a hindsight-rl policy file ({error})") from None
+    if document.get("format") != FORMAT:
+        raise PolicyFileError(f"{source}: format is {document.get('format')!r}, expected {FORMAT!r}")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise PolicyFileError(f"{source}: format_version is {document.get('format_version')!r}, "
+                              f"this reader supports {FORMAT_VERSION}")
+    return document
+
+
+def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
+    """Rebuild the torch network and its context from policy-file bytes."""
+    document = read_document(data, source)
+    try:
+        tensors = load_torch_bytes(data)
+    except SafetensorError as error:
+        raise PolicyFileError(f"{source}: corrupted tensors ({error})") from None
+    layers = document["layers"]
+    _check_tensors(tensors, document, source)
+    widths = [int(tensors[layer["weight"]].shape[0]) for layer in layers[:-1]]
+    observation = document["observation"]
+    network = QNetwork(int(observation["shape"][0]), int(document["n_actions"]),
+                       NetworkConfig(hidden_sizes=tuple(widths)),
+                       np.asarray(observation["shift"], np.float32),
+                       np.asarray(observation["scale"], np.float32))
+    state = {name: tensor for name, tensor in tensors.items()}
+    state["obs_shift"], state["obs_scale"] = network.obs_shift, network.obs_scale
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        raise PolicyFileError(f"{source}: tensors do not fit the described network ({error})") from None
+    env = document["env"]
+    return Policy(network=network,
+                  env=EnvConfig(id=env["id"], make_kwargs=env["make_kwargs"],
+                                overrides=env["overrides"], success=env.get("success", "none")),
+                  gamma=float(document["gamma"]), frozen=tuple(document["frozen"]),
+                  provenance=document["provenance"])
+
+
+def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: str) -> None:
+    in_width = int(document["observation"]["shape"][0])
+    for layer in document["layers"]:
+        for key in ("weight", "bias"):
+            if layer[key] not in tensors:
+                raise PolicyFileError(f"{source}: tensor {layer[key]!r} named in metadata is missing")
+        weight, bias = tensors[layer["weight"]], tensors[layer["bias"]]
+        if weight.ndim != 2 or weight.shape[1] != in_width or tuple(bias.shape) != (weight.shape[0],):
+            raise PolicyFileError(f"{source}: {layer['weight']} has shape {tuple(weight.shape)} "
+                                  f"with bias {tuple(bias.shape)}; expected (out_features, {in_width})")
+        in_width = int(weight.shape[0])
+    if in_width != int(document["n_actions"]):
+        raise PolicyFileError(f"{source}: head gives {in_width} values, metadata says "
+                              f"n_actions={document['n_actions']}")
+
+
+class NumpyPolicy:
+    """Greedy play from a policy file with numpy alone, exactly as DESIGN.md spells it out."""
+
+    def __init__(self, data: bytes, source: str = "<bytes>") -> None:
+        self.document = read_document(data, source)
+        tensors = load_numpy_bytes(data)
+        _check_tensors(tensors, self.document, source)
+        observation = self.document["observation"]
+        self.shift = np.asarray(observation["shift"], np.float64)
+        self.scale = np.asarray(observation["scale"], np.float64)
+        self.layers = [(tensors[layer["weight"]].astype(np.float64),
+                        tensors[layer["bias"]].astype(np.float64), layer["activation"])
+                       for layer in self.document["layers"]]
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values for a batch of observations (B, obs_dim)."""
+        x = (np.asarray(obs, np.float64) - self.shift) * self.scale
+        for weight, bias, activation in self.layers:
+            x = x @ weight.T + bias
+            if activation == "relu":
+                x = np.maximum(x, 0.0)
+        return x
+
+    def act(self, obs: np.ndarray) -> int:
+        return int(self.q_values(np.asarray(obs)[None])[0].argmax())

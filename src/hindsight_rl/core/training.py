@@ -1,0 +1,97 @@
+"""The three ways a policy is trained here: from scratch (pretraining and the control arm),
+and by fine-tuning a transferred network on hindsight-labelled target data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig, NetworkConfig
+from hindsight_rl.core.dqn import TrainResult, WarmStart, train_dqn
+from hindsight_rl.core.envs import env_info
+from hindsight_rl.core.networks import QNetwork, observation_normaliser, transfer_parts
+from hindsight_rl.core.policy_file import Policy, sha256_of
+from hindsight_rl.core.trajectories import Transitions, from_table
+
+
+def warm_start_from_table(table: pd.DataFrame) -> WarmStart:
+    """Replay preload from a trajectory table, with hindsight labels when it has them."""
+    transitions = from_table(table)
+    labelled = "return_to_go" in table.columns and "rtg_valid" in table.columns
+    return WarmStart(
+        obs=transitions.obs, action=transitions.action, reward=transitions.reward,
+        next_obs=transitions.next_obs, terminated=transitions.terminated,
+        return_to_go=table["return_to_go"].to_numpy(np.float32) if labelled else None,
+        rtg_valid=table["rtg_valid"].to_numpy(np.float32) if labelled else None)
+
+
+def fresh_network(env_config: EnvConfig, network_config: NetworkConfig, seed: int,
+                  observations: np.ndarray) -> QNetwork:
+    """A randomly initialised network whose input normalisation fits ``observations``."""
+    info = env_info(env_config)
+    shift, scale = observation_normaliser(info.obs_low, info.obs_high, observations)
+    torch.manual_seed(seed)
+    return QNetwork(info.obs_dim, info.n_actions, network_config, shift, scale)
+
+
+def transferred_network(pretrained: Policy, env_config: EnvConfig, seed: int,
+                        observations: np.ndarray) -> tuple[QNetwork, list[str]]:
+    """The target network: every part of ``pretrained`` whose shape fits, the rest fresh.
+
+    When the encoder carries over (same observation size) so does its input normalisation,
+    since the encoder's weights only make sense with it.
+    """
+    source = pretrained.network
+    network = fresh_network(env_config, network_config_of(source), seed, observations)
+    if network.obs_dim == source.obs_dim:
+        network.obs_shift.copy_(source.obs_shift)
+        network.obs_scale.copy_(source.obs_scale)
+    return network, transfer_parts(source, network)
+
+
+def network_config_of(network: QNetwork) -> NetworkConfig:
+    """The shape of an existing network, so a control arm can match it exactly."""
+    widths = [layer.out_features for _, layer in network.linear_layers()][:-1]
+    return NetworkConfig(hidden_sizes=tuple(widths))
+
+
+def curve_seeds(first: int, episodes: int) -> list[int]:
+    """Seeds of the learning-curve episodes: a block of their own, far from training seeds."""
+    return list(range(first, first + episodes))
+
+
+def train_from_scratch(env_config: EnvConfig, network_config: NetworkConfig,
+                       dqn_config: DQNConfig, seed: int, warm_start: Transitions,
+                       eval_seeds: Sequence[int], label: str) -> tuple[Policy, pd.DataFrame]:
+    """DQN on a fresh network, its buffer preloaded with ``warm_start`` (uniform rollouts)."""
+    network = fresh_network(env_config, network_config, seed, warm_start.obs)
+    result = train_dqn(network, env_config, dqn_config, seed, eval_seeds,
+                       warm_start=WarmStart(warm_start.obs, warm_start.action, warm_start.reward,
+                                            warm_start.next_obs, warm_start.terminated),
+                       label=label)
+    return _policy(result, env_config, dqn_config, seed, frozen=(), parent=None), result.history
+
+
+def finetune_from(pretrained: Policy, env_config: EnvConfig, dqn_config: DQNConfig,
+                  finetune_config: FinetuneConfig, seed: int, hindsight: pd.DataFrame,
+                  eval_seeds: Sequence[int], label: str) -> tuple[Policy, pd.DataFrame]:
+    """Transfer ``pretrained``, freeze the configured parts, fine-tune with hindsight data."""
+    warm_start = warm_start_from_table(hindsight)
+    network, _ = transferred_network(pretrained, env_config, seed, warm_start.obs)
+    result = train_dqn(network, env_config, dqn_config, seed, eval_seeds, warm_start=warm_start,
+                       frozen=finetune_config.frozen,
+                       unfreeze_after_steps=finetune_config.unfreeze_after_steps, label=label)
+    frozen = () if finetune_config.unfreeze_after_steps is not None else finetune_config.frozen
+    return (_policy(result, env_config, dqn_config, seed, frozen, parent=sha256_of(pretrained)),
+            result.history)
+
+
+def _policy(result: TrainResult, env_config: EnvConfig, dqn_config: DQNConfig, seed: int,
+            frozen: Sequence[str], parent: str | None) -> Policy:
+    return Policy(network=result.network, env=env_config, gamma=dqn_config.gamma,
+                  frozen=tuple(frozen),
+                  provenance={"seed": seed, "env_steps": result.env_steps,
+                              "parent_sha256": parent})

@@ -1,0 +1,5 @@
+"""Kedro dataset classes of hindsight-rl."""
+
+from hindsight_rl.datasets.policy_file_dataset import PolicyFileDataset, PolicySetDataset
+
+__all__ = ["PolicyFileDataset", "PolicySetDataset"]

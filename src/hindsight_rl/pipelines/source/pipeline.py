@@ -1,0 +1,16 @@
+"""Source stage DAG: collect_source_rollouts → pretrain → export_weights."""
+
+from kedro.pipeline import Node, Pipeline
+
+from hindsight_rl.pipelines.source.nodes import collect_source_rollouts, export_weights, pretrain
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline([
+        Node(collect_source_rollouts, inputs="params:source", outputs="source_rollouts",
+             name="collect_source_rollouts"),
+        Node(pretrain, inputs=["source_rollouts", "params:source", "params:evaluation"],
+             outputs=["source_q_network", "pretrain_history"], name="pretrain"),
+        Node(export_weights, inputs=["source_q_network", "params:evaluation"],
+             outputs="pretrained_policy", name="export_weights"),
+    ])

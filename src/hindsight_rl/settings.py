@@ -1,0 +1,15 @@
+"""Project settings: see https://docs.kedro.org/en/stable/kedro_project_setup/settings.html."""
+
+from kedro.config import OmegaConfigLoader
+
+from hindsight_rl.hooks import TorchThreadsHook
+
+HOOKS = (TorchThreadsHook(),)
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    # Environments (smoke, local) override single keys deep inside a section.
+    "merge_strategy": {"parameters": "soft"},
+}
