@@ -82,7 +82,7 @@ def verdict(finetuned: dict[str, Any], scratch: dict[str, Any]) -> str:
     elif f_high < s_low:
         word = "hurt (negative transfer)"
     else:
-        direction = "ahead" if f_iqm > s_iqm else "behind"
+        direction = "ahead" if f_iqm > s_iqm else "behind" if f_iqm < s_iqm else "level"
         word = f"made no clear difference (fine-tuned {direction}, confidence intervals overlap)"
     return (f"Transfer {word}: area under the learning curve IQM {f_iqm:.1f} fine-tuned vs "
             f"{s_iqm:.1f} scratch; final return IQM {finetuned['final_return']['iqm']:.1f} vs "

@@ -92,6 +92,11 @@ def dqn_loss(batch: Batch, online: QNetwork, target: QNetwork, config: DQNConfig
     return loss
 
 
+def build_optimizer(network: QNetwork, learning_rate: float) -> torch.optim.Adam:
+    """Adam over the trainable parameters only: frozen parts never reach the optimiser."""
+    return torch.optim.Adam(trainable_parameters(network), lr=learning_rate)
+
+
 class _History:
     """Collects (env_step, metric, value) rows without touching the hot loop much."""
 
@@ -128,7 +133,7 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
     env.action_space.seed(seed)
     evaluator = GreedyEvaluator(env_config, eval_seeds)
     set_frozen(network, frozen)
-    optimizer = torch.optim.Adam(trainable_parameters(network), lr=config.learning_rate)
+    optimizer = build_optimizer(network, config.learning_rate)
     target = copy.deepcopy(network)
     target.requires_grad_(False)
     buffer = ReplayBuffer(config.buffer_size, network.obs_dim, rng)

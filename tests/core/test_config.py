@@ -1,0 +1,27 @@
+import pytest
+
+from hindsight_rl.core.config import ConfigError, SourceConfig, TargetConfig, from_mapping
+
+
+def test_defaults_fill_missing_sections():
+    config = from_mapping(TargetConfig, {"env": {"id": "MountainCar-v0"}}, "targets.mc")
+    assert config.finetune.frozen == ("trunk",) and config.seeds == (0, 1, 2)
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ({"dqn": {"learning_rat": 0.1}}, "targets.mc.dqn.learning_rat: unknown key; did you mean "
+                                     "'learning_rate'"),
+    ({"dqn": {"gamma": 1.5}}, r"targets.mc.dqn.gamma: got 1.5, expected a number in \(0, 1\]"),
+    ({"dqn": {"batch_size": "64"}}, "targets.mc.dqn.batch_size: got '64', expected an integer"),
+    ({"finetune": {"frozen": ["torso"]}}, "targets.mc.finetune.frozen"),
+    ({"collect": {"policy": "greedy"}}, "targets.mc.collect.policy: got 'greedy'"),
+    ({"dqn": {"total_steps": 500}, "collect": {"steps": 1000}}, "more than collect.steps"),
+])
+def test_bad_values_name_their_key_path(section, message):
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(TargetConfig, {"env": {"id": "MountainCar-v0"}, **section}, "targets.mc")
+
+
+def test_missing_required_key():
+    with pytest.raises(ConfigError, match="source.env: required key is missing"):
+        from_mapping(SourceConfig, {}, "source")

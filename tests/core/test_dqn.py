@@ -1,0 +1,102 @@
+import numpy as np
+import torch
+
+from hindsight_rl.core.config import DQNConfig, NetworkConfig
+from hindsight_rl.core.dqn import build_optimizer, epsilon_at, td_targets, train_dqn
+from hindsight_rl.core.networks import QNetwork, set_frozen
+from hindsight_rl.core.replay import Batch
+
+
+def _batch(terminated: float) -> Batch:
+    one = torch.ones(1)
+    return Batch(obs=torch.zeros(1, 1), action=torch.zeros(1, 1, dtype=torch.int64),
+                 reward=one, next_obs=torch.ones(1, 1), terminated=one * terminated,
+                 return_to_go=one, rtg_valid=one)
+
+
+def _constant_network(value: float) -> QNetwork:
+    network = QNetwork(1, 2, NetworkConfig(hidden_sizes=(4, 4)))
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.zero_()
+        network.head.bias.fill_(value)
+    return network
+
+
+def test_truncation_bootstraps_and_termination_cuts_the_return():
+    online, target = _constant_network(5.0), _constant_network(10.0)
+    truncated = td_targets(_batch(terminated=0.0), online, target, gamma=0.9, double_dqn=True)
+    terminated = td_targets(_batch(terminated=1.0), online, target, gamma=0.9, double_dqn=True)
+    assert truncated.item() == torch.tensor(1 + 0.9 * 10.0).item()
+    assert terminated.item() == 1.0
+
+
+def test_double_dqn_values_the_online_choice_with_the_target_network():
+    online, target = _constant_network(0.0), _constant_network(0.0)
+    with torch.no_grad():
+        online.head.bias.copy_(torch.tensor([1.0, 0.0]))  # online prefers action 0
+        target.head.bias.copy_(torch.tensor([2.0, 7.0]))  # target would prefer action 1
+    double = td_targets(_batch(0.0), online, target, gamma=1.0, double_dqn=True)
+    vanilla = td_targets(_batch(0.0), online, target, gamma=1.0, double_dqn=False)
+    assert double.item() == 3.0 and vanilla.item() == 8.0
+
+
+def test_epsilon_decays_linearly_then_stays():
+    config = DQNConfig(total_steps=1000, exploration_fraction=0.5,
+                       exploration_initial_eps=1.0, exploration_final_eps=0.1)
+    assert epsilon_at(0, config) == 1.0
+    assert np.isclose(epsilon_at(250, config), 0.55)
+    assert np.isclose(epsilon_at(900, config), 0.1)
+
+
+def test_frozen_parts_are_absent_from_the_optimiser(tiny_network):
+    network = QNetwork(3, 2, tiny_network)
+    set_frozen(network, ["trunk"])
+    optimised = {id(p) for group in build_optimizer(network, 1e-3).param_groups
+                 for p in group["params"]}
+    assert not optimised & {id(p) for p in network.trunk.parameters()}
+    assert {id(p) for p in network.head.parameters()} <= optimised
+
+
+def test_frozen_trunk_is_bit_identical_after_training(corridor, tiny_network, tiny_dqn):
+    torch.manual_seed(0)
+    network = QNetwork(1, 2, tiny_network)
+    trunk_before = {k: v.clone() for k, v in network.trunk.state_dict().items()}
+    head_before = network.head.weight.clone()
+    result = train_dqn(network, corridor, tiny_dqn, seed=0, eval_seeds=[10],
+                       frozen=["trunk"])
+    for key, tensor in result.network.trunk.state_dict().items():
+        assert torch.equal(tensor, trunk_before[key])
+    assert not torch.equal(result.network.head.weight, head_before)
+
+
+def test_unfreezing_lets_the_trunk_train(corridor, tiny_network, tiny_dqn):
+    torch.manual_seed(0)
+    network = QNetwork(1, 2, tiny_network)
+    before = network.trunk[0].weight.clone()
+    config = DQNConfig(**{**tiny_dqn.__dict__, "keep": "last"})
+    train_dqn(network, corridor, config, seed=0, eval_seeds=[10], frozen=["trunk"],
+              unfreeze_after_steps=100)
+    assert not torch.equal(network.trunk[0].weight, before)
+
+
+def test_training_is_reproducible(corridor, tiny_network, tiny_dqn):
+    def run() -> dict[str, torch.Tensor]:
+        torch.manual_seed(3)
+        return train_dqn(QNetwork(1, 2, tiny_network), corridor, tiny_dqn, seed=3,
+                         eval_seeds=[10]).network.state_dict()
+
+    first, second = run(), run()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_dqn_learns_the_corridor(corridor, tiny_network):
+    torch.manual_seed(0)
+    config = DQNConfig(total_steps=1500, learning_rate=3e-3, batch_size=32, buffer_size=2000,
+                       learning_starts=100, gamma=0.9, target_update_interval=50,
+                       train_freq=4, gradient_steps=1, exploration_fraction=0.3,
+                       eval_interval=500, eval_episodes=2)
+    result = train_dqn(QNetwork(1, 2, tiny_network), corridor, config, seed=0,
+                       eval_seeds=[10, 11])
+    evals = result.history[result.history["metric"] == "eval_return"]["value"]
+    assert evals.max() == -2.0  # three steps right: -1, -1, 0

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from hindsight_rl.core.config import ConfigError, EnvConfig
+from hindsight_rl.core.envs import env_info, make_env
+
+
+def _next_state(config: EnvConfig) -> np.ndarray:
+    env = make_env(config)
+    env.reset(seed=0)
+    env.unwrapped.state = np.array([0.0, 0.0, 0.1, 0.0])
+    next_obs, *_ = env.step(1)
+    return next_obs
+
+
+def test_cartpole_override_recomputes_derived_attributes():
+    env = make_env(EnvConfig(id="CartPole-v1", overrides={"length": 1.0, "masspole": 0.2}))
+    assert env.unwrapped.polemass_length == pytest.approx(0.2 * 1.0)
+    assert env.unwrapped.total_mass == pytest.approx(1.0 + 0.2)
+
+
+def test_long_pole_changes_the_dynamics():
+    default = _next_state(EnvConfig(id="CartPole-v1"))
+    long_pole = _next_state(EnvConfig(id="CartPole-v1", overrides={"length": 1.0}))
+    # Gymnasium caches polemass_length in __init__: with a stale cache the angular
+    # acceleration (obs[3]) would not move at all.
+    assert abs(long_pole[3] - default[3]) > 1e-3
+
+
+def test_unknown_override_names_the_attribute():
+    with pytest.raises(ConfigError, match="env.overrides.lenght"):
+        make_env(EnvConfig(id="CartPole-v1", overrides={"lenght": 1.0}))
+
+
+def test_unknown_env_suggests_close_ids():
+    with pytest.raises(ConfigError, match="CartPole-v1"):
+        make_env(EnvConfig(id="CartPol-v1"))
+
+
+def test_unsupported_action_space_is_refused():
+    with pytest.raises(ConfigError, match="supported: Discrete"):
+        make_env(EnvConfig(id="Pendulum-v1"))
+
+
+def test_env_info_reports_threshold_and_time_limit():
+    info = env_info(EnvConfig(id="MountainCar-v0"))
+    assert (info.obs_dim, info.n_actions) == (2, 3)
+    assert info.reward_threshold == -110.0 and info.max_episode_steps == 200

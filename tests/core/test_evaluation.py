@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from hindsight_rl.core.evaluation import (area_under_curve, bootstrap_ci, evaluate_greedy,
+                                          interquartile_mean, steps_to_threshold)
+
+
+def test_interquartile_mean_ignores_the_tails():
+    assert interquartile_mean(np.array([-1000, 1, 2, 3, 4, 5, 6, 1000])) == pytest.approx(3.5)
+
+
+def test_bootstrap_interval_brackets_the_estimate():
+    values = np.random.default_rng(0).normal(10, 1, size=50)
+    low, high = bootstrap_ci(values, 500, 0.95, np.random.default_rng(1))
+    assert low < interquartile_mean(values) < high and high - low < 2
+
+
+def test_steps_to_threshold_is_the_first_crossing():
+    steps, returns = np.array([0, 10, 20, 30]), np.array([1, 5, 3, 9])
+    assert steps_to_threshold(steps, returns, 5) == 10
+    assert steps_to_threshold(steps, returns, 10) is None
+
+
+def test_area_under_curve_is_a_mean_return_over_training():
+    assert area_under_curve(np.array([0, 10]), np.array([0.0, 10.0])) == pytest.approx(5.0)
+
+
+def test_greedy_evaluation_plays_one_episode_per_seed(corridor):
+    def always_right(obs):
+        return np.tile([0.0, 1.0], (len(obs), 1))
+
+    def never_moves(obs):
+        return np.tile([1.0, 0.0], (len(obs), 1))
+
+    assert evaluate_greedy(corridor, always_right, [1, 2, 3]).tolist() == [-2.0] * 3
+    assert evaluate_greedy(corridor, never_moves, [1]).tolist() == [-5.0]  # time limit

@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from hindsight_rl.core.hindsight import label_hindsight, returns_to_go
+from hindsight_rl.core.trajectories import transitions_from_lists
+
+
+def _transitions(episode_id, reward, terminated, truncated):
+    n = len(reward)
+    t = np.concatenate([np.arange(np.sum(np.asarray(episode_id) == e))
+                        for e in dict.fromkeys(episode_id)])
+    return transitions_from_lists(episode_id=episode_id, t=t, obs=np.zeros((n, 2)),
+                                  action=np.zeros(n), reward=reward,
+                                  next_obs=np.zeros((n, 2)), terminated=terminated,
+                                  truncated=truncated)
+
+
+def test_returns_to_go_restart_at_each_episode():
+    rtg = returns_to_go(np.array([1.0, 1.0, 1.0, 2.0, 2.0]), np.array([0, 0, 0, 1, 1]), 0.5)
+    np.testing.assert_allclose(rtg, [1.75, 1.5, 1.0, 3.0, 2.0])
+
+
+def test_returns_to_go_with_gamma_one_is_suffix_sum():
+    rewards = np.array([-1.0, -1.0, -1.0, 0.0])
+    np.testing.assert_allclose(returns_to_go(rewards, np.zeros(4), 1.0), [-3, -2, -1, 0])
+
+
+def test_only_terminated_episodes_have_exact_returns_to_go():
+    transitions = _transitions([0, 0, 1, 1, 1], [-1, 0, -1, -1, -1],
+                               [False, True, False, False, False],
+                               [False, False, False, False, True])
+    table = label_hindsight(transitions, gamma=1.0, success="terminated")
+    assert table["rtg_valid"].tolist() == [True, True, False, False, False]
+    assert table["success"].tolist() == [True, True, False, False, False]
+    # A truncated episode keeps its partial sum, flagged so the loss can leave it out.
+    assert table["return_to_go"].tolist() == [-1, 0, -3, -2, -1]
+    assert table["episode_return"].tolist() == [-1, -1, -3, -3, -3]
+
+
+def test_survival_success_needs_the_full_time_limit():
+    transitions = _transitions([0, 0, 1, 1, 1], [1] * 5, [False, True, False, False, False],
+                               [False, False, False, False, True])
+    table = label_hindsight(transitions, 0.99, success="truncated", max_episode_steps=3)
+    assert table["success"].tolist() == [False, False, True, True, True]
+
+
+@pytest.mark.parametrize("success", ["none"])
+def test_no_success_column_when_task_defines_none(success):
+    table = label_hindsight(_transitions([0], [1.0], [True], [False]), 0.9, success=success)
+    assert "success" not in table.columns
+    assert table["return_to_go"].dtype == np.float32

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+from kedro.io.core import DatasetError, Version
+
+from hindsight_rl.core.config import EnvConfig, NetworkConfig
+from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.policy_file import Policy
+from hindsight_rl.datasets import PolicyFileDataset, PolicySetDataset
+
+
+def _policy(seed: int) -> Policy:
+    torch.manual_seed(seed)
+    return Policy(network=QNetwork(2, 3, NetworkConfig(hidden_sizes=(4, 4))),
+                  env=EnvConfig(id="MountainCar-v0"), gamma=0.98, provenance={"seed": seed})
+
+
+def _same_weights(a: Policy, b: Policy) -> bool:
+    first, second = a.network.state_dict(), b.network.state_dict()
+    return all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_versions_accumulate_and_latest_loads(tmp_path):
+    filepath = str(tmp_path / "policy.safetensors")
+    PolicyFileDataset(filepath=filepath, version=Version(None, "2026-01-01T00.00.00.000Z")
+                      ).save(_policy(0))
+    PolicyFileDataset(filepath=filepath, version=Version(None, "2026-01-02T00.00.00.000Z")
+                      ).save(_policy(1))
+    latest = PolicyFileDataset(filepath=filepath, version=Version(None, None)).load()
+    pinned = PolicyFileDataset(filepath=filepath,
+                               version=Version("2026-01-01T00.00.00.000Z", None)).load()
+    assert _same_weights(latest, _policy(1)) and _same_weights(pinned, _policy(0))
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_policy_set_round_trip(tmp_path):
+    dataset = PolicySetDataset(filepath=str(tmp_path / "finetuned"), version=Version(None, None))
+    dataset.save({"seed_0": _policy(0), "seed_1": _policy(1)})
+    loaded = PolicySetDataset(filepath=str(tmp_path / "finetuned"),
+                              version=Version(None, None)).load()
+    assert sorted(loaded) == ["seed_0", "seed_1"]
+    assert _same_weights(loaded["seed_1"], _policy(1))
+
+
+def test_failed_save_leaves_no_version_behind(tmp_path):
+    dataset = PolicySetDataset(filepath=str(tmp_path / "set"), version=Version(None, None))
+    broken = _policy(0)
+    broken.network = None  # serialisation fails half-way through the folder
+    with pytest.raises(DatasetError):
+        dataset.save({"seed_0": _policy(0), "seed_1": broken})
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not PolicySetDataset(filepath=str(tmp_path / "set"), version=Version(None, None)
+                                ).exists()
+
+
+def test_numpy_dtype_of_saved_tensors_is_float32(tmp_path):
+    from safetensors.numpy import load_file
+    path = tmp_path / "p.safetensors"
+    PolicyFileDataset(filepath=str(path)).save(_policy(0))
+    assert {t.dtype for t in load_file(str(path)).values()} == {np.dtype("float32")}

@@ -1,0 +1,105 @@
+"""The default pipeline end to end on tiny budgets."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from kedro.framework.project import pipelines
+
+from hindsight_rl.core.policy_file import NumpyPolicy
+from tests.pipelines.conftest import run_session, versions
+
+TARGETS = ("mountaincar", "cartpole_long_pole")
+VERSIONED = ["data/01_raw/source_rollouts.parquet", "data/06_models/pretrained_policy.safetensors",
+             "data/07_model_output/pretrain_history.parquet"] + [
+    f"data/{path}" for target in TARGETS for path in (
+        f"03_primary/{target}/hindsight_dataset.parquet",
+        f"06_models/{target}/finetuned_policy", f"06_models/{target}/scratch_policy",
+        f"07_model_output/{target}/finetune_history.parquet",
+        f"07_model_output/{target}/scratch_history.parquet",
+        f"08_reporting/{target}/transfer_metrics.json",
+        f"08_reporting/{target}/learning_curves.png",
+        f"08_reporting/{target}/transfer_report.md")]
+
+
+@pytest.fixture(scope="module")
+def two_runs(project):
+    run_session(project)
+    first = {path: versions(project, path)[0] for path in VERSIONED}
+    snapshot = {path: sorted(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+                for path, folder in first.items()}
+    run_session(project)
+    return project, first, snapshot
+
+
+def test_registered_pipelines_and_node_names(project):
+    assert {"source", "target", "finetune", "evaluate", "__default__"} <= set(pipelines)
+    names = {node.name for node in pipelines["__default__"].nodes}
+    assert {"collect_source_rollouts", "pretrain", "export_weights"} <= names
+    for target in TARGETS:
+        assert {f"{target}.{stage}" for stage in ("collect_target_rollouts", "finetune",
+                                                   "train_scratch", "evaluate")} <= names
+
+
+def test_every_artefact_gets_a_new_version_and_the_first_stays_intact(two_runs):
+    project, first, snapshot = two_runs
+    for path in VERSIONED:
+        saved = versions(project, path)
+        assert len(saved) == 2, path
+        assert sorted(p.read_bytes() for p in first[path].rglob("*") if p.is_file()) \
+            == snapshot[path], path
+
+
+def test_runs_reproduce_datasets_and_weights(two_runs):
+    project, _, _ = two_runs
+    for path in ("data/03_primary/mountaincar/hindsight_dataset.parquet",
+                 "data/06_models/pretrained_policy.safetensors",
+                 "data/06_models/cartpole_long_pole/finetuned_policy"):
+        first, second = versions(project, path)
+        assert [p.read_bytes() for p in sorted(first.rglob("*.*"))] == \
+               [p.read_bytes() for p in sorted(second.rglob("*.*"))], path
+
+
+def test_hindsight_dataset_follows_the_contract(two_runs):
+    project, first, _ = two_runs
+    table = pd.read_parquet(next(first["data/03_primary/mountaincar/hindsight_dataset.parquet"]
+                                 .glob("*.parquet")))
+    expected = ["episode_id", "t", "obs_0", "obs_1", "action", "reward", "next_obs_0",
+                "next_obs_1", "terminated", "truncated", "return_to_go", "episode_return",
+                "success"]
+    assert list(table.columns[:len(expected)]) == expected
+    assert table.attrs["env_id"] == "MountainCar-v0" and table.attrs["seed"] == 100
+    assert table.attrs["behaviour_policy"] == "boltzmann" and table.attrs["behaviour_sha256"]
+
+
+def test_policies_play_from_their_files_alone(two_runs):
+    project, first, _ = two_runs
+    for path in first["data/06_models/mountaincar/finetuned_policy"].rglob("*.safetensors"):
+        policy = NumpyPolicy(path.read_bytes())
+        assert policy.document["env"]["id"] == "MountainCar-v0"
+        assert policy.document["provenance"]["parent_sha256"]
+        assert policy.act([-0.5, 0.0]) in (0, 1, 2)
+
+
+def test_metrics_compare_both_arms(two_runs):
+    project, first, _ = two_runs
+    metrics = json.loads(next(first["data/08_reporting/mountaincar/transfer_metrics.json"]
+                              .glob("*.json")).read_text())
+    assert set(metrics["arms"]) == {"finetuned", "scratch"}
+    assert metrics["reward_threshold"] == -110.0 and metrics["eval_episodes"] == 3
+    for arm in metrics["arms"].values():
+        assert arm["seeds"] == 2 and len(arm["per_seed"]) == 2
+        assert arm["final_return"]["ci"][0] <= arm["final_return"]["iqm"]
+    assert metrics["verdict"].startswith("Transfer ")
+
+
+def test_finetune_from_a_pinned_pretrained_version(two_runs):
+    project, first, _ = two_runs
+    pinned = first["data/06_models/pretrained_policy.safetensors"].name
+    run_session(project, pipeline_names=["target", "finetune"],
+                load_versions={"pretrained_policy": pinned})
+    hindsight = versions(project, "data/03_primary/mountaincar/hindsight_dataset.parquet")
+    assert len(hindsight) == 3
+    assert len(versions(project, "data/06_models/pretrained_policy.safetensors")) == 2
