@@ -1,3 +1,5 @@
 """hindsight-rl: transfer reinforcement learning with hindsight fine-tuning, as a Kedro project."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("hindsight-rl")

@@ -1,8 +1,13 @@
 import numpy as np
 import pytest
 
-from hindsight_rl.core.evaluation import (area_under_curve, bootstrap_ci, evaluate_greedy,
-                                          interquartile_mean, steps_to_threshold)
+from hindsight_rl.core.evaluation import (
+    area_under_curve,
+    bootstrap_ci,
+    evaluate_greedy,
+    interquartile_mean,
+    steps_to_threshold,
+)
 
 
 def test_interquartile_mean_ignores_the_tails():

@@ -6,8 +6,14 @@ import torch
 
 from hindsight_rl.core.config import EnvConfig, NetworkConfig
 from hindsight_rl.core.networks import QNetwork, transfer_parts
-from hindsight_rl.core.policy_file import (NumpyPolicy, Policy, PolicyFileError,
-                                           policy_from_bytes, policy_to_bytes, read_document)
+from hindsight_rl.core.policy_file import (
+    NumpyPolicy,
+    Policy,
+    PolicyFileError,
+    policy_from_bytes,
+    policy_to_bytes,
+    read_document,
+)
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 import numpy as np
 
 from hindsight_rl.core.config import CollectConfig, EnvConfig
-from hindsight_rl.core.rollouts import (behaviour_policy, boltzmann_probabilities,
-                                        collect_rollouts)
+from hindsight_rl.core.rollouts import behaviour_policy, boltzmann_probabilities, collect_rollouts
 from hindsight_rl.core.trajectories import from_table, to_table
 
 

@@ -13,8 +13,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hindsight_rl.core.config import EnvConfig, EvalConfig  # noqa: E402
-from hindsight_rl.core.evaluation import (GreedyEvaluator, area_under_curve,  # noqa: E402
-                                          bootstrap_ci, interquartile_mean, steps_to_threshold)
+from hindsight_rl.core.evaluation import (  # noqa: E402
+    GreedyEvaluator,
+    area_under_curve,
+    bootstrap_ci,
+    interquartile_mean,
+    steps_to_threshold,
+)
 from hindsight_rl.core.policy_file import NumpyPolicy, Policy, policy_to_bytes  # noqa: E402
 
 ARMS = ("finetuned", "scratch")

@@ -24,13 +24,14 @@ class GreedyEvaluator:
 
     def run(self, q_values: QFunction) -> np.ndarray:
         """Undiscounted return of one greedy episode per seed."""
-        obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, self.seeds)])
+        obs = np.stack([env.reset(seed=seed)[0]
+                        for env, seed in zip(self.envs, self.seeds, strict=True)])
         returns = np.zeros(len(self.envs))
         active = np.ones(len(self.envs), dtype=bool)
         while active.any():
             playing = np.flatnonzero(active)
             actions = q_values(obs[playing].astype(np.float32)).argmax(axis=1)
-            for i, action in zip(playing, actions):
+            for i, action in zip(playing, actions, strict=True):
                 obs[i], reward, terminated, truncated, _ = self.envs[i].step(int(action))
                 returns[i] += reward
                 active[i] = not (terminated or truncated)

@@ -24,7 +24,7 @@ class QNetwork(nn.Module):
         sizes = config.hidden_sizes
         self.encoder = nn.Sequential(nn.Linear(obs_dim, sizes[0]), nn.ReLU())
         trunk: list[nn.Module] = []
-        for width_in, width_out in zip(sizes[:-1], sizes[1:]):
+        for width_in, width_out in zip(sizes[:-1], sizes[1:], strict=True):
             trunk += [nn.Linear(width_in, width_out), nn.ReLU()]
         self.trunk = nn.Sequential(*trunk)
         self.head = nn.Linear(sizes[-1], n_actions)

@@ -91,7 +91,8 @@ def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as error:
         raise PolicyFileError(f"{source}: not a hindsight-rl policy file ({error})") from None
     if document.get("format") != FORMAT:
-        raise PolicyFileError(f"{source}: format is {document.get('format')!r}, expected {FORMAT!r}")
+        raise PolicyFileError(
+            f"{source}: format is {document.get('format')!r}, expected {FORMAT!r}")
     if document.get("format_version") != FORMAT_VERSION:
         raise PolicyFileError(f"{source}: format_version is {document.get('format_version')!r}, "
                               f"this reader supports {FORMAT_VERSION}")
@@ -118,7 +119,8 @@ def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
     try:
         network.load_state_dict(state)
     except RuntimeError as error:
-        raise PolicyFileError(f"{source}: tensors do not fit the described network ({error})") from None
+        raise PolicyFileError(
+            f"{source}: tensors do not fit the described network ({error})") from None
     env = document["env"]
     return Policy(network=network,
                   env=EnvConfig(id=env["id"], make_kwargs=env["make_kwargs"],
@@ -132,11 +134,14 @@ def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: st
     for layer in document["layers"]:
         for key in ("weight", "bias"):
             if layer[key] not in tensors:
-                raise PolicyFileError(f"{source}: tensor {layer[key]!r} named in metadata is missing")
+                raise PolicyFileError(
+                    f"{source}: tensor {layer[key]!r} named in metadata is missing")
         weight, bias = tensors[layer["weight"]], tensors[layer["bias"]]
-        if weight.ndim != 2 or weight.shape[1] != in_width or tuple(bias.shape) != (weight.shape[0],):
-            raise PolicyFileError(f"{source}: {layer['weight']} has shape {tuple(weight.shape)} "
-                                  f"with bias {tuple(bias.shape)}; expected (out_features, {in_width})")
+        fits = weight.ndim == 2 and weight.shape[1] == in_width
+        if not fits or tuple(bias.shape) != (weight.shape[0],):
+            raise PolicyFileError(
+                f"{source}: {layer['weight']} has shape {tuple(weight.shape)} with bias "
+                f"{tuple(bias.shape)}; expected (out_features, {in_width}) and (out_features,)")
         in_width = int(weight.shape[0])
     if in_width != int(document["n_actions"]):
         raise PolicyFileError(f"{source}: head gives {in_width} values, metadata says "

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hindsight_rl import __version__
 from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig, NetworkConfig
 from hindsight_rl.core.dqn import TrainResult, WarmStart, train_dqn
 from hindsight_rl.core.envs import env_info
@@ -94,4 +95,4 @@ def _policy(result: TrainResult, env_config: EnvConfig, dqn_config: DQNConfig, s
     return Policy(network=result.network, env=env_config, gamma=dqn_config.gamma,
                   frozen=tuple(frozen),
                   provenance={"seed": seed, "env_steps": result.env_steps,
-                              "parent_sha256": parent})
+                              "parent_sha256": parent, "package_version": __version__})

@@ -14,8 +14,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import fsspec
-from kedro.io.core import (AbstractVersionedDataset, DatasetError, Version,
-                           get_filepath_str, get_protocol_and_path)
+from kedro.io.core import (
+    AbstractVersionedDataset,
+    DatasetError,
+    Version,
+    get_filepath_str,
+    get_protocol_and_path,
+)
 
 from hindsight_rl.core.policy_file import Policy, policy_from_bytes, policy_to_bytes
 

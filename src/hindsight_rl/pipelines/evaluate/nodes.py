@@ -9,8 +9,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from hindsight_rl.core.comparison import (eval_seeds, learning_curve_figure, markdown_report,
-                                          score_policies, summarise_arm, verdict)
+from hindsight_rl.core.comparison import (
+    eval_seeds,
+    learning_curve_figure,
+    markdown_report,
+    score_policies,
+    summarise_arm,
+    verdict,
+)
 from hindsight_rl.core.config import EvalConfig, TargetConfig, from_mapping
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.policy_file import Policy

@@ -12,8 +12,12 @@ from hindsight_rl.core.config import CollectConfig, EvalConfig, TargetConfig, fr
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.policy_file import Policy
 from hindsight_rl.core.rollouts import behaviour_policy, collect_rollouts
-from hindsight_rl.core.training import (curve_seeds, finetune_from, network_config_of,
-                                        train_from_scratch)
+from hindsight_rl.core.training import (
+    curve_seeds,
+    finetune_from,
+    network_config_of,
+    train_from_scratch,
+)
 
 
 def finetune(pretrained_policy: Policy, hindsight_dataset: pd.DataFrame,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from importlib.metadata import version
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -51,15 +51,14 @@ def pretrain(source_rollouts: pd.DataFrame, source: dict[str, Any],
 
 
 def export_weights(source_q_network: Policy, evaluation: dict[str, Any]) -> Policy:
-    """Score the pretrained network on held-out seeds and stamp the score and the package
-    version into its provenance; the catalog writes it as a versioned policy file."""
+    """Score the pretrained network on held-out seeds and stamp the score into its
+    provenance; the catalog writes it as a versioned policy file."""
     eval_config = from_mapping(EvalConfig, evaluation, "evaluation")
     returns = score_policies({"pretrained": source_q_network}, source_q_network.env,
                              eval_config)["pretrained"]
     logger.info("pretrained policy: %.1f ± %.1f over %d greedy episodes on %s",
                 returns.mean(), returns.std(), len(returns), source_q_network.env.id)
-    source_q_network.provenance.update(
-        package_version=version("hindsight-rl"),
-        evaluation={"episodes": len(returns), "first_seed": eval_seeds(eval_config)[0],
-                    "mean": float(returns.mean()), "std": float(returns.std())})
-    return source_q_network
+    score = {"episodes": len(returns), "first_seed": eval_seeds(eval_config)[0],
+             "mean": float(returns.mean()), "std": float(returns.std())}
+    return replace(source_q_network,
+                   provenance={**source_q_network.provenance, "evaluation": score})
