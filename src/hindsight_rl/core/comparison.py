@@ -77,21 +77,45 @@ def _curve(history: pd.DataFrame, seed: int) -> pd.Series:
     return rows.groupby("env_step")["value"].mean().sort_index()
 
 
-def verdict(finetuned: dict[str, Any], scratch: dict[str, Any]) -> str:
-    """One line: did transfer help, by area under the learning curve, with its uncertainty."""
-    f_low, f_high = finetuned["auc"]["ci"]
-    s_low, s_high = scratch["auc"]["ci"]
-    f_iqm, s_iqm = finetuned["auc"]["iqm"], scratch["auc"]["iqm"]
+# Metric, its label, and whether a higher value is better.
+_VERDICT_METRICS = (("steps_to_threshold", "env steps to threshold", False),
+                    ("final_return", "final return", True),
+                    ("auc", "area under the learning curve", True))
+
+
+def compare_metric(finetuned: dict[str, Any], scratch: dict[str, Any], key: str,
+                   higher_is_better: bool) -> str:
+    """``better``, ``worse`` or ``unclear`` for the fine-tuned arm: clear only when the
+    two bootstrap intervals of the interquartile mean do not overlap."""
+    f_low, f_high = finetuned[key]["ci"]
+    s_low, s_high = scratch[key]["ci"]
     if f_low > s_high:
-        word = "helped"
-    elif f_high < s_low:
-        word = "hurt (negative transfer)"
+        return "better" if higher_is_better else "worse"
+    if f_high < s_low:
+        return "worse" if higher_is_better else "better"
+    return "unclear"
+
+
+def verdict(finetuned: dict[str, Any], scratch: dict[str, Any]) -> str:
+    """One line: did transfer help? ``helped`` when some metric is clearly better and none
+    clearly worse, ``hurt`` in the mirror case, ``mixed`` when both, otherwise no clear
+    difference; the figures follow so the reader can judge."""
+    outcomes = {label: compare_metric(finetuned, scratch, key, higher)
+                for key, label, higher in _VERDICT_METRICS}
+    better = [label for label, outcome in outcomes.items() if outcome == "better"]
+    worse = [label for label, outcome in outcomes.items() if outcome == "worse"]
+    if better and worse:
+        word = f"gave mixed results (better {', '.join(better)}; worse {', '.join(worse)})"
+    elif better:
+        word = f"helped (better {', '.join(better)})"
+    elif worse:
+        word = f"hurt: negative transfer (worse {', '.join(worse)})"
     else:
-        direction = "ahead" if f_iqm > s_iqm else "behind" if f_iqm < s_iqm else "level"
-        word = f"made no clear difference (fine-tuned {direction}, confidence intervals overlap)"
-    return (f"Transfer {word}: area under the learning curve IQM {f_iqm:.1f} fine-tuned vs "
-            f"{s_iqm:.1f} scratch; final return IQM {finetuned['final_return']['iqm']:.1f} vs "
-            f"{scratch['final_return']['iqm']:.1f}; solved seeds {finetuned['solved_seeds']}/"
+        word = "made no clear difference (95% intervals overlap on every metric)"
+    figures = "; ".join(
+        f"{label} IQM {finetuned[key]['iqm']:.1f} fine-tuned vs {scratch[key]['iqm']:.1f} scratch"
+        for key, label, _ in _VERDICT_METRICS)
+    return (f"Transfer {word}: {figures}; solved seeds {finetuned['solved_seeds']}/"
             f"{finetuned['seeds']} vs {scratch['solved_seeds']}/{scratch['seeds']}.")
 
 

@@ -114,6 +114,9 @@ class DQNConfig:
     """Select the next action with the online network, value it with the target."""
     rtg_coef: float = 0.0
     """β of the hindsight loss β·(G_t − Q(s_t,a_t))² on labelled transitions; 0 turns it off."""
+    rtg_loss: Literal["squared", "lower_bound"] = "squared"
+    """``squared``: (G_t − Q)² as in the seed text; ``lower_bound``: max(0, G_t − Q)², which
+    only lifts Q up to a return that was actually achieved (self-imitation)."""
     eval_interval: int = 5000
     """Environment steps between greedy evaluations for the learning curve."""
     eval_episodes: int = 10

@@ -82,12 +82,16 @@ def td_targets(batch: Batch, online: QNetwork, target: QNetwork, gamma: float,
 
 
 def dqn_loss(batch: Batch, online: QNetwork, target: QNetwork, config: DQNConfig) -> torch.Tensor:
-    """Huber TD loss plus β·mean((G_t − Q(s_t,a_t))²) over rows with an exact return-to-go."""
+    """Huber TD loss plus β·mean((G_t − Q(s_t,a_t))²) over rows with an exact return-to-go
+    (only the part of G_t above Q with ``rtg_loss: lower_bound``)."""
     q_taken = online(batch.obs).gather(1, batch.action).squeeze(1)
     loss = F.smooth_l1_loss(q_taken, td_targets(batch, online, target, config.gamma,
                                                 config.double_dqn))
     if config.rtg_coef > 0:
-        squared = (batch.return_to_go - q_taken).pow(2) * batch.rtg_valid
+        shortfall = batch.return_to_go - q_taken
+        if config.rtg_loss == "lower_bound":
+            shortfall = shortfall.clamp(min=0.0)
+        squared = shortfall.pow(2) * batch.rtg_valid
         loss = loss + config.rtg_coef * squared.sum() / batch.rtg_valid.sum().clamp(min=1.0)
     return loss
 
