@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from hindsight_rl.core.config import DQNConfig, NetworkConfig
-from hindsight_rl.core.dqn import build_optimizer, epsilon_at, td_targets, train_dqn
+from hindsight_rl.core.dqn import WarmStart, build_optimizer, epsilon_at, td_targets, train_dqn
 from hindsight_rl.core.networks import QNetwork, set_frozen
 from hindsight_rl.core.replay import Batch
 
@@ -100,3 +100,16 @@ def test_dqn_learns_the_corridor(corridor, tiny_network):
                        eval_seeds=[10, 11])
     evals = result.history[result.history["metric"] == "eval_return"]["value"]
     assert evals.max() == -2.0  # three steps right: -1, -1, 0
+
+
+def test_unfreezing_before_the_first_online_step_still_happens(corridor, tiny_network, tiny_dqn):
+    torch.manual_seed(0)
+    network = QNetwork(1, 2, tiny_network)
+    before = network.trunk[0].weight.clone()
+    obs = np.zeros((50, 1), np.float32)
+    warm = WarmStart(obs, np.ones(50, np.int64), -np.ones(50, np.float32), obs + 1,
+                     np.zeros(50, bool))
+    config = DQNConfig(**{**tiny_dqn.__dict__, "keep": "last"})
+    train_dqn(network, corridor, config, seed=0, eval_seeds=[10], warm_start=warm,
+              frozen=["trunk"], unfreeze_after_steps=10)  # step starts at 50
+    assert not torch.equal(network.trunk[0].weight, before)

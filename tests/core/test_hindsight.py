@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hindsight_rl.core.hindsight import label_hindsight, returns_to_go
 from hindsight_rl.core.trajectories import transitions_from_lists
@@ -49,3 +51,17 @@ def test_no_success_column_when_task_defines_none(success):
     table = label_hindsight(_transitions([0], [1.0], [True], [False]), 0.9, success=success)
     assert "success" not in table.columns
     assert table["return_to_go"].dtype == np.float32
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=1, max_size=6),
+       st.floats(0.0, 1.0), st.randoms(use_true_random=False))
+def test_return_to_go_recurrence_holds_inside_episodes_only(episodes, gamma, random):
+    lengths = [length for length, _ in episodes]
+    ids = np.repeat(np.arange(len(lengths)), lengths)
+    rewards = np.array([random.uniform(-2, 2) for _ in ids], dtype=np.float32)
+    rtg = returns_to_go(rewards, ids, gamma)
+    for i in range(len(ids)):
+        last = i == len(ids) - 1 or ids[i + 1] != ids[i]
+        expected = rewards[i] + (0.0 if last else gamma * rtg[i + 1])
+        assert rtg[i] == pytest.approx(expected, abs=1e-4)

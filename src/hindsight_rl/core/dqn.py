@@ -163,6 +163,7 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
 
     evaluate()
     obs, _ = env.reset(seed=seed)
+    still_frozen = bool(frozen)
     episode_slots: list[int] = []
     episode_rewards: list[float] = []
     last_finite_loss = float("nan")
@@ -185,10 +186,11 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
         else:
             obs = next_obs
 
-        if unfreeze_after_steps is not None and step == unfreeze_after_steps and frozen:
+        if still_frozen and unfreeze_after_steps is not None and step >= unfreeze_after_steps:
             set_frozen(network, frozen, frozen=False)
             optimizer.add_param_group({"params": [p for name in frozen
                                                   for p in network.part(name).parameters()]})
+            still_frozen = False
         if step % config.train_freq == 0 and buffer.size >= config.learning_starts:
             loss = _train_burst(buffer, network, target, optimizer, config)
             if not np.isfinite(loss):
