@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from hindsight_rl.hooks import TorchThreadsHook
+from hindsight_rl.hooks import ValidateParametersHook
 
-HOOKS = (TorchThreadsHook(),)
+HOOKS = (ValidateParametersHook(),)
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

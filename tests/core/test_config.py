@@ -15,7 +15,9 @@ def test_defaults_fill_missing_sections():
     ({"dqn": {"batch_size": "64"}}, "targets.mc.dqn.batch_size: got '64', expected an integer"),
     ({"finetune": {"frozen": ["torso"]}}, "targets.mc.finetune.frozen"),
     ({"collect": {"policy": "greedy"}}, "targets.mc.collect.policy: got 'greedy'"),
-    ({"dqn": {"total_steps": 500}, "collect": {"steps": 1000}}, "more than collect.steps"),
+    ({"dqn": {"total_steps": 900, "learning_starts": 100}, "collect": {"steps": 1000}},
+     "more than collect.steps"),
+    ({"dqn": {"total_steps": 500}}, "total_steps: got 500, expected an integer >= learning_starts"),
 ])
 def test_bad_values_name_their_key_path(section, message):
     with pytest.raises(ConfigError, match=message):

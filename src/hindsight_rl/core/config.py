@@ -15,13 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from hindsight_rl.core.errors import HindsightRLError
+
 T = TypeVar("T")
 
 PART_NAMES = ("encoder", "trunk", "head")
 CollectionPolicy = Literal["uniform", "epsilon_greedy", "boltzmann"]
 
 
-class ConfigError(ValueError):
+class ConfigError(HindsightRLError, ValueError):
     """A parameter has the wrong name, type or value; the message names its key path."""
 
 
@@ -143,6 +145,8 @@ class DQNConfig:
                    "a number in [0, 1]")
         _check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "a number > 0")
         _check(self.rtg_coef >= 0, "rtg_coef", self.rtg_coef, "a number >= 0")
+        _check(self.total_steps >= self.learning_starts, "total_steps", self.total_steps,
+               f"an integer >= learning_starts ({self.learning_starts}), or nothing is learned")
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,59 @@ class TargetConfig:
                "which it includes")
 
 
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How a run uses the machine; nothing here changes a result."""
+
+    torch_threads: int | None = None
+    """Torch intra-op threads; ``None`` keeps torch's default."""
+    checkpoint_dir: str | None = None
+    """Folder of training checkpoints; ``None`` turns them off."""
+    checkpoint_interval: int = 10_000
+    """Environment steps between training checkpoints (taken at the next episode end)."""
+
+    def __post_init__(self) -> None:
+        if self.torch_threads is not None:
+            _check(self.torch_threads >= 1, "torch_threads", self.torch_threads,
+                   "an integer >= 1 or null")
+        _check(self.checkpoint_interval >= 1, "checkpoint_interval", self.checkpoint_interval,
+               "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """All parameters of a run, checked together before the first node starts."""
+
+    source: SourceConfig
+    """The source task (``parameters_source.yml``)."""
+    targets: dict[str, TargetConfig] = field(default_factory=dict)
+    """Target tasks by namespace (``parameters_target.yml``)."""
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    """Final-policy evaluation (``parameters_evaluate.yml``)."""
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """Threads and checkpoints (``parameters.yml``)."""
+
+    def __post_init__(self) -> None:
+        held_out = range(self.evaluation.seed, self.evaluation.seed + self.evaluation.episodes
+                         + max(t.dqn.eval_episodes for t in self.all_runs().values()))
+        for path, seed in self.training_seeds().items():
+            _check(seed not in held_out, path, seed,
+                   f"a seed outside the evaluation block [{held_out.start}, {held_out.stop})")
+
+    def all_runs(self) -> dict[str, SourceConfig | TargetConfig]:
+        """The source and every target, by key path."""
+        return {"source": self.source, **{f"targets.{n}": t for n, t in self.targets.items()}}
+
+    def training_seeds(self) -> dict[str, int]:
+        """Every seed that training or collection uses, by key path."""
+        seeds = {"source.seed": self.source.seed,
+                 "source.collect.seed": self.source.collect.seed}
+        for name, target in self.targets.items():
+            seeds[f"targets.{name}.collect.seed"] = target.collect.seed
+            seeds.update({f"targets.{name}.seeds[{i}]": s for i, s in enumerate(target.seeds)})
+        return seeds
+
+
 def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, path: str = "") -> T:
     """Build dataclass ``cls`` from ``mapping``, naming ``path.key`` in every error."""
     mapping = dict(mapping or {})
@@ -276,6 +333,8 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if origin is dict or hint is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{path}: got {value!r}, expected a mapping")
+        if args and dataclasses.is_dataclass(args[1]):
+            return {key: _coerce(item, args[1], _join(path, key)) for key, item in value.items()}
         return dict(value)
     if hint is bool:
         if not isinstance(value, bool):

@@ -9,15 +9,26 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from hindsight_rl.core.checkpoints import (
+    Checkpoint,
+    Checkpoints,
+    load_optimizer_state,
+    optimizer_state,
+    prefixed,
+    run_key,
+    unprefixed,
+)
 from hindsight_rl.core.config import DQNConfig, EnvConfig
 from hindsight_rl.core.envs import make_env
+from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import GreedyEvaluator
 from hindsight_rl.core.hindsight import returns_to_go
 from hindsight_rl.core.networks import QNetwork, set_frozen, trainable_parameters
@@ -27,7 +38,7 @@ from hindsight_rl.core.rollouts import q_function
 logger = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(HindsightRLError, RuntimeError):
     """Training produced a NaN or infinite loss; nothing from it should be saved."""
 
 
@@ -104,6 +115,8 @@ def build_optimizer(network: QNetwork, learning_rate: float) -> torch.optim.Adam
 class _History:
     """Collects (env_step, metric, value) rows without touching the hot loop much."""
 
+    METRICS = ("episode_return", "eval_return", "loss")
+
     def __init__(self) -> None:
         self.rows: list[tuple[int, str, float]] = []
 
@@ -114,11 +127,80 @@ class _History:
         frame = pd.DataFrame(self.rows, columns=["env_step", "metric", "value"])
         return frame.astype({"env_step": "int64", "value": "float64"})
 
+    def tensors(self) -> dict[str, torch.Tensor]:
+        steps, metrics, values = zip(*self.rows, strict=True) if self.rows else ((), (), ())
+        return {"env_step": torch.tensor(steps, dtype=torch.int64),
+                "metric": torch.tensor([self.METRICS.index(m) for m in metrics],
+                                       dtype=torch.int64),
+                "value": torch.tensor(values, dtype=torch.float64)}
+
+    def restore(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.rows = [(int(step), self.METRICS[int(metric)], float(value))
+                     for step, metric, value in zip(tensors["env_step"], tensors["metric"],
+                                                    tensors["value"], strict=True)]
+
+
+@dataclass
+class _Run:
+    """Everything the training loop changes: exactly what a checkpoint holds."""
+
+    network: QNetwork
+    target: QNetwork
+    optimizer: torch.optim.Optimizer
+    buffer: ReplayBuffer
+    rng: np.random.Generator
+    history: _History
+    step: int = 0
+    best_return: float = -np.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    unfrozen: bool = False
+    last_finite_loss: float = float("nan")
+
+    def unfreeze(self, parts: Sequence[str]) -> None:
+        """Frozen parts start training: gradients on, and a param group of their own."""
+        set_frozen(self.network, parts, frozen=False)
+        self.optimizer.add_param_group({"params": [p for name in parts
+                                                   for p in self.network.part(name).parameters()]})
+        self.unfrozen = True
+
+    def checkpoint(self, env_rng_state: dict[str, Any]) -> Checkpoint:
+        optimizer_tensors, groups = optimizer_state(self.optimizer)
+        tensors = {**prefixed("online", self.network.state_dict()),
+                   **prefixed("target", self.target.state_dict()),
+                   **prefixed("optimizer", optimizer_tensors),
+                   **prefixed("replay", {k: torch.from_numpy(v)
+                                         for k, v in self.buffer.arrays().items()}),
+                   **prefixed("history", self.history.tensors()),
+                   **({} if self.best_state is None else prefixed("best", self.best_state))}
+        document = {"step": self.step, "best_return": self.best_return,
+                    "unfrozen": self.unfrozen, "last_finite_loss": self.last_finite_loss,
+                    "replay_position": self.buffer.position, "optimizer_groups": groups,
+                    "rng": self.rng.bit_generator.state, "env_rng": env_rng_state}
+        return Checkpoint(tensors, document)
+
+    def restore(self, checkpoint: Checkpoint, frozen: Sequence[str]) -> dict[str, Any]:
+        """Load ``checkpoint`` into this run; returns the training env's RNG state."""
+        tensors, document = checkpoint.tensors, checkpoint.document
+        if document["unfrozen"] and not self.unfrozen:
+            self.unfreeze(frozen)
+        self.network.load_state_dict(unprefixed("online", tensors))
+        self.target.load_state_dict(unprefixed("target", tensors))
+        load_optimizer_state(self.optimizer, unprefixed("optimizer", tensors),
+                             document["optimizer_groups"])
+        self.buffer.restore({k: v.numpy() for k, v in unprefixed("replay", tensors).items()},
+                            document["replay_position"])
+        self.history.restore(unprefixed("history", tensors))
+        self.best_state = unprefixed("best", tensors) or None
+        self.step, self.best_return = document["step"], document["best_return"]
+        self.last_finite_loss = document["last_finite_loss"]
+        self.rng.bit_generator.state = document["rng"]
+        return document["env_rng"]
+
 
 def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed: int,
               eval_seeds: Sequence[int], warm_start: WarmStart | None = None,
               frozen: Sequence[str] = (), unfreeze_after_steps: int | None = None,
-              label: str = "dqn") -> TrainResult:
+              label: str = "dqn", checkpoints: Checkpoints | None = None) -> TrainResult:
     """Train ``network`` in place for ``config.total_steps`` env steps (warm start included).
 
     Args:
@@ -130,96 +212,132 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
         warm_start: transitions to preload; they count against ``total_steps``.
         frozen: parts kept out of the optimiser.
         unfreeze_after_steps: env step at which ``frozen`` parts start training.
-        label: name used in log lines.
+        label: name used in log lines and checkpoint file names.
+        checkpoints: where to save the run's state every ``interval`` env steps (at the next
+            episode end) and resume it from; the same run ends with the same weights whether
+            or not it was interrupted.
     """
+    key = None if checkpoints is None else _run_key(network, env_config, config, seed,
+                                                    eval_seeds, warm_start, frozen,
+                                                    unfreeze_after_steps)
     rng = np.random.default_rng(seed)
     env = make_env(env_config)
     env.action_space.seed(seed)
     evaluator = GreedyEvaluator(env_config, eval_seeds)
     set_frozen(network, frozen)
-    optimizer = build_optimizer(network, config.learning_rate)
     target = copy.deepcopy(network)
     target.requires_grad_(False)
-    buffer = ReplayBuffer(config.buffer_size, network.obs_dim, rng)
-    history = _History()
+    run = _Run(network, target, build_optimizer(network, config.learning_rate),
+               ReplayBuffer(config.buffer_size, network.obs_dim, rng), rng, _History())
     q_values = q_function(network)
 
-    step = 0
     if warm_start is not None and len(warm_start):
-        buffer.extend(warm_start.obs, warm_start.action, warm_start.reward, warm_start.next_obs,
-                      warm_start.terminated, warm_start.return_to_go, warm_start.rtg_valid)
-        step = min(len(warm_start), config.total_steps)
-
-    best_return, best_state = -np.inf, None
+        run.buffer.extend(warm_start.obs, warm_start.action, warm_start.reward,
+                          warm_start.next_obs, warm_start.terminated, warm_start.return_to_go,
+                          warm_start.rtg_valid)
+        run.step = min(len(warm_start), config.total_steps)
 
     def evaluate() -> None:
-        nonlocal best_return, best_state
         returns = evaluator.run(q_values)
-        history.add(step, "eval_return", returns.mean())
-        if returns.mean() >= best_return:
-            best_return, best_state = returns.mean(), copy.deepcopy(network.state_dict())
-        logger.info("%s: step %d/%d, greedy return %.1f ± %.1f", label, step,
+        run.history.add(run.step, "eval_return", returns.mean())
+        if returns.mean() >= run.best_return:
+            run.best_return = float(returns.mean())
+            run.best_state = copy.deepcopy(network.state_dict())
+        logger.info("%s: step %d/%d, greedy return %.1f ± %.1f", label, run.step,
                     config.total_steps, returns.mean(), returns.std())
 
-    evaluate()
     obs, _ = env.reset(seed=seed)
-    still_frozen = bool(frozen)
+    saved = None if checkpoints is None else checkpoints.load(key, label)
+    if saved is None:
+        evaluate()
+    else:
+        env.unwrapped.np_random.bit_generator.state = run.restore(saved, frozen)
+        obs, _ = env.reset()
+    next_checkpoint = _next_multiple(run.step, checkpoints)
     episode_slots: list[int] = []
     episode_rewards: list[float] = []
-    last_finite_loss = float("nan")
-    while step < config.total_steps:
-        if rng.random() < epsilon_at(step, config):
+    while run.step < config.total_steps:
+        if rng.random() < epsilon_at(run.step, config):
             action = int(rng.integers(network.n_actions))
         else:
             action = int(q_values(obs[None])[0].argmax())
         next_obs, reward, terminated, truncated, _ = env.step(action)
-        episode_slots.append(buffer.add(obs, action, reward, next_obs, terminated))
+        episode_slots.append(run.buffer.add(obs, action, reward, next_obs, terminated))
         episode_rewards.append(float(reward))
-        step += 1
-        if terminated or truncated:
+        run.step += 1
+        step = run.step
+        episode_ended = terminated or truncated
+        if episode_ended:
             rewards = np.asarray(episode_rewards, np.float32)
-            buffer.label(episode_slots, returns_to_go(rewards, np.zeros(len(rewards)),
-                                                      config.gamma), valid=terminated)
-            history.add(step, "episode_return", rewards.sum())
+            run.buffer.label(episode_slots, returns_to_go(rewards, np.zeros(len(rewards)),
+                                                          config.gamma), valid=terminated)
+            run.history.add(step, "episode_return", rewards.sum())
             episode_slots, episode_rewards = [], []
+            env_rng_state = copy.deepcopy(env.unwrapped.np_random.bit_generator.state)
             obs, _ = env.reset()
         else:
             obs = next_obs
 
-        if still_frozen and unfreeze_after_steps is not None and step >= unfreeze_after_steps:
-            set_frozen(network, frozen, frozen=False)
-            optimizer.add_param_group({"params": [p for name in frozen
-                                                  for p in network.part(name).parameters()]})
-            still_frozen = False
-        if step % config.train_freq == 0 and buffer.size >= config.learning_starts:
-            loss = _train_burst(buffer, network, target, optimizer, config)
-            if not np.isfinite(loss):
-                raise NonFiniteLossError(f"{label}: loss became {loss} at env step {step}; "
-                                         f"last finite loss {last_finite_loss}")
-            last_finite_loss = loss
-            history.add(step, "loss", loss)
+        if frozen and not run.unfrozen and unfreeze_after_steps is not None \
+                and step >= unfreeze_after_steps:
+            run.unfreeze(frozen)
+        if step % config.train_freq == 0 and run.buffer.size >= config.learning_starts:
+            _train_burst(run, config, label)
         if step % config.target_update_interval == 0:
             target.load_state_dict(network.state_dict())
         if step % config.eval_interval == 0 or step == config.total_steps:
             evaluate()
+        if episode_ended and step >= next_checkpoint and step < config.total_steps:
+            checkpoints.save(key, label, run.checkpoint(env_rng_state))
+            next_checkpoint = _next_multiple(step, checkpoints)
     env.close()
     evaluator.close()
-    if config.keep == "best" and best_state is not None:
-        network.load_state_dict(best_state)
+    if checkpoints is not None:
+        checkpoints.remove(key, label)
+    if config.keep == "best" and run.best_state is not None:
+        network.load_state_dict(run.best_state)
     set_frozen(network, frozen, frozen=False)
-    return TrainResult(network=network, history=history.frame(), env_steps=step)
+    return TrainResult(network=network, history=run.history.frame(), env_steps=run.step)
 
 
-def _train_burst(buffer: ReplayBuffer, online: QNetwork, target: QNetwork,
-                 optimizer: torch.optim.Optimizer, config: DQNConfig) -> float:
-    """``gradient_steps`` updates; returns their mean loss with a single host sync."""
+def _next_multiple(step: int, checkpoints: Checkpoints | None) -> float:
+    """The env step after which the next checkpoint is due (never, without checkpoints)."""
+    if checkpoints is None:
+        return np.inf
+    return (step // checkpoints.interval + 1) * checkpoints.interval
+
+
+def _run_key(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed: int,
+             eval_seeds: Sequence[int], warm_start: WarmStart | None, frozen: Sequence[str],
+             unfreeze_after_steps: int | None) -> str:
+    """What identifies a run: settings, initial weights and warm-start data."""
+    settings = {"env": asdict(env_config), "dqn": asdict(config), "seed": seed,
+                "eval_seeds": list(eval_seeds), "frozen": list(frozen),
+                "unfreeze_after_steps": unfreeze_after_steps}
+    data = [] if warm_start is None else [a for a in vars(warm_start).values() if a is not None]
+    return run_key(settings, [*network.state_dict().values(), *data])
+
+
+def _train_burst(run: _Run, config: DQNConfig, label: str) -> None:
+    """``gradient_steps`` updates, then one host sync to check the mean loss and the weights
+    are finite; records the loss, or stops the run naming the step and last finite loss."""
+    online, optimizer = run.network, run.optimizer
     total = torch.zeros(())
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     for _ in range(config.gradient_steps):
-        loss = dqn_loss(buffer.sample(config.batch_size), online, target, config)
+        loss = dqn_loss(run.buffer.sample(config.batch_size), online, run.target, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
         optimizer.step()
         total += loss.detach()
-    return float(total) / config.gradient_steps
+    weights_finite = torch.stack([p.isfinite().all() for p in parameters]).all()
+    mean_loss = float(total) / config.gradient_steps
+    if not (np.isfinite(mean_loss) and bool(weights_finite)):
+        what = f"loss became {mean_loss}" if not np.isfinite(mean_loss) else \
+            "weights became non-finite"
+        raise NonFiniteLossError(f"{label}: {what} at env step {run.step}; last finite loss "
+                                 f"{run.last_finite_loss}. Nothing from this run was saved: "
+                                 "lower dqn.learning_rate or dqn.max_grad_norm")
+    run.last_finite_loss = mean_loss
+    run.history.add(run.step, "loss", mean_loss)

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
-from hindsight_rl.core.config import ConfigError, EnvConfig
+from hindsight_rl.core.config import ConfigError, EnvConfig, ProjectConfig
 
 
 def _recompute_cartpole(env: CartPoleEnv) -> None:
@@ -84,3 +84,13 @@ def env_info(config: EnvConfig) -> EnvInfo:
         )
     finally:
         env.close()
+
+
+def check_environments(project: ProjectConfig) -> None:
+    """Build every configured environment once, so a bad id, space or override fails
+    before any training starts; errors carry the full key path."""
+    for path, run in project.all_runs().items():
+        try:
+            env_info(run.env)
+        except ConfigError as error:
+            raise ConfigError(f"{path}.{error}") from None

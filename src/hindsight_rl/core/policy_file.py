@@ -19,6 +19,7 @@ from safetensors.torch import load as load_torch_bytes
 from safetensors.torch import save as save_torch_bytes
 
 from hindsight_rl.core.config import PART_NAMES, EnvConfig, NetworkConfig
+from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.networks import QNetwork
 
 FORMAT = "hindsight-rl/q-network"
@@ -26,7 +27,7 @@ FORMAT_VERSION = 1
 METADATA_KEY = "hindsight_rl"
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(HindsightRLError, ValueError):
     """A policy file is unreadable or contradicts its own metadata."""
 
 

@@ -18,6 +18,9 @@ class Batch(NamedTuple):
     rtg_valid: torch.Tensor  # (B,) float32: 1 where return_to_go is an exact return
 
 
+_COLUMNS = ("obs", "next_obs", "action", "reward", "terminated", "return_to_go", "rtg_valid")
+
+
 class ReplayBuffer:
     """Fixed-capacity FIFO of transitions with hindsight labels written once episodes end."""
 
@@ -69,6 +72,17 @@ class ReplayBuffer:
         """Write an ended episode's returns-to-go into its slots (hindsight labelling)."""
         self.return_to_go[slots] = return_to_go
         self.rtg_valid[slots] = float(valid)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The filled part of every column, for a training checkpoint."""
+        return {name: getattr(self, name)[:self.size] for name in _COLUMNS}
+
+    def restore(self, arrays: dict[str, np.ndarray], position: int) -> None:
+        """Inverse of :meth:`arrays` (with the write position saved beside them)."""
+        self.size = len(arrays["reward"])
+        for name in _COLUMNS:
+            getattr(self, name)[:self.size] = arrays[name]
+        self.position = position
 
     def sample(self, batch_size: int) -> Batch:
         idx = self.rng.integers(0, self.size, size=batch_size)

@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from hindsight_rl import __version__
+from hindsight_rl.core.checkpoints import Checkpoints
 from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig, NetworkConfig
 from hindsight_rl.core.dqn import TrainResult, WarmStart, train_dqn
 from hindsight_rl.core.envs import env_info
@@ -66,25 +67,28 @@ def curve_seeds(first: int, episodes: int) -> list[int]:
 
 def train_from_scratch(env_config: EnvConfig, network_config: NetworkConfig,
                        dqn_config: DQNConfig, seed: int, warm_start: Transitions,
-                       eval_seeds: Sequence[int], label: str) -> tuple[Policy, pd.DataFrame]:
+                       eval_seeds: Sequence[int], label: str,
+                       checkpoints: Checkpoints | None = None) -> tuple[Policy, pd.DataFrame]:
     """DQN on a fresh network, its buffer preloaded with ``warm_start`` (uniform rollouts)."""
     network = fresh_network(env_config, network_config, seed, warm_start.obs)
     result = train_dqn(network, env_config, dqn_config, seed, eval_seeds,
                        warm_start=WarmStart(warm_start.obs, warm_start.action, warm_start.reward,
                                             warm_start.next_obs, warm_start.terminated),
-                       label=label)
+                       label=label, checkpoints=checkpoints)
     return _policy(result, env_config, dqn_config, seed, frozen=(), parent=None), result.history
 
 
 def finetune_from(pretrained: Policy, env_config: EnvConfig, dqn_config: DQNConfig,
                   finetune_config: FinetuneConfig, seed: int, hindsight: pd.DataFrame,
-                  eval_seeds: Sequence[int], label: str) -> tuple[Policy, pd.DataFrame]:
+                  eval_seeds: Sequence[int], label: str,
+                  checkpoints: Checkpoints | None = None) -> tuple[Policy, pd.DataFrame]:
     """Transfer ``pretrained``, freeze the configured parts, fine-tune with hindsight data."""
     warm_start = warm_start_from_table(hindsight)
     network, _ = transferred_network(pretrained, env_config, seed, warm_start.obs)
     result = train_dqn(network, env_config, dqn_config, seed, eval_seeds, warm_start=warm_start,
                        frozen=finetune_config.frozen,
-                       unfreeze_after_steps=finetune_config.unfreeze_after_steps, label=label)
+                       unfreeze_after_steps=finetune_config.unfreeze_after_steps, label=label,
+                       checkpoints=checkpoints)
     frozen = () if finetune_config.unfreeze_after_steps is not None else finetune_config.frozen
     return (_policy(result, env_config, dqn_config, seed, frozen, parent=sha256_of(pretrained)),
             result.history)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
+
+from hindsight_rl.core.errors import HindsightRLError
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,7 @@ def to_table(transitions: Transitions) -> pd.DataFrame:
 
 def from_table(table: pd.DataFrame) -> Transitions:
     """Inverse of :func:`to_table`; extra columns (hindsight labels) are ignored."""
-    missing = [c for c in ("episode_id", "t", "action", "reward", "terminated", "truncated",
-                           "obs_0", "next_obs_0") if c not in table.columns]
-    if missing:
-        raise ValueError(f"trajectory table lacks columns {missing}")
+    validate_table(table)
     values = {f.name: None for f in fields(Transitions)}
     for name in values:
         if name in ("obs", "next_obs"):
@@ -80,3 +80,73 @@ def _gather(table: pd.DataFrame, prefix: str) -> np.ndarray:
     dim = sum(1 for c in table.columns
               if c.startswith(f"{prefix}_") and c[len(prefix) + 1:].isdigit())
     return table[[f"{prefix}_{i}" for i in range(dim)]].to_numpy(dtype=np.float32)
+
+
+class TrajectoryTableError(HindsightRLError, ValueError):
+    """A trajectory table breaks the DESIGN.md contract; the message names the problem."""
+
+
+# Column kind by name: "i" integer, "f" finite float, "b" bool. Hindsight labels are optional.
+_REQUIRED_KINDS = {"episode_id": "i", "t": "i", "action": "i", "reward": "f",
+                   "terminated": "b", "truncated": "b"}
+_HINDSIGHT_KINDS = {"return_to_go": "f", "episode_return": "f", "success": "b", "rtg_valid": "b"}
+_KIND_NAMES = {"i": "integer", "f": "float", "b": "bool"}
+
+
+def validate_table(table: pd.DataFrame, source: str = "trajectory table") -> None:
+    """Check columns, dtypes, finite values, contiguous ``t`` within each episode and
+    episode ends, raising :class:`TrajectoryTableError` naming ``source`` and the problem."""
+    def fail(problem: str) -> None:
+        raise TrajectoryTableError(f"{source}: {problem}")
+
+    obs_dim = _observation_width(table, "obs")
+    if obs_dim == 0 or _observation_width(table, "next_obs") != obs_dim:
+        fail(f"expected columns obs_0..obs_<d-1> and as many next_obs_<i>, got "
+             f"{obs_dim} obs and {_observation_width(table, 'next_obs')} next_obs columns")
+    kinds = dict(_REQUIRED_KINDS)
+    kinds.update({f"{prefix}_{i}": "f" for prefix in ("obs", "next_obs") for i in range(obs_dim)})
+    kinds.update({name: kind for name, kind in _HINDSIGHT_KINDS.items() if name in table})
+    missing = [name for name in kinds if name not in table.columns]
+    if missing:
+        fail(f"missing columns {missing}")
+    if len(table) == 0:
+        fail("no rows")
+    for name, kind in kinds.items():
+        column = table[name]
+        if column.dtype.kind != kind and not (kind == "f" and column.dtype.kind == "i"):
+            fail(f"column {name!r} has dtype {column.dtype}, expected {_KIND_NAMES[kind]}")
+        if kind == "f" and not np.isfinite(column.to_numpy(np.float64)).all():
+            row = int(np.flatnonzero(~np.isfinite(column.to_numpy(np.float64)))[0])
+            fail(f"column {name!r} has a non-finite value at row {row}: {column.iloc[row]}")
+    _check_episodes(table["episode_id"].to_numpy(), table["t"].to_numpy(),
+                    (table["terminated"] | table["truncated"]).to_numpy(), fail)
+
+
+def _observation_width(table: pd.DataFrame, prefix: str) -> int:
+    width = 0
+    while f"{prefix}_{width}" in table.columns:
+        width += 1
+    return width
+
+
+def _check_episodes(episode_id: np.ndarray, t: np.ndarray, ended: np.ndarray,
+                    fail: Callable[[str], None]) -> None:
+    """Each episode's rows are consecutive with ``t`` = 0, 1, 2, ..., and an episode ends
+    (terminated or truncated) on its last row and nowhere else."""
+    starts = np.flatnonzero(np.r_[True, episode_id[1:] != episode_id[:-1]])
+    if len(np.unique(episode_id)) != len(starts):
+        fail("an episode's rows are not consecutive (an episode_id reappears later)")
+    expected_t = np.arange(len(t)) - np.repeat(starts, np.diff(np.r_[starts, len(t)]))
+    wrong = np.flatnonzero(t != expected_t)
+    if len(wrong):
+        row = int(wrong[0])
+        fail(f"t is not contiguous within episode {episode_id[row]} "
+             f"(row {row}: t={t[row]}, expected {expected_t[row]})")
+    last = np.r_[starts[1:] - 1, len(t) - 1]
+    is_last = np.zeros(len(t), bool)
+    is_last[last] = True
+    wrong = np.flatnonzero(ended != is_last)
+    if len(wrong):
+        row = int(wrong[0])
+        where = "does not end on its last row" if is_last[row] else "ends before its last row"
+        fail(f"episode {episode_id[row]} {where} (row {row}, t={t[row]})")

@@ -8,7 +8,6 @@ leaves a half-written file where "latest version" would find it.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
@@ -23,6 +22,7 @@ from kedro.io.core import (
 )
 
 from hindsight_rl.core.policy_file import Policy, policy_from_bytes, policy_to_bytes
+from hindsight_rl.datasets.atomic import publish_atomically
 
 
 class _FsspecVersionedDataset(AbstractVersionedDataset):
@@ -57,17 +57,7 @@ class _FsspecVersionedDataset(AbstractVersionedDataset):
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
 
     def _publish(self, path: str, write: Callable[[str], None]) -> None:
-        """Let ``write`` fill a hidden temporary path beside ``path``, then rename it into
-        place: readers see the whole file (or folder) or nothing."""
-        parent, name = path.rsplit("/", 1) if "/" in path else (".", path)
-        self._fs.makedirs(parent, exist_ok=True)
-        temporary = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp"
-        try:
-            write(temporary)
-            self._fs.mv(temporary, path, recursive=True)
-        finally:
-            if self._fs.exists(temporary):
-                self._fs.rm(temporary, recursive=True)
+        publish_atomically(self._fs, path, write)
         self._invalidate_cache()
 
     def _write_bytes(self, path: str, data: bytes) -> None:

@@ -17,7 +17,7 @@ from kedro.framework.project import settings
 from kedro.pipeline import Pipeline
 
 SHARED_INPUTS = {"pretrained_policy"}
-SHARED_PARAMETERS = {"params:evaluation"}
+SHARED_PARAMETERS = {"params:evaluation", "params:runtime"}
 
 
 def target_names() -> tuple[str, ...]:

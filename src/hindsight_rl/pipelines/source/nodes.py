@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hindsight_rl.core.checkpoints import checkpoints_for
 from hindsight_rl.core.comparison import eval_seeds, score_policies
-from hindsight_rl.core.config import EvalConfig, SourceConfig, from_mapping
+from hindsight_rl.core.config import EvalConfig, RuntimeConfig, SourceConfig, from_mapping
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.policy_file import Policy
 from hindsight_rl.core.rollouts import behaviour_policy, collect_rollouts, trajectory_attrs
@@ -35,18 +36,21 @@ def collect_source_rollouts(source: dict[str, Any]) -> pd.DataFrame:
 
 
 def pretrain(source_rollouts: pd.DataFrame, source: dict[str, Any],
-             evaluation: dict[str, Any]) -> tuple[Policy, pd.DataFrame]:
+             evaluation: dict[str, Any], runtime: dict[str, Any]
+             ) -> tuple[Policy, pd.DataFrame]:
     """Double DQN on the source task, warm-started from the source rollouts.
 
     Returns the trained policy (kept in memory for ``export_weights``) and its training
     history: greedy return per learning-curve point, return per episode, loss per burst.
+    An interrupted run resumes from its training checkpoint (``runtime.checkpoint_dir``).
     """
     config = from_mapping(SourceConfig, source, "source")
     eval_config = from_mapping(EvalConfig, evaluation, "evaluation")
     policy, history = train_from_scratch(
         config.env, config.network, config.dqn, config.seed, from_table(source_rollouts),
         curve_seeds(eval_config.seed + eval_config.episodes, config.dqn.eval_episodes),
-        label="pretrain")
+        label="pretrain",
+        checkpoints=checkpoints_for(from_mapping(RuntimeConfig, runtime, "runtime")))
     return policy, history.assign(seed=config.seed)
 
 

@@ -9,7 +9,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline([
         Node(collect_source_rollouts, inputs="params:source", outputs="source_rollouts",
              name="collect_source_rollouts"),
-        Node(pretrain, inputs=["source_rollouts", "params:source", "params:evaluation"],
+        Node(pretrain, inputs=["source_rollouts", "params:source", "params:evaluation",
+                                 "params:runtime"],
              outputs=["source_q_network", "pretrain_history"], name="pretrain"),
         Node(export_weights, inputs=["source_q_network", "params:evaluation"],
              outputs="pretrained_policy", name="export_weights"),

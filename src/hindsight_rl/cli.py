@@ -1,0 +1,42 @@
+"""``kedro run`` for this project: Kedro's own command, except that an error a user can fix
+from its message (:class:`~hindsight_rl.core.errors.HindsightRLError`) is printed as one
+paragraph with exit status 1 instead of a traceback.
+
+Kedro picks up ``run`` from a project's ``cli.py`` in place of its built-in command; every
+option of the built-in one is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+from kedro.framework.cli.project import run as kedro_run
+
+from hindsight_rl.core.errors import HindsightRLError
+
+
+def _explained(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except HindsightRLError as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+run = copy.copy(kedro_run)
+run.callback = _explained(kedro_run.callback)
+
+
+@click.group(name="hindsight-rl")
+def cli() -> None:
+    """Project commands."""
+
+
+cli.add_command(run)
