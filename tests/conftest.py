@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -41,6 +44,21 @@ class CorridorEnv(gym.Env):
 
 gym.register("Corridor-v0", entry_point=CorridorEnv, max_episode_steps=5,
              reward_threshold=-2.0)
+
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_project(root: Path) -> Path:
+    """A copy of the project's config and metadata in ``root`` (data starts empty; the
+    package itself is imported from its installation)."""
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(PROJECT_ROOT / name, root / name)
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf",
+                    ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir()
+    (root / "src").mkdir()
+    return root
 
 
 @pytest.fixture

@@ -19,13 +19,26 @@ from kedro.framework.cli.project import run as kedro_run
 from hindsight_rl.core.errors import HindsightRLError
 
 
+def user_error(error: BaseException | None) -> HindsightRLError | None:
+    """The :class:`HindsightRLError` behind ``error``, if any (Kedro wraps dataset errors
+    in its own ``DatasetError``)."""
+    while error is not None:
+        if isinstance(error, HindsightRLError):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _explained(callback: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(callback)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return callback(*args, **kwargs)
-        except HindsightRLError as error:
-            raise click.ClickException(str(error)) from None
+        except Exception as error:
+            explained = user_error(error)
+            if explained is None:
+                raise
+            raise click.ClickException(str(explained)) from None
 
     return wrapper
 

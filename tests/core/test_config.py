@@ -1,6 +1,12 @@
 import pytest
 
-from hindsight_rl.core.config import ConfigError, SourceConfig, TargetConfig, from_mapping
+from hindsight_rl.core.config import (
+    ConfigError,
+    ProjectConfig,
+    SourceConfig,
+    TargetConfig,
+    from_mapping,
+)
 
 
 def test_defaults_fill_missing_sections():
@@ -27,3 +33,27 @@ def test_bad_values_name_their_key_path(section, message):
 def test_missing_required_key():
     with pytest.raises(ConfigError, match="source.env: required key is missing"):
         from_mapping(SourceConfig, {}, "source")
+
+
+PROJECT = {"source": {"env": {"id": "CartPole-v1"}},
+           "targets": {"mc": {"env": {"id": "MountainCar-v0"}}}}
+
+
+def test_project_config_parses_every_target_with_its_path():
+    config = from_mapping(ProjectConfig, PROJECT)
+    assert list(config.targets) == ["mc"] and config.targets["mc"].env.id == "MountainCar-v0"
+    with pytest.raises(ConfigError, match="targets.mc.dqn.gamma: got 0"):
+        from_mapping(ProjectConfig, {**PROJECT, "targets": {"mc": {
+            "env": {"id": "MountainCar-v0"}, "dqn": {"gamma": 0}}}})
+
+
+def test_unknown_section_is_rejected():
+    with pytest.raises(ConfigError, match="evalution: unknown key; did you mean 'evaluation'"):
+        from_mapping(ProjectConfig, {**PROJECT, "evalution": {}})
+
+
+def test_training_seeds_must_stay_out_of_the_evaluation_block():
+    with pytest.raises(ConfigError, match=r"targets.mc.seeds\[1\]: got 1000005, expected a "
+                                          r"seed outside the evaluation block \[1000000, "):
+        from_mapping(ProjectConfig, {**PROJECT, "targets": {"mc": {
+            "env": {"id": "MountainCar-v0"}, "seeds": [0, 1_000_005]}}})

@@ -1,8 +1,17 @@
 import numpy as np
+import pytest
 import torch
 
+from hindsight_rl.core import dqn
 from hindsight_rl.core.config import DQNConfig, NetworkConfig
-from hindsight_rl.core.dqn import WarmStart, build_optimizer, epsilon_at, td_targets, train_dqn
+from hindsight_rl.core.dqn import (
+    NonFiniteLossError,
+    WarmStart,
+    build_optimizer,
+    epsilon_at,
+    td_targets,
+    train_dqn,
+)
 from hindsight_rl.core.networks import QNetwork, set_frozen
 from hindsight_rl.core.replay import Batch
 
@@ -113,3 +122,38 @@ def test_unfreezing_before_the_first_online_step_still_happens(corridor, tiny_ne
     train_dqn(network, corridor, config, seed=0, eval_seeds=[10], warm_start=warm,
               frozen=["trunk"], unfreeze_after_steps=10)  # step starts at 50
     assert not torch.equal(network.trunk[0].weight, before)
+
+
+def _poison_after(monkeypatch, calls_before: int, poison):
+    """Make ``dqn_loss`` call ``poison(loss, network)`` once ``calls_before`` calls passed."""
+    real, calls = dqn.dqn_loss, [0]
+
+    def poisoned(batch, online, target, config):
+        calls[0] += 1
+        loss = real(batch, online, target, config)
+        return poison(loss, online) if calls[0] > calls_before else loss
+
+    monkeypatch.setattr(dqn, "dqn_loss", poisoned)
+
+
+def _nan_loss(loss, network):
+    return loss * float("nan")
+
+
+def _inf_weight(loss, network):
+    with torch.no_grad():
+        network.head.bias[0] = float("inf")
+    return loss.detach().requires_grad_()
+
+
+# Bursts of two gradient steps at env steps 32, 48, 64: the third one is poisoned, the
+# weights only on its last gradient step so that its loss stays finite.
+@pytest.mark.parametrize(("poison", "calls_before", "what"), [
+    (_nan_loss, 4, "loss became nan"), (_inf_weight, 5, "weights became non-finite")])
+def test_non_finite_training_stops_naming_step_and_last_finite_loss(
+        monkeypatch, corridor, tiny_network, tiny_dqn, poison, calls_before, what):
+    _poison_after(monkeypatch, calls_before, poison)
+    network = QNetwork(1, 2, tiny_network)
+    with pytest.raises(NonFiniteLossError,
+                       match=rf"{what} at env step 64; last finite loss \d+\.\d+"):
+        dqn.train_dqn(network, corridor, tiny_dqn, seed=0, eval_seeds=[0], label="run")

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hindsight_rl.core.hindsight import label_hindsight, returns_to_go
-from hindsight_rl.core.trajectories import transitions_from_lists
+from hindsight_rl.core.trajectories import transitions_from_lists, validate_table
 
 
 def _transitions(episode_id, reward, terminated, truncated):
@@ -64,3 +64,24 @@ def test_return_to_go_recurrence_holds_inside_episodes_only(lengths, gamma, rand
         last = i == len(ids) - 1 or ids[i + 1] != ids[i]
         expected = rewards[i] + (0.0 if last else gamma * rtg[i + 1])
         assert rtg[i] == pytest.approx(expected, abs=1e-4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=1, max_size=6),
+       st.randoms(use_true_random=False))
+def test_labels_follow_how_each_episode_ended(episodes, random):
+    """Terminated episodes get exact labels; truncated ones keep partial sums, flagged
+    invalid; with γ = 1 the first return-to-go of an episode is its return."""
+    ids = np.repeat(np.arange(len(episodes)), [n for n, _ in episodes])
+    ends = np.r_[ids[1:] != ids[:-1], True]
+    terminated_episode = np.array([term for _, term in episodes])[ids]
+    rewards = [random.choice([-1.0, 0.0, 1.0]) for _ in ids]
+    table = label_hindsight(_transitions(ids.tolist(), rewards, ends & terminated_episode,
+                                         ends & ~terminated_episode), 1.0, "terminated")
+    validate_table(table)
+    assert (table["rtg_valid"] == terminated_episode).all()
+    assert (table["success"] == terminated_episode).all()
+    starts = table["t"] == 0
+    np.testing.assert_allclose(table.loc[starts, "return_to_go"],
+                               table.loc[starts, "episode_return"])
+    np.testing.assert_allclose(table.loc[ends, "return_to_go"], table.loc[ends, "reward"])

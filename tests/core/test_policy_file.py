@@ -3,9 +3,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hindsight_rl.core.config import EnvConfig, NetworkConfig
-from hindsight_rl.core.networks import QNetwork, transfer_parts
+from hindsight_rl.core.networks import QNetwork, TransferError, transfer_parts
 from hindsight_rl.core.policy_file import (
     NumpyPolicy,
     Policy,
@@ -56,23 +58,107 @@ def test_same_policy_same_bytes(policy):
     assert policy_to_bytes(policy) == policy_to_bytes(policy)
 
 
-def test_truncated_file_is_a_clear_error(policy):
-    with pytest.raises(PolicyFileError, match="broken.safetensors"):
-        policy_from_bytes(policy_to_bytes(policy)[:-10], source="broken.safetensors")
-
-
-def test_wrong_format_version_is_refused(policy):
-    data = policy_to_bytes(policy)
+def _split(data: bytes) -> tuple[dict, dict, bytes]:
+    """Header, document and tensor bytes of a policy file."""
     header_len = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + header_len])
-    document = json.loads(header["__metadata__"]["hindsight_rl"])
-    document["format_version"] = 99
+    return header, json.loads(header["__metadata__"]["hindsight_rl"]), data[8 + header_len:]
+
+
+def _join(header: dict, document: dict, body: bytes) -> bytes:
     header["__metadata__"]["hindsight_rl"] = json.dumps(document)
-    new_header = json.dumps(header).encode()
-    new_header += b" " * (-len(new_header) % 8)
-    tampered = len(new_header).to_bytes(8, "little") + new_header + data[8 + header_len:]
-    with pytest.raises(PolicyFileError, match="format_version"):
-        policy_from_bytes(tampered)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + body
+
+
+def _with_document(data: bytes, edit) -> bytes:
+    header, document, body = _split(data)
+    edit(document)
+    return _join(header, document, body)
+
+
+def _with_nan_weight(data: bytes) -> bytes:
+    header, document, body = _split(data)
+    start, _ = header["head.weight"]["data_offsets"]
+    return _join(header, document, body[:start] + np.float32(np.nan).tobytes()
+                 + body[start + 4:])
+
+
+BROKEN_FILES = {
+    "truncated": (lambda d: d[:-10], "corrupted tensors|not a hindsight-rl"),
+    "garbage header": (lambda d: d[:8] + b"\x00garbage" + d[17:], "not a hindsight-rl"),
+    "empty": (lambda d: b"", "not a hindsight-rl"),
+    "wrong format": (lambda d: _with_document(d, lambda doc: doc.update(format="other")),
+                     "format is 'other'"),
+    "wrong format_version": (
+        lambda d: _with_document(d, lambda doc: doc.update(format_version=99)),
+        "format_version is 99"),
+    "missing tensor": (
+        lambda d: _with_document(d, lambda doc: doc["layers"][0].update(weight="nope")),
+        "tensor 'nope' named in metadata is missing"),
+    "shape contradicts metadata": (
+        lambda d: _with_document(d, lambda doc: doc["observation"].update(shape=[7])),
+        r"has shape \(8, 4\).*expected \(out_features, 7\)"),
+    "head contradicts n_actions": (
+        lambda d: _with_document(d, lambda doc: doc.update(n_actions=5)),
+        "head gives 2 values, metadata says n_actions=5"),
+    "layers not a list": (
+        lambda d: _with_document(d, lambda doc: doc.update(layers=3)),
+        "metadata does not describe a network"),
+    "non-finite weight": (_with_nan_weight, "head.weight or its bias is not finite"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_FILES)
+def test_broken_file_is_an_error_naming_file_and_problem(policy, case):
+    damage, problem = BROKEN_FILES[case]
+    data = damage(policy_to_bytes(policy))
+    for reader in (policy_from_bytes, NumpyPolicy):
+        with pytest.raises(PolicyFileError, match=problem) as error:
+            reader(data, source="runs/p.safetensors")
+        assert str(error.value).startswith("runs/p.safetensors: ")
+
+
+def test_non_finite_weights_are_never_saved(policy):
+    with torch.no_grad():
+        policy.network.head.weight[0, 0] = float("inf")
+    with pytest.raises(PolicyFileError, match="refusing to save a policy whose head.weight"):
+        policy_to_bytes(policy)
+
+
+def test_a_pickle_is_refused_without_running_it(policy, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (marker.write_text, ("code ran",))
+
+    path = tmp_path / "policy.safetensors"
+    torch.save({"head.weight": Exploit()}, path)
+    with pytest.raises(PolicyFileError, match="not a hindsight-rl policy file"):
+        policy_from_bytes(path.read_bytes(), source=str(path))
+    assert not marker.exists()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512))
+def test_random_bytes_only_raise_our_error(data):
+    with pytest.raises(PolicyFileError):
+        policy_from_bytes(data)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_damaged_bytes_load_or_raise_our_error(policy, data):
+    original = bytearray(policy_to_bytes(policy))
+    for _ in range(data.draw(st.integers(1, 4))):
+        original[data.draw(st.integers(0, len(original) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        policy_from_bytes(bytes(original))
+    except PolicyFileError:
+        pass
 
 
 def test_transfer_copies_only_fitting_parts():
@@ -80,5 +166,5 @@ def test_transfer_copies_only_fitting_parts():
     source, target = QNetwork(4, 2, config), QNetwork(2, 3, config)
     assert transfer_parts(source, target) == ["trunk"]
     assert torch.equal(source.trunk[0].weight, target.trunk[0].weight)
-    with pytest.raises(ValueError, match="trunk does not fit"):
+    with pytest.raises(TransferError, match="trunk does not fit"):
         transfer_parts(source, QNetwork(2, 3, NetworkConfig(hidden_sizes=(8, 16))))

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from hindsight_rl.core.config import PART_NAMES, NetworkConfig
+from hindsight_rl.core.errors import HindsightRLError
 
 
 class QNetwork(nn.Module):
@@ -74,6 +75,10 @@ def observation_normaliser(low: np.ndarray, high: np.ndarray,
     return shift.astype(np.float32), (1.0 / half_range).astype(np.float32)
 
 
+class TransferError(HindsightRLError, ValueError):
+    """A pretrained network cannot be carried over to the target network."""
+
+
 def transfer_parts(source: QNetwork, target: QNetwork) -> list[str]:
     """Copy every part whose shapes match from ``source`` into ``target``; return their names.
 
@@ -86,7 +91,7 @@ def transfer_parts(source: QNetwork, target: QNetwork) -> list[str]:
             target.part(name).load_state_dict(src)
             copied.append(name)
         elif name == "trunk":
-            raise ValueError(
+            raise TransferError(
                 "pretrained trunk does not fit the target network: "
                 f"{ {k: tuple(v.shape) for k, v in src.items()} } vs "
                 f"{ {k: tuple(v.shape) for k, v in dst.items()} }; use the same hidden_sizes")

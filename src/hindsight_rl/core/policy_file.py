@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,6 +48,9 @@ def policy_to_bytes(policy: Policy) -> bytes:
     network = policy.network
     tensors = {f"{prefix}.{kind}": getattr(layer, kind).detach().to(torch.float32).contiguous()
                for prefix, layer in network.linear_layers() for kind in ("weight", "bias")}
+    for name, tensor in tensors.items():
+        if not torch.isfinite(tensor).all():
+            raise PolicyFileError(f"refusing to save a policy whose {name} is not finite")
     document = _document(policy)
     return save_torch_bytes(tensors, metadata={METADATA_KEY: json.dumps(document, sort_keys=True)})
 
@@ -91,6 +95,8 @@ def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
         document = json.loads(header["__metadata__"][METADATA_KEY])
     except (ValueError, KeyError, TypeError) as error:
         raise PolicyFileError(f"{source}: not a hindsight-rl policy file ({error})") from None
+    if not isinstance(document, dict):
+        raise PolicyFileError(f"{source}: metadata is not a JSON object")
     if document.get("format") != FORMAT:
         raise PolicyFileError(
             f"{source}: format is {document.get('format')!r}, expected {FORMAT!r}")
@@ -100,15 +106,40 @@ def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
     return document
 
 
+# What malformed metadata can raise while it is interpreted; all become PolicyFileError.
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError)
+
+
+def _checked_tensors(load: Callable[[bytes], dict[str, Any]], data: bytes,
+                     document: dict[str, Any], source: str) -> dict[str, Any]:
+    """The file's tensors, after checking they match the document and are finite."""
+    try:
+        tensors = load(data)
+    except SafetensorError as error:
+        raise PolicyFileError(f"{source}: corrupted tensors ({error})") from None
+    try:
+        _check_tensors(tensors, document, source)
+    except PolicyFileError:
+        raise
+    except _MALFORMED as error:
+        raise PolicyFileError(f"{source}: metadata does not describe a network "
+                              f"({type(error).__name__}: {error})") from None
+    return tensors
+
+
 def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
     """Rebuild the torch network and its context from policy-file bytes."""
     document = read_document(data, source)
+    tensors = _checked_tensors(load_torch_bytes, data, document, source)
     try:
-        tensors = load_torch_bytes(data)
-    except SafetensorError as error:
-        raise PolicyFileError(f"{source}: corrupted tensors ({error})") from None
+        return _policy_from(document, tensors)
+    except _MALFORMED as error:
+        raise PolicyFileError(f"{source}: metadata does not describe a network "
+                              f"({type(error).__name__}: {error})") from None
+
+
+def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Policy:
     layers = document["layers"]
-    _check_tensors(tensors, document, source)
     widths = [int(tensors[layer["weight"]].shape[0]) for layer in layers[:-1]]
     observation = document["observation"]
     network = QNetwork(int(observation["shape"][0]), int(document["n_actions"]),
@@ -117,11 +148,7 @@ def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
                        np.asarray(observation["scale"], np.float32))
     state = {name: tensor for name, tensor in tensors.items()}
     state["obs_shift"], state["obs_scale"] = network.obs_shift, network.obs_scale
-    try:
-        network.load_state_dict(state)
-    except RuntimeError as error:
-        raise PolicyFileError(
-            f"{source}: tensors do not fit the described network ({error})") from None
+    network.load_state_dict(state)
     env = document["env"]
     return Policy(network=network,
                   env=EnvConfig(id=env["id"], make_kwargs=env["make_kwargs"],
@@ -143,10 +170,18 @@ def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: st
             raise PolicyFileError(
                 f"{source}: {layer['weight']} has shape {tuple(weight.shape)} with bias "
                 f"{tuple(bias.shape)}; expected (out_features, {in_width}) and (out_features,)")
+        if not (np.isfinite(np.asarray(weight)).all() and np.isfinite(np.asarray(bias)).all()):
+            raise PolicyFileError(f"{source}: {layer['weight']} or its bias is not finite")
         in_width = int(weight.shape[0])
     if in_width != int(document["n_actions"]):
         raise PolicyFileError(f"{source}: head gives {in_width} values, metadata says "
                               f"n_actions={document['n_actions']}")
+    observation = document["observation"]
+    for key in ("shift", "scale"):
+        values = np.asarray(observation[key], np.float64)
+        if values.shape != (int(observation["shape"][0]),) or not np.isfinite(values).all():
+            raise PolicyFileError(f"{source}: observation.{key} must be "
+                                  f"{observation['shape'][0]} finite numbers")
 
 
 class NumpyPolicy:
@@ -154,8 +189,7 @@ class NumpyPolicy:
 
     def __init__(self, data: bytes, source: str = "<bytes>") -> None:
         self.document = read_document(data, source)
-        tensors = load_numpy_bytes(data)
-        _check_tensors(tensors, self.document, source)
+        tensors = _checked_tensors(load_numpy_bytes, data, self.document, source)
         observation = self.document["observation"]
         self.shift = np.asarray(observation["shift"], np.float64)
         self.scale = np.asarray(observation["scale"], np.float64)
