@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -9,8 +10,8 @@ from tests.conftest import copy_project
 
 
 def _kedro_run(project, *args):
-    return subprocess.run(["kedro", "run", "--env", "smoke", *args], cwd=project,
-                          capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "smoke", *args],
+                          cwd=project, capture_output=True, text=True,
                           env={**os.environ, "DO_NOT_TRACK": "1"})
 
 
