@@ -52,6 +52,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def copy_project(root: Path) -> Path:
     """A copy of the project's config and metadata in ``root`` (data starts empty; the
     package itself is imported from its installation)."""
+    root.mkdir(parents=True, exist_ok=True)
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(PROJECT_ROOT / name, root / name)
     shutil.copytree(PROJECT_ROOT / "conf", root / "conf",
