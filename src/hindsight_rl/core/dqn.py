@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(HindsightRLError, RuntimeError):
-    """Training produced a NaN or infinite loss; nothing from it should be saved."""
+    """Training produced a non-finite loss or weights; nothing from it is saved."""
 
 
 @dataclass(frozen=True)
