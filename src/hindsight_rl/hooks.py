@@ -1,4 +1,5 @@
-"""Project hooks: check every parameter before any work, then set up torch."""
+"""Project hooks: check every parameter and the DAG's branches before any work, and keep
+torch to its configured threads in every process that runs nodes."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from typing import Any
 
 import torch
 from kedro.framework.hooks import hook_impl
+from kedro.pipeline import Pipeline
 
-from hindsight_rl.core.config import ProjectConfig, from_mapping
+from hindsight_rl.core.config import ConfigError, ProjectConfig, from_mapping
 from hindsight_rl.core.envs import check_environments
 
 
@@ -18,19 +20,42 @@ def project_config(parameters: dict[str, Any]) -> ProjectConfig:
                         {k: v for k, v in parameters.items() if not k.startswith("_")})
 
 
+def check_seed_branches(config: ProjectConfig, pipeline: Pipeline) -> None:
+    """Every seed branch in the DAG must be a configured seed and the other way round; they
+    disagree when the pipelines were registered from another config environment."""
+    for name, target in config.targets.items():
+        branches = {n.namespace.rsplit(".seed_", 1)[1] for n in pipeline.nodes
+                    if n.namespace and n.namespace.startswith(f"{name}.seed_")}
+        if branches and branches != {str(s) for s in target.seeds}:
+            raise ConfigError(
+                f"targets.{name}.seeds: got {list(target.seeds)}, but the pipeline has "
+                f"branches for seeds {sorted(int(b) for b in branches)}; run with "
+                "`kedro run --env <env>` or set KEDRO_ENV so both come from one environment")
+
+
 class ValidateParametersHook:
     """Parses every parameters file into typed config and builds every environment before
     the first node runs, so a typo in a target's section fails in the first second, not
-    after pretraining; also pins torch's threads (``runtime.torch_threads``).
-
-    One thread per process: the networks here are small, so two threads mostly hand work
-    back and forth, and the other core is left to a parallel runner's second worker.
-    """
+    after pretraining."""
 
     @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any,
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline,
                             catalog: Any) -> None:
         config = project_config(catalog.load("parameters"))
         check_environments(config)
-        if config.runtime.torch_threads:
-            torch.set_num_threads(config.runtime.torch_threads)
+        check_seed_branches(config, pipeline)
+
+
+class TorchThreadsHook:
+    """Pins torch's intra-op threads (``runtime.torch_threads``) in whichever process runs a
+    node: parallel runners' workers included, which never see pipeline-level hooks.
+
+    One thread per process: the networks here are small, so two threads mostly hand work
+    back and forth, and the other core is better spent on another branch of the DAG.
+    """
+
+    @hook_impl
+    def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
+        threads = (inputs.get("params:runtime") or {}).get("torch_threads")
+        if threads and torch.get_num_threads() != threads:
+            torch.set_num_threads(int(threads))

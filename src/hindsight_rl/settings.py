@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from hindsight_rl.hooks import ValidateParametersHook
+from hindsight_rl.hooks import TorchThreadsHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(),)
+HOOKS = (ValidateParametersHook(), TorchThreadsHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -6,7 +6,7 @@ from kedro.io.core import DatasetError, Version
 from hindsight_rl.core.config import EnvConfig, NetworkConfig
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import Policy
-from hindsight_rl.datasets import PolicyFileDataset, PolicySetDataset
+from hindsight_rl.datasets import PolicyFileDataset
 
 
 def _policy(seed: int) -> Policy:
@@ -33,24 +33,13 @@ def test_versions_accumulate_and_latest_loads(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_policy_set_round_trip(tmp_path):
-    dataset = PolicySetDataset(filepath=str(tmp_path / "finetuned"), version=Version(None, None))
-    dataset.save({"seed_0": _policy(0), "seed_1": _policy(1)})
-    loaded = PolicySetDataset(filepath=str(tmp_path / "finetuned"),
-                              version=Version(None, None)).load()
-    assert sorted(loaded) == ["seed_0", "seed_1"]
-    assert _same_weights(loaded["seed_1"], _policy(1))
-
-
 def test_failed_save_leaves_no_version_behind(tmp_path):
-    dataset = PolicySetDataset(filepath=str(tmp_path / "set"), version=Version(None, None))
     broken = _policy(0)
-    broken.network = None  # serialisation fails half-way through the folder
-    with pytest.raises(DatasetError):
-        dataset.save({"seed_0": _policy(0), "seed_1": broken})
+    broken.network.head.bias.data[0] = float("nan")
+    with pytest.raises(DatasetError, match="not finite"):
+        PolicyFileDataset(filepath=str(tmp_path / "p.safetensors"),
+                          version=Version(None, None)).save(broken)
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert not PolicySetDataset(filepath=str(tmp_path / "set"), version=Version(None, None)
-                                ).exists()
 
 
 def test_numpy_dtype_of_saved_tensors_is_float32(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +16,11 @@ from tests.conftest import copy_project
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A copy of the project (config and metadata; data starts empty) as the working dir."""
     root = copy_project(tmp_path_factory.mktemp("project"))
-    previous = Path.cwd()
-    os.chdir(root)
-    bootstrap_project(root)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("KEDRO_ENV", "smoke")  # the DAG's seed branches come from conf/smoke
+        bootstrap_project(root)
         yield root
-    finally:
-        os.chdir(previous)
 
 
 def run_session(project: Path, **run_args) -> dict:

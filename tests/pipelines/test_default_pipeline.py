@@ -12,16 +12,19 @@ from hindsight_rl.core.policy_file import NumpyPolicy
 from tests.pipelines.conftest import run_session, versions
 
 TARGETS = ("mountaincar", "cartpole_long_pole")
+SEEDS = (0, 1)  # conf/smoke
 VERSIONED = ["data/01_raw/source_rollouts.parquet", "data/06_models/pretrained_policy.safetensors",
              "data/07_model_output/pretrain_history.parquet"] + [
     f"data/{path}" for target in TARGETS for path in (
         f"03_primary/{target}/hindsight_dataset.parquet",
-        f"06_models/{target}/finetuned_policy", f"06_models/{target}/scratch_policy",
-        f"07_model_output/{target}/finetune_history.parquet",
-        f"07_model_output/{target}/scratch_history.parquet",
         f"08_reporting/{target}/transfer_metrics.json",
         f"08_reporting/{target}/learning_curves.png",
-        f"08_reporting/{target}/transfer_report.md")]
+        f"08_reporting/{target}/transfer_report.md")] + [
+    f"data/{path}" for target in TARGETS for seed in SEEDS for path in (
+        f"06_models/{target}/seed_{seed}/finetuned_policy.safetensors",
+        f"06_models/{target}/seed_{seed}/scratch_policy.safetensors",
+        f"07_model_output/{target}/seed_{seed}/finetune_history.parquet",
+        f"07_model_output/{target}/seed_{seed}/scratch_history.parquet")]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +42,10 @@ def test_registered_pipelines_and_node_names(project):
     names = {node.name for node in pipelines["__default__"].nodes}
     assert {"collect_source_rollouts", "pretrain", "export_weights"} <= names
     for target in TARGETS:
-        assert {f"{target}.{stage}" for stage in ("collect_target_rollouts", "finetune",
-                                                   "train_scratch", "evaluate")} <= names
+        assert {f"{target}.collect_target_rollouts", f"{target}.evaluate"} <= names
+        assert {f"{target}.seed_{seed}.{stage}" for seed in SEEDS
+                for stage in ("finetune", "train_scratch")} <= names
+    assert len(names) == 3 + len(TARGETS) * (2 + 2 * len(SEEDS))
 
 
 def test_every_artefact_gets_a_new_version_and_the_first_stays_intact(two_runs):
@@ -56,7 +61,7 @@ def test_runs_reproduce_datasets_and_weights(two_runs):
     project, _, _ = two_runs
     for path in ("data/03_primary/mountaincar/hindsight_dataset.parquet",
                  "data/06_models/pretrained_policy.safetensors",
-                 "data/06_models/cartpole_long_pole/finetuned_policy"):
+                 "data/06_models/cartpole_long_pole/seed_1/finetuned_policy.safetensors"):
         first, second = versions(project, path)
         assert [p.read_bytes() for p in sorted(first.rglob("*.*"))] == \
                [p.read_bytes() for p in sorted(second.rglob("*.*"))], path
@@ -76,7 +81,9 @@ def test_hindsight_dataset_follows_the_contract(two_runs):
 
 def test_policies_play_from_their_files_alone(two_runs):
     project, first, _ = two_runs
-    for path in first["data/06_models/mountaincar/finetuned_policy"].rglob("*.safetensors"):
+    for seed in SEEDS:
+        (path,) = first[f"data/06_models/mountaincar/seed_{seed}/finetuned_policy.safetensors"
+                        ].glob("*.safetensors")
         policy = NumpyPolicy(path.read_bytes())
         assert policy.document["env"]["id"] == "MountainCar-v0"
         assert policy.document["provenance"]["parent_sha256"]

@@ -8,7 +8,6 @@ leaves a half-written file where "latest version" would find it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -25,8 +24,17 @@ from hindsight_rl.core.policy_file import Policy, policy_from_bytes, policy_to_b
 from hindsight_rl.datasets.atomic import publish_atomically
 
 
-class _FsspecVersionedDataset(AbstractVersionedDataset):
-    """Shared fsspec plumbing, as in Kedro's own file datasets."""
+class PolicyFileDataset(AbstractVersionedDataset):
+    """One :class:`~hindsight_rl.core.policy_file.Policy` as one ``.safetensors`` file, with
+    fsspec paths and versioning as in Kedro's own file datasets.
+
+    Example catalog entry::
+
+        pretrained_policy:
+          type: hindsight_rl.datasets.PolicyFileDataset
+          filepath: data/06_models/pretrained_policy.safetensors
+          versioned: true
+    """
 
     def __init__(self, *, filepath: str, version: Version | None = None,
                  credentials: dict[str, Any] | None = None,
@@ -56,26 +64,6 @@ class _FsspecVersionedDataset(AbstractVersionedDataset):
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
 
-    def _publish(self, path: str, write: Callable[[str], None]) -> None:
-        publish_atomically(self._fs, path, write)
-        self._invalidate_cache()
-
-    def _write_bytes(self, path: str, data: bytes) -> None:
-        with self._fs.open(path, "wb") as file:
-            file.write(data)
-
-
-class PolicyFileDataset(_FsspecVersionedDataset):
-    """One :class:`~hindsight_rl.core.policy_file.Policy` as one ``.safetensors`` file.
-
-    Example catalog entry::
-
-        pretrained_policy:
-          type: hindsight_rl.datasets.PolicyFileDataset
-          filepath: data/06_models/pretrained_policy.safetensors
-          versioned: true
-    """
-
     def load(self) -> Policy:
         path = get_filepath_str(self._get_load_path(), self._protocol)
         with self._fs.open(path, "rb") as file:
@@ -83,31 +71,11 @@ class PolicyFileDataset(_FsspecVersionedDataset):
 
     def save(self, data: Policy) -> None:
         path = get_filepath_str(self._get_save_path(), self._protocol)
-        self._publish(path, lambda temporary: self._write_bytes(temporary, policy_to_bytes(data)))
+        payload = policy_to_bytes(data)  # fails before anything is written
 
+        def write(temporary: str) -> None:
+            with self._fs.open(temporary, "wb") as file:
+                file.write(payload)
 
-class PolicySetDataset(_FsspecVersionedDataset):
-    """Several policies (one per training seed) as ``<name>.safetensors`` files in one folder.
-
-    The folder is written under a temporary name and renamed as a whole, so a version is
-    either complete or absent.
-    """
-
-    def load(self) -> dict[str, Policy]:
-        folder = get_filepath_str(self._get_load_path(), self._protocol)
-        policies = {}
-        for path in sorted(self._fs.glob(f"{folder}/*.safetensors")):
-            name = PurePosixPath(path).stem
-            with self._fs.open(path, "rb") as file:
-                policies[name] = policy_from_bytes(file.read(), source=path)
-        if not policies:
-            raise DatasetError(f"{folder}: no policy files found")
-        return policies
-
-    def save(self, data: dict[str, Policy]) -> None:
-        def write_folder(temporary: str) -> None:
-            self._fs.makedirs(temporary, exist_ok=True)
-            for key, policy in data.items():
-                self._write_bytes(f"{temporary}/{key}.safetensors", policy_to_bytes(policy))
-
-        self._publish(get_filepath_str(self._get_save_path(), self._protocol), write_folder)
+        publish_atomically(self._fs, path, write)
+        self._invalidate_cache()

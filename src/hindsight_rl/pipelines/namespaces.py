@@ -1,35 +1,43 @@
-"""One namespaced copy of a stage per target listed in the parameters.
+"""Branches of the DAG made from the parameters: one namespace per target, and inside it one
+per training seed (``mountaincar.seed_0.finetune``).
 
-The names come from ``targets`` in the parameters of the ``base`` environment merged with
-the run environment (``local`` unless ``KEDRO_ENV`` names another), read once when the
-pipelines are registered: adding a target to ``conf/base/parameters_target.yml`` or
-``conf/local/`` is enough to give it its own branch of the DAG.
+Target names and seeds come from ``targets`` in the parameters of the ``base`` environment
+merged with the run environment (``local`` unless ``KEDRO_ENV`` names another), read once
+when the pipelines are registered: adding a target or a seed to the parameters is enough to
+give it its own branches, its own datasets and its own task for a parallel runner.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
+from dataclasses import fields
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from kedro.config import OmegaConfigLoader
 from kedro.framework.project import settings
 from kedro.pipeline import Pipeline
 
+from hindsight_rl.core.config import TargetConfig
+
 SHARED_INPUTS = {"pretrained_policy"}
 SHARED_PARAMETERS = {"params:evaluation", "params:runtime"}
+_DEFAULT_SEEDS = next(f.default for f in fields(TargetConfig) if f.name == "seeds")
 
 
-def target_names() -> tuple[str, ...]:
-    """Names of the configured targets, in file order."""
-    return _target_names(_project_root(Path.cwd()), os.environ.get("KEDRO_ENV", "local"))
+def targets() -> dict[str, tuple[int, ...]]:
+    """Configured targets and their training seeds, in file order."""
+    return _targets(_project_root(Path.cwd()), os.environ.get("KEDRO_ENV", "local"))
 
 
 @cache
-def _target_names(root: Path, env: str) -> tuple[str, ...]:
-    loader = OmegaConfigLoader(conf_source=str(root / settings.CONF_SOURCE), base_env="base",
-                               default_run_env=env)
-    return tuple(loader["parameters"].get("targets", {}))
+def _targets(root: Path, env: str) -> dict[str, tuple[int, ...]]:
+    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(root / settings.CONF_SOURCE),
+                                          env=env, **settings.CONFIG_LOADER_ARGS)
+    return {name: tuple(int(s) for s in (section or {}).get("seeds", _DEFAULT_SEEDS))
+            for name, section in loader["parameters"].get("targets", {}).items()}
 
 
 def _project_root(start: Path) -> Path:
@@ -42,14 +50,39 @@ def _project_root(start: Path) -> Path:
     raise RuntimeError(f"no Kedro project at or above {start}: run from the project folder")
 
 
-def per_target(template: Pipeline) -> Pipeline:
+def per_target(template: Pipeline | Callable[[tuple[int, ...]], Pipeline]) -> Pipeline:
     """The template once per target, namespaced ``<target>.``; ``params:target`` maps to
-    ``params:targets.<target>``, the pretrained policy and evaluation settings are shared."""
+    ``params:targets.<target>``, the pretrained policy and shared settings are not renamed.
+
+    ``template`` may be a function of the target's seeds, for stages whose shape depends on
+    them (one branch per seed, an evaluation that reads every seed).
+    """
     branches = []
-    for name in target_names():
-        inputs = SHARED_INPUTS & set(template.inputs())
+    for name, seeds in targets().items():
+        pipeline = template(seeds) if callable(template) else template
+        inputs = SHARED_INPUTS & set(pipeline.inputs())
         parameters = {"params:target": f"params:targets.{name}"}
-        parameters.update({p: p for p in SHARED_PARAMETERS if p in template.inputs()})
-        branches.append(Pipeline(template, namespace=name, inputs=inputs or None,
+        parameters.update({p: p for p in SHARED_PARAMETERS if p in pipeline.inputs()})
+        branches.append(Pipeline(pipeline, namespace=name, inputs=inputs or None,
                                  parameters=parameters))
     return sum(branches, Pipeline([]))
+
+
+def per_seed(template: Callable[[int], Pipeline], seeds: tuple[int, ...],
+             shared: set[str]) -> Pipeline:
+    """``template(seed)`` once per seed, namespaced ``seed_<n>.``; ``shared`` datasets and
+    every parameter keep their names (the target namespace maps them next)."""
+    branches = []
+    for seed in seeds:
+        pipeline = template(seed)
+        parameters = {p for p in pipeline.inputs() if p.startswith("params:")}
+        branches.append(Pipeline(pipeline, namespace=f"seed_{seed}",
+                                 inputs=shared & set(pipeline.inputs()) or None,
+                                 parameters=parameters or None))
+    return sum(branches, Pipeline([]))
+
+
+def with_seed(func: Callable[..., Any], seed: int) -> Callable[..., Any]:
+    """``func`` with its ``seed`` argument fixed, keeping its name and docstring for logs and
+    kedro-viz (and picklable, for parallel runners)."""
+    return functools.update_wrapper(functools.partial(func, seed=seed), func)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -10,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hindsight_rl.core.comparison import (
+    ARMS,
     eval_seeds,
     learning_curve_figure,
     markdown_report,
@@ -24,20 +26,20 @@ from hindsight_rl.core.policy_file import Policy
 logger = logging.getLogger(__name__)
 
 
-def evaluate(finetuned_policy: dict[str, Policy], scratch_policy: dict[str, Policy],
-             finetune_history: pd.DataFrame, scratch_history: pd.DataFrame,
-             target: dict[str, Any], evaluation: dict[str, Any]
+def evaluate(target: dict[str, Any], evaluation: dict[str, Any], **runs: Any
              ) -> tuple[dict[str, Any], plt.Figure, str]:
     """Greedy play of every final policy on held-out seeds (from the policy-file bytes, with
     numpy alone), then fine-tuned vs scratch: final score, env steps to Gymnasium's reward
     threshold and area under the learning curve, as interquartile means over training seeds
-    with bootstrap 95% intervals. Returns metrics, the learning-curve plot and a report."""
+    with bootstrap 95% intervals. Returns metrics, the learning-curve plot and a report.
+
+    ``runs`` holds every seed branch's outputs, named ``<arm>_<policy|history>_seed_<n>``.
+    """
     config = from_mapping(TargetConfig, target, "target")
     eval_config = from_mapping(EvalConfig, evaluation, "evaluation")
     threshold = env_info(config.env).reward_threshold
     rng = np.random.default_rng(eval_config.seed)
-    arms = {"finetuned": (finetuned_policy, finetune_history),
-            "scratch": (scratch_policy, scratch_history)}
+    arms = _by_arm(runs)
     summaries = {arm: summarise_arm(score_policies(policies, config.env, eval_config), history,
                                     threshold, config.dqn.total_steps, eval_config, rng)
                  for arm, (policies, history) in arms.items()}
@@ -52,3 +54,21 @@ def evaluate(finetuned_policy: dict[str, Policy], scratch_policy: dict[str, Poli
     figure = learning_curve_figure({arm: history for arm, (_, history) in arms.items()},
                                    metrics["target"], threshold, rng)
     return metrics, figure, markdown_report(metrics)
+
+
+_RUN = re.compile(r"(?P<arm>finetuned|scratch)_(?P<kind>policy|history)_seed_(?P<seed>\d+)")
+
+
+def _by_arm(runs: dict[str, Any]) -> dict[str, tuple[dict[str, Policy], pd.DataFrame]]:
+    """Per arm: policies keyed ``seed_<n>`` and the seeds' histories stacked with a ``seed``
+    column, as the comparison expects."""
+    policies: dict[str, dict[str, Policy]] = {arm: {} for arm in ARMS}
+    histories: dict[str, list[pd.DataFrame]] = {arm: [] for arm in ARMS}
+    parsed = [(_RUN.fullmatch(key), value) for key, value in runs.items()]
+    for match, value in sorted(parsed, key=lambda item: int(item[0]["seed"])):
+        arm, seed = match["arm"], int(match["seed"])
+        if match["kind"] == "policy":
+            policies[arm][f"seed_{seed}"] = value
+        else:
+            histories[arm].append(value.assign(seed=seed))
+    return {arm: (policies[arm], pd.concat(histories[arm], ignore_index=True)) for arm in ARMS}

@@ -1,16 +1,31 @@
-"""Evaluate stage DAG: one ``evaluate`` per target namespace."""
+"""Evaluate stage DAG: one ``evaluate`` per target, reading every seed's policies and
+learning curves."""
+
+import warnings
 
 from kedro.pipeline import Node, Pipeline
 
 from hindsight_rl.pipelines.evaluate.nodes import evaluate
 from hindsight_rl.pipelines.namespaces import per_target
 
+# Each arm's outputs in a seed branch of the fine-tune stage: (policy, history).
+ARM_DATASETS = {"finetuned": ("finetuned_policy", "finetune_history"),
+                "scratch": ("scratch_policy", "scratch_history")}
+
+
+def template(seeds: tuple[int, ...]) -> Pipeline:
+    runs = {f"{arm}_{kind}_seed_{seed}": f"seed_{seed}.{dataset}"
+            for seed in seeds for arm, datasets in ARM_DATASETS.items()
+            for kind, dataset in zip(("policy", "history"), datasets, strict=True)}
+    with warnings.catch_warnings():
+        # The seed branches' datasets are namespaced (dotted) on purpose.
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
+        node = Node(evaluate, inputs={"target": "params:target",
+                                      "evaluation": "params:evaluation", **runs},
+                    outputs=["transfer_metrics", "learning_curves", "transfer_report"],
+                    name="evaluate")
+    return Pipeline([node])
+
 
 def create_pipeline(**kwargs) -> Pipeline:
-    template = Pipeline([
-        Node(evaluate, inputs=["finetuned_policy", "scratch_policy", "finetune_history",
-                               "scratch_history", "params:target", "params:evaluation"],
-             outputs=["transfer_metrics", "learning_curves", "transfer_report"],
-             name="evaluate"),
-    ])
     return per_target(template)

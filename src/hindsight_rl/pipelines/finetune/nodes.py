@@ -1,8 +1,7 @@
-"""Nodes of the fine-tune stage: both arms train every configured seed on the same budget."""
+"""Nodes of the fine-tune stage: one training seed of each arm, on the same budget."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,41 +27,37 @@ from hindsight_rl.core.training import (
 
 
 def finetune(pretrained_policy: Policy, hindsight_dataset: pd.DataFrame,
-             target: dict[str, Any], evaluation: dict[str, Any], runtime: dict[str, Any]
-             ) -> tuple[dict[str, Policy], pd.DataFrame]:
+             target: dict[str, Any], evaluation: dict[str, Any], runtime: dict[str, Any],
+             seed: int) -> tuple[Policy, pd.DataFrame]:
     """Transfer the pretrained network, freeze the configured parts and fine-tune it on the
-    target with DQN plus the hindsight return-to-go loss, once per training seed.
+    target with DQN plus the hindsight return-to-go loss, for one training seed.
 
     The hindsight dataset preloads the replay buffer and counts against the step budget.
-    Interrupted seeds resume from their training checkpoints (``runtime.checkpoint_dir``).
+    An interrupted run resumes from its training checkpoint (``runtime.checkpoint_dir``).
     """
     config = from_mapping(TargetConfig, target, "target")
-    seeds = _curve_seeds(config, evaluation)
-    return _per_seed(config, lambda seed: finetune_from(
+    policy, history = finetune_from(
         pretrained_policy, config.env, config.dqn, config.finetune, seed, hindsight_dataset,
-        seeds, label=f"finetune {config.env.id} seed {seed}",
-        checkpoints=_checkpoints(runtime)))
+        _curve_seeds(config, evaluation), label=f"finetune {config.env.id} seed {seed}",
+        checkpoints=_checkpoints(runtime))
+    return policy, history.assign(seed=seed)
 
 
 def train_scratch(pretrained_policy: Policy, target: dict[str, Any], evaluation: dict[str, Any],
-                  runtime: dict[str, Any]) -> tuple[dict[str, Policy], pd.DataFrame]:
-    """The control: same network shape, budget and seeds, nothing transferred (only the
-    pretrained network's layer widths are read). Its replay buffer starts from
-    uniform-random rollouts as large as the hindsight dataset."""
+                  runtime: dict[str, Any], seed: int) -> tuple[Policy, pd.DataFrame]:
+    """The control for one training seed: same network shape, budget and seed, nothing
+    transferred (only the pretrained network's layer widths are read). Its replay buffer
+    starts from uniform-random rollouts as large as the hindsight dataset."""
     config = from_mapping(TargetConfig, target, "target")
-    seeds = _curve_seeds(config, evaluation)
-    sizes = env_info(config.env)
-    network_config = network_config_of(pretrained_policy.network)
-
-    def one_seed(seed: int) -> tuple[Policy, pd.DataFrame]:
-        uniform = CollectConfig(steps=config.collect.steps, policy="uniform", seed=seed)
-        act = behaviour_policy(uniform, sizes.n_actions, None, np.random.default_rng(seed))
-        warm_start = collect_rollouts(config.env, uniform.steps, act, seed)
-        return train_from_scratch(config.env, network_config, config.dqn, seed, warm_start,
-                                  seeds, label=f"scratch {config.env.id} seed {seed}",
-                                  checkpoints=_checkpoints(runtime))
-
-    return _per_seed(config, one_seed)
+    uniform = CollectConfig(steps=config.collect.steps, policy="uniform", seed=seed)
+    act = behaviour_policy(uniform, env_info(config.env).n_actions, None,
+                           np.random.default_rng(seed))
+    warm_start = collect_rollouts(config.env, uniform.steps, act, seed)
+    policy, history = train_from_scratch(
+        config.env, network_config_of(pretrained_policy.network), config.dqn, seed,
+        warm_start, _curve_seeds(config, evaluation),
+        label=f"scratch {config.env.id} seed {seed}", checkpoints=_checkpoints(runtime))
+    return policy, history.assign(seed=seed)
 
 
 def _checkpoints(runtime: dict[str, Any]) -> Checkpoints | None:
@@ -72,16 +67,3 @@ def _checkpoints(runtime: dict[str, Any]) -> Checkpoints | None:
 def _curve_seeds(config: TargetConfig, evaluation: dict[str, Any]) -> list[int]:
     eval_config = from_mapping(EvalConfig, evaluation, "evaluation")
     return curve_seeds(eval_config.seed + eval_config.episodes, config.dqn.eval_episodes)
-
-
-def _per_seed(config: TargetConfig,
-              train_one: Callable[[int], tuple[Policy, pd.DataFrame]]
-              ) -> tuple[dict[str, Policy], pd.DataFrame]:
-    """Run ``train_one`` for every training seed; policies keyed ``seed_<n>``, histories
-    stacked with a ``seed`` column."""
-    policies, histories = {}, []
-    for seed in config.seeds:
-        policy, history = train_one(seed)
-        policies[f"seed_{seed}"] = policy
-        histories.append(history.assign(seed=seed))
-    return policies, pd.concat(histories, ignore_index=True)

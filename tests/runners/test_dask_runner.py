@@ -1,0 +1,38 @@
+"""The smoke pipeline on a two-worker Dask LocalCluster writes what a sequential run writes."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from hindsight_rl.runners import DaskRunner
+from tests.conftest import copy_project
+
+
+def _artefacts(project):
+    """Every saved file by its path without the version folder, with its bytes."""
+    files = {}
+    for path in (project / "data").rglob("*"):
+        if path.is_file() and path.name != ".gitkeep":
+            parts = path.relative_to(project).parts
+            files["/".join(p for p in parts if not p.startswith("20"))] = path.read_bytes()
+    return files
+
+
+def test_dask_run_writes_the_same_artefacts_as_a_sequential_run(tmp_path):
+    sequential, dask = copy_project(tmp_path / "sequential"), copy_project(tmp_path / "dask")
+    subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "smoke"], cwd=sequential,
+                   check=True, capture_output=True, env={**os.environ, "DO_NOT_TRACK": "1"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(dask)
+        patch.setenv("KEDRO_ENV", "smoke")
+        bootstrap_project(dask)
+        with KedroSession.create(project_path=dask, env="smoke") as session:
+            session.run(runner=DaskRunner(cluster_args={"n_workers": 2}))
+    expected, got = _artefacts(sequential), _artefacts(dask)
+    assert len(expected) == 3 + 2 * (4 + 2 * 4) and sorted(got) == sorted(expected)
+    different = [path for path in expected if got[path] != expected[path]]
+    assert not different
