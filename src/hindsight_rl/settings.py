@@ -2,9 +2,9 @@
 
 from kedro.config import OmegaConfigLoader
 
-from hindsight_rl.hooks import TorchThreadsHook, ValidateParametersHook
+from hindsight_rl.hooks import RunManifestHook, TorchThreadsHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(), TorchThreadsHook())
+HOOKS = (ValidateParametersHook(), TorchThreadsHook(), RunManifestHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

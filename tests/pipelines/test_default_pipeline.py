@@ -14,7 +14,8 @@ from tests.pipelines.conftest import run_session, versions
 TARGETS = ("mountaincar", "cartpole_long_pole")
 SEEDS = (0, 1)  # conf/smoke
 VERSIONED = ["data/01_raw/source_rollouts.parquet", "data/06_models/pretrained_policy.safetensors",
-             "data/07_model_output/pretrain_history.parquet"] + [
+             "data/07_model_output/pretrain_history.parquet",
+             "data/08_reporting/run_manifest.json"] + [
     f"data/{path}" for target in TARGETS for path in (
         f"03_primary/{target}/hindsight_dataset.parquet",
         f"08_reporting/{target}/transfer_metrics.json",
@@ -110,3 +111,9 @@ def test_finetune_from_a_pinned_pretrained_version(two_runs):
     hindsight = versions(project, "data/03_primary/mountaincar/hindsight_dataset.parquet")
     assert len(hindsight) == 3
     assert len(versions(project, "data/06_models/pretrained_policy.safetensors")) == 2
+    manifest = json.loads(next(versions(project, "data/08_reporting/run_manifest.json")[-1]
+                               .glob("*.json")).read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["loaded_versions"] == {"pretrained_policy": pinned}
+    assert manifest["saved_version"] == hindsight[-1].name
+    assert "mountaincar.seed_1.finetune" in manifest["nodes"]

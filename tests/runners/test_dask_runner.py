@@ -16,7 +16,7 @@ def _artefacts(project):
     """Every saved file by its path without the version folder, with its bytes."""
     files = {}
     for path in (project / "data").rglob("*"):
-        if path.is_file() and path.name != ".gitkeep":
+        if path.is_file() and path.name not in (".gitkeep", "run_manifest.json"):
             parts = path.relative_to(project).parts
             files["/".join(p for p in parts if not p.startswith("20"))] = path.read_bytes()
     return files
