@@ -19,7 +19,7 @@ def test_every_artefact_lands_in_the_configured_store(tmp_path):
         with KedroSession.create(project_path=project, env="smoke") as session:
             session.run(pipeline_names=["source"])
     store = fsspec.filesystem("memory")
-    saved = store.find("/shared-store")
+    saved = store.find("/")
     assert any(p.endswith("pretrained_policy.safetensors") for p in saved)
     assert any(p.endswith("source_rollouts.parquet") for p in saved)
     assert not (project / "data").exists()
