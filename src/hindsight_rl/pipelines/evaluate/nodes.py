@@ -60,8 +60,8 @@ _RUN = re.compile(r"(?P<arm>finetuned|scratch)_(?P<kind>policy|history)_seed_(?P
 
 
 def _by_arm(runs: dict[str, Any]) -> dict[str, tuple[dict[str, Policy], pd.DataFrame]]:
-    """Per arm: policies keyed ``seed_<n>`` and the seeds' histories stacked with a ``seed``
-    column, as the comparison expects."""
+    """Per arm: policies keyed ``seed_<n>`` and the seeds' histories (which carry their
+    ``seed`` column) stacked, as the comparison expects."""
     policies: dict[str, dict[str, Policy]] = {arm: {} for arm in ARMS}
     histories: dict[str, list[pd.DataFrame]] = {arm: [] for arm in ARMS}
     parsed = [(_RUN.fullmatch(key), value) for key, value in runs.items()]
@@ -70,5 +70,5 @@ def _by_arm(runs: dict[str, Any]) -> dict[str, tuple[dict[str, Policy], pd.DataF
         if match["kind"] == "policy":
             policies[arm][f"seed_{seed}"] = value
         else:
-            histories[arm].append(value.assign(seed=seed))
+            histories[arm].append(value)
     return {arm: (policies[arm], pd.concat(histories[arm], ignore_index=True)) for arm in ARMS}
