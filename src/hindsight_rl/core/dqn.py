@@ -32,6 +32,7 @@ from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import GreedyEvaluator
 from hindsight_rl.core.hindsight import returns_to_go
 from hindsight_rl.core.networks import QNetwork, set_frozen, trainable_parameters
+from hindsight_rl.core.progress import StepProgress
 from hindsight_rl.core.replay import Batch, ReplayBuffer
 from hindsight_rl.core.rollouts import q_function
 
@@ -256,40 +257,44 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
     next_checkpoint = _next_multiple(run.step, checkpoints)
     episode_slots: list[int] = []
     episode_rewards: list[float] = []
-    while run.step < config.total_steps:
-        if rng.random() < epsilon_at(run.step, config):
-            action = int(rng.integers(network.n_actions))
-        else:
-            action = int(q_values(obs[None])[0].argmax())
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        episode_slots.append(run.buffer.add(obs, action, reward, next_obs, terminated))
-        episode_rewards.append(float(reward))
-        run.step += 1
-        step = run.step
-        episode_ended = terminated or truncated
-        if episode_ended:
-            rewards = np.asarray(episode_rewards, np.float32)
-            run.buffer.label(episode_slots, returns_to_go(rewards, np.zeros(len(rewards)),
-                                                          config.gamma), valid=terminated)
-            run.history.add(step, "episode_return", rewards.sum())
-            episode_slots, episode_rewards = [], []
-            env_rng_state = copy.deepcopy(env.unwrapped.np_random.bit_generator.state)
-            obs, _ = env.reset()
-        else:
-            obs = next_obs
+    recent_return = None
+    with StepProgress(label, config.total_steps, start=run.step) as progress:
+        while run.step < config.total_steps:
+            if rng.random() < epsilon_at(run.step, config):
+                action = int(rng.integers(network.n_actions))
+            else:
+                action = int(q_values(obs[None])[0].argmax())
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            episode_slots.append(run.buffer.add(obs, action, reward, next_obs, terminated))
+            episode_rewards.append(float(reward))
+            run.step += 1
+            step = run.step
+            episode_ended = terminated or truncated
+            if episode_ended:
+                rewards = np.asarray(episode_rewards, np.float32)
+                run.buffer.label(episode_slots, returns_to_go(rewards, np.zeros(len(rewards)),
+                                                              config.gamma), valid=terminated)
+                run.history.add(step, "episode_return", rewards.sum())
+                recent_return = float(rewards.sum())
+                episode_slots, episode_rewards = [], []
+                env_rng_state = copy.deepcopy(env.unwrapped.np_random.bit_generator.state)
+                obs, _ = env.reset()
+            else:
+                obs = next_obs
 
-        if frozen and not run.unfrozen and unfreeze_after_steps is not None \
-                and step >= unfreeze_after_steps:
-            run.unfreeze(frozen)
-        if step % config.train_freq == 0 and run.buffer.size >= config.learning_starts:
-            _train_burst(run, config, label)
-        if step % config.target_update_interval == 0:
-            target.load_state_dict(network.state_dict())
-        if step % config.eval_interval == 0 or step == config.total_steps:
-            evaluate()
-        if episode_ended and step >= next_checkpoint and step < config.total_steps:
-            checkpoints.save(key, label, run.checkpoint(env_rng_state))
-            next_checkpoint = _next_multiple(step, checkpoints)
+            if frozen and not run.unfrozen and unfreeze_after_steps is not None \
+                    and step >= unfreeze_after_steps:
+                run.unfreeze(frozen)
+            if step % config.train_freq == 0 and run.buffer.size >= config.learning_starts:
+                _train_burst(run, config, label)
+            if step % config.target_update_interval == 0:
+                target.load_state_dict(network.state_dict())
+            if step % config.eval_interval == 0 or step == config.total_steps:
+                evaluate()
+            if episode_ended and step >= next_checkpoint and step < config.total_steps:
+                checkpoints.save(key, label, run.checkpoint(env_rng_state))
+                next_checkpoint = _next_multiple(step, checkpoints)
+            progress.update(step, recent_return)
     env.close()
     evaluator.close()
     if checkpoints is not None:

@@ -10,6 +10,7 @@ import torch
 from hindsight_rl.core.config import CollectConfig, EnvConfig
 from hindsight_rl.core.envs import make_env
 from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.progress import StepProgress
 from hindsight_rl.core.trajectories import Transitions, transitions_from_lists
 
 QFunction = Callable[[np.ndarray], np.ndarray]
@@ -65,20 +66,23 @@ def collect_rollouts(env_config: EnvConfig, steps: int, act: Callable[[np.ndarra
     obs, _ = env.reset(seed=seed)
     columns: dict[str, list] = {k: [] for k in ("episode_id", "t", "obs", "action", "reward",
                                                 "next_obs", "terminated", "truncated")}
-    episode, t = 0, 0
-    for step in range(steps):
-        action = act(obs)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        truncated = bool(truncated or (step == steps - 1 and not terminated))
-        for key, value in (("episode_id", episode), ("t", t), ("obs", obs), ("action", action),
-                           ("reward", reward), ("next_obs", next_obs),
-                           ("terminated", terminated), ("truncated", truncated)):
-            columns[key].append(value)
-        if terminated or truncated:
-            episode, t = episode + 1, 0
-            obs, _ = env.reset()
-        else:
-            obs, t = next_obs, t + 1
+    episode, t, episode_return = 0, 0, 0.0
+    with StepProgress(f"collect {env_config.id}", steps) as progress:
+        for step in range(steps):
+            action = act(obs)
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            truncated = bool(truncated or (step == steps - 1 and not terminated))
+            for key, value in (("episode_id", episode), ("t", t), ("obs", obs), ("action", action),
+                               ("reward", reward), ("next_obs", next_obs),
+                               ("terminated", terminated), ("truncated", truncated)):
+                columns[key].append(value)
+            episode_return += float(reward)
+            if terminated or truncated:
+                progress.update(step + 1, episode_return)
+                episode, t, episode_return = episode + 1, 0, 0.0
+                obs, _ = env.reset()
+            else:
+                obs, t = next_obs, t + 1
     env.close()
     return transitions_from_lists(**columns)
 
