@@ -1,8 +1,15 @@
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-from hindsight_rl.core.comparison import summarise_arm, verdict
+from hindsight_rl.core.comparison import (
+    hindsight_returns_figure,
+    html_report,
+    markdown_report,
+    summarise_arm,
+    verdict,
+)
 from hindsight_rl.core.config import EvalConfig
 
 
@@ -37,3 +44,33 @@ def test_unreached_threshold_counts_as_the_whole_budget():
     assert summary["per_seed"]["seed_1"]["steps_to_threshold"] is None
     assert summary["steps_to_threshold"]["mean"] == pytest.approx((100 + 1000) / 2)
     assert summary["solved_seeds"] == 1
+
+
+def _metrics() -> dict:
+    arm = {**_arm(10_000, 500, 300),
+           "per_seed": {"seed_0": {"final_mean": 500.0, "final_std": 0.0,
+                                   "steps_to_threshold": 7500}}}
+    return {"target": "CartPole-v1 <long>", "env_id": "CartPole-v1", "reward_threshold": 475.0,
+            "budget_env_steps": 50_000, "eval_episodes": 100, "eval_seeds": [10, 109],
+            "arms": {"finetuned": arm, "scratch": arm}, "verdict": "Transfer helped (...)"}
+
+
+def test_reports_show_the_same_table_and_the_html_one_the_plots():
+    figure = plt.figure()
+    markdown = markdown_report(_metrics())
+    page = html_report(_metrics(), {"learning curves": figure})
+    plt.close(figure)
+    assert "| finetuned | 500.0 [499.0, 501.0] | 10000.0 [9999.0, 10001.0] |" in markdown
+    assert "<td>500.0 [499.0, 501.0]</td><td>10000.0 [9999.0, 10001.0]</td>" in page
+    assert "Transfer helped (...)" in markdown and "Transfer helped (...)" in page
+    assert page.count('src="data:image/png;base64,iVBORw0KGgo') == 1
+    assert "CartPole-v1 &lt;long&gt;" in page
+
+
+def test_hindsight_returns_split_by_outcome():
+    table = pd.DataFrame({"episode_id": [0, 0, 1, 2], "episode_return": [-2.0, -2.0, -5.0, -1.0],
+                          "success": [True, True, False, True]})
+    figure = hindsight_returns_figure(table, "Corridor", threshold=-3.0)
+    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    plt.close(figure)
+    assert labels == ["success (2)", "no success (1)", "reward threshold"]

@@ -20,7 +20,9 @@ VERSIONED = ["data/01_raw/source_rollouts.parquet", "data/06_models/pretrained_p
         f"03_primary/{target}/hindsight_dataset.parquet",
         f"08_reporting/{target}/transfer_metrics.json",
         f"08_reporting/{target}/learning_curves.png",
-        f"08_reporting/{target}/transfer_report.md")] + [
+        f"08_reporting/{target}/hindsight_returns.png",
+        f"08_reporting/{target}/transfer_report.md",
+        f"08_reporting/{target}/transfer_report.html")] + [
     f"data/{path}" for target in TARGETS for seed in SEEDS for path in (
         f"06_models/{target}/seed_{seed}/finetuned_policy.safetensors",
         f"06_models/{target}/seed_{seed}/scratch_policy.safetensors",

@@ -33,6 +33,6 @@ def test_dask_run_writes_the_same_artefacts_as_a_sequential_run(tmp_path):
         with KedroSession.create(project_path=dask, env="smoke") as session:
             session.run(runner=DaskRunner(cluster_args={"n_workers": 2}))
     expected, got = _artefacts(sequential), _artefacts(dask)
-    assert len(expected) == 3 + 2 * (4 + 2 * 4) and sorted(got) == sorted(expected)
+    assert len(expected) == 3 + 2 * (6 + 2 * 4) and sorted(got) == sorted(expected)
     different = [path for path in expected if got[path] != expected[path]]
     assert not different

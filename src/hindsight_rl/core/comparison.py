@@ -3,6 +3,9 @@ learning-curve plots and a plain-words verdict."""
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 from typing import Any
 
 import matplotlib
@@ -140,27 +143,97 @@ def learning_curve_figure(histories: dict[str, pd.DataFrame], title: str,
     return figure
 
 
-def markdown_report(metrics: dict[str, Any]) -> str:
-    """A short human summary of one target's comparison."""
-    lines = [f"# Transfer report: {metrics['target']} ({metrics['env_id']})", "",
-             f"**{metrics['verdict']}**", "",
-             f"Budget: {metrics['budget_env_steps']} target env steps per arm; "
-             f"{metrics['eval_episodes']} greedy evaluation episodes per policy on seeds "
-             f"{metrics['eval_seeds'][0]}…{metrics['eval_seeds'][1]}; "
-             f"reward threshold {metrics['reward_threshold']}.", "",
-             "| arm | final return IQM [95% CI] | env steps to threshold IQM [95% CI] "
-             "| AUC IQM [95% CI] | solved seeds |", "|---|---|---|---|---|"]
+def hindsight_returns_figure(table: pd.DataFrame, title: str,
+                             threshold: float | None) -> plt.Figure:
+    """Histogram of the hindsight dataset's episode returns (one per episode), split by
+    outcome when the task defines success: what the fine-tuning buffer starts from."""
+    episodes = table.groupby("episode_id").first()
+    figure, axes = plt.subplots(figsize=(7, 4))
+    if "success" in episodes:
+        groups = {"success": episodes[episodes["success"]],
+                  "no success": episodes[~episodes["success"]]}
+    else:
+        groups = {"episodes": episodes}
+    values = episodes["episode_return"].to_numpy(np.float64)
+    low, high = values.min(), values.max()
+    if threshold is not None:
+        low, high = min(low, threshold), max(high, threshold)
+    bins = np.linspace(low - 0.5, high + 0.5, 21)  # wide enough when every return is equal
+    for name, rows in groups.items():
+        axes.hist(rows["episode_return"], bins=bins, alpha=0.7, label=f"{name} ({len(rows)})")
+    if threshold is not None:
+        axes.axvline(threshold, color="grey", linestyle="--", label="reward threshold")
+    axes.set(xlabel="episode return (cut episodes: partial)", ylabel="episodes",
+             title=f"Hindsight dataset: {title}")
+    axes.legend()
+    figure.tight_layout()
+    return figure
+
+
+def _comparison_table(metrics: dict[str, Any]) -> list[list[str]]:
+    """Header and one row per arm: the figures both reports show."""
+    rows = [["arm", "final return IQM [95% CI]", "env steps to threshold IQM [95% CI]",
+             "AUC IQM [95% CI]", "solved seeds"]]
     for arm in ARMS:
         summary = metrics["arms"][arm]
         cells = [f"{summary[k]['iqm']:.1f} [{summary[k]['ci'][0]:.1f}, {summary[k]['ci'][1]:.1f}]"
                  for k in ("final_return", "steps_to_threshold", "auc")]
-        lines.append(f"| {arm} | {' | '.join(cells)} | "
-                     f"{summary['solved_seeds']}/{summary['seeds']} |")
+        rows.append([arm, *cells, f"{summary['solved_seeds']}/{summary['seeds']}"])
+    return rows
+
+
+def _budget_line(metrics: dict[str, Any]) -> str:
+    return (f"Budget: {metrics['budget_env_steps']} target env steps per arm; "
+            f"{metrics['eval_episodes']} greedy evaluation episodes per policy on seeds "
+            f"{metrics['eval_seeds'][0]}…{metrics['eval_seeds'][1]}; "
+            f"reward threshold {metrics['reward_threshold']}.")
+
+
+def _per_seed_lines(metrics: dict[str, Any]) -> list[str]:
+    return [f"{arm} {name}: {seed['final_mean']:.1f} ± {seed['final_std']:.1f}, "
+            f"steps to threshold {seed['steps_to_threshold']}"
+            for arm in ARMS for name, seed in metrics["arms"][arm]["per_seed"].items()]
+
+
+_CENSORED = ("Seeds that never reached the threshold count as the full budget in the "
+             "steps-to-threshold statistic.")
+
+
+def markdown_report(metrics: dict[str, Any]) -> str:
+    """A short human summary of one target's comparison."""
+    header, *rows = _comparison_table(metrics)
+    lines = [f"# Transfer report: {metrics['target']} ({metrics['env_id']})", "",
+             f"**{metrics['verdict']}**", "", _budget_line(metrics), "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "Per seed (final mean ± std over the evaluation episodes):", ""]
-    for arm in ARMS:
-        for name, seed in metrics["arms"][arm]["per_seed"].items():
-            lines.append(f"- {arm} {name}: {seed['final_mean']:.1f} ± {seed['final_std']:.1f}, "
-                         f"steps to threshold {seed['steps_to_threshold']}")
-    lines += ["", "Seeds that never reached the threshold count as the full budget in the "
-              "steps-to-threshold statistic.", ""]
+    lines += [f"- {line}" for line in _per_seed_lines(metrics)]
+    lines += ["", _CENSORED, ""]
     return "\n".join(lines)
+
+
+def html_report(metrics: dict[str, Any], figures: dict[str, plt.Figure]) -> str:
+    """The markdown report's content as one self-contained HTML page with the plots inline,
+    so it opens anywhere (browser, kedro-viz preview, a scheduler's artefact store)."""
+    header, *rows = _comparison_table(metrics)
+    table = ("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"
+             + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                       for row in rows) + "</table>")
+    images = "".join(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
+                     f'{_png_base64(figure)}"><figcaption>{html.escape(name)}</figcaption>'
+                     "</figure>" for name, figure in figures.items())
+    seeds = "".join(f"<li>{html.escape(line)}</li>" for line in _per_seed_lines(metrics))
+    title = html.escape(f"Transfer report: {metrics['target']} ({metrics['env_id']})")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+            "td,th{border:1px solid #ccc;padding:.3em .6em}table{border-collapse:collapse}"
+            "img{max-width:100%}</style></head><body>"
+            f"<h1>{title}</h1><p><strong>{html.escape(metrics['verdict'])}</strong></p>"
+            f"<p>{html.escape(_budget_line(metrics))}</p>{table}{images}"
+            f"<h2>Per seed</h2><ul>{seeds}</ul><p>{html.escape(_CENSORED)}</p></body></html>\n")
+
+
+def _png_base64(figure: plt.Figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -13,6 +13,8 @@ import pandas as pd
 from hindsight_rl.core.comparison import (
     ARMS,
     eval_seeds,
+    hindsight_returns_figure,
+    html_report,
     learning_curve_figure,
     markdown_report,
     score_policies,
@@ -26,12 +28,14 @@ from hindsight_rl.core.policy_file import Policy
 logger = logging.getLogger(__name__)
 
 
-def evaluate(target: dict[str, Any], evaluation: dict[str, Any], **runs: Any
-             ) -> tuple[dict[str, Any], plt.Figure, str]:
+def evaluate(hindsight_dataset: pd.DataFrame, target: dict[str, Any],
+             evaluation: dict[str, Any], **runs: Any
+             ) -> tuple[dict[str, Any], plt.Figure, plt.Figure, str, str]:
     """Greedy play of every final policy on held-out seeds (from the policy-file bytes, with
     numpy alone), then fine-tuned vs scratch: final score, env steps to Gymnasium's reward
     threshold and area under the learning curve, as interquartile means over training seeds
-    with bootstrap 95% intervals. Returns metrics, the learning-curve plot and a report.
+    with bootstrap 95% intervals. Returns metrics, the learning-curve plot, the hindsight
+    dataset's return distribution, and the report as markdown and as one HTML page.
 
     ``runs`` holds every seed branch's outputs, named ``<arm>_<policy|history>_seed_<n>``.
     """
@@ -51,9 +55,13 @@ def evaluate(target: dict[str, Any], evaluation: dict[str, Any], **runs: Any
                "eval_seeds": [seeds[0], seeds[-1]], "arms": summaries,
                "verdict": verdict(summaries["finetuned"], summaries["scratch"])}
     logger.info("%s: %s", metrics["target"], metrics["verdict"])
-    figure = learning_curve_figure({arm: history for arm, (_, history) in arms.items()},
+    curves = learning_curve_figure({arm: history for arm, (_, history) in arms.items()},
                                    metrics["target"], threshold, rng)
-    return metrics, figure, markdown_report(metrics)
+    returns = hindsight_returns_figure(hindsight_dataset, metrics["target"], threshold)
+    figures = {"Greedy return during training (mean, 95% bootstrap band over seeds)": curves,
+               "Episode returns in the hindsight dataset": returns}
+    return (metrics, curves, returns, markdown_report(metrics),
+            html_report(metrics, figures))
 
 
 _RUN = re.compile(r"(?P<arm>finetuned|scratch)_(?P<kind>policy|history)_seed_(?P<seed>\d+)")

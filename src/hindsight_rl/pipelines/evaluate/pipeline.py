@@ -20,9 +20,11 @@ def template(seeds: tuple[int, ...]) -> Pipeline:
     with warnings.catch_warnings():
         # The seed branches' datasets are namespaced (dotted) on purpose.
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
-        node = Node(evaluate, inputs={"target": "params:target",
+        node = Node(evaluate, inputs={"hindsight_dataset": "hindsight_dataset",
+                                      "target": "params:target",
                                       "evaluation": "params:evaluation", **runs},
-                    outputs=["transfer_metrics", "learning_curves", "transfer_report"],
+                    outputs=["transfer_metrics", "learning_curves", "hindsight_returns",
+                             "transfer_report", "transfer_report_html"],
                     name="evaluate")
     return Pipeline([node])
 
