@@ -23,9 +23,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield root
 
 
-def run_session(project: Path, **run_args) -> dict:
-    """One ``kedro run --env smoke`` with the given ``KedroSession.run`` arguments."""
-    with KedroSession.create(project_path=project, env="smoke") as session:
+def run_session(project: Path, runtime_params: dict | None = None, **run_args) -> dict:
+    """One ``kedro run --env smoke [--params ...]`` with the given ``KedroSession.run``
+    arguments."""
+    with KedroSession.create(project_path=project, env="smoke",
+                             runtime_params=runtime_params) as session:
         return session.run(**run_args)
 
 

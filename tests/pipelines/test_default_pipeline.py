@@ -41,7 +41,7 @@ def two_runs(project):
 
 
 def test_registered_pipelines_and_node_names(project):
-    assert {"source", "target", "finetune", "evaluate", "__default__"} <= set(pipelines)
+    assert {"source", "target", "finetune", "evaluate", "retrain", "__default__"} <= set(pipelines)
     names = {node.name for node in pipelines["__default__"].nodes}
     assert {"collect_source_rollouts", "pretrain", "export_weights"} <= names
     for target in TARGETS:

@@ -178,6 +178,9 @@ class EvalConfig:
     """Bootstrap resamples for the confidence intervals."""
     confidence: float = 0.95
     """Confidence level of the intervals."""
+    promotion_margin: float = 0.0
+    """``retrain``: a challenger replaces the champion only if its mean return is higher by
+    more than this."""
 
     def __post_init__(self) -> None:
         _check(self.episodes >= 1, "episodes", self.episodes, "an integer >= 1")

@@ -39,7 +39,9 @@ class PolicyFileDataset(AbstractVersionedDataset):
     def __init__(self, *, filepath: str, version: Version | None = None,
                  credentials: dict[str, Any] | None = None,
                  fs_args: dict[str, Any] | None = None,
-                 metadata: dict[str, Any] | None = None) -> None:
+                 metadata: dict[str, Any] | None = None, missing_ok: bool = False) -> None:
+        """``missing_ok``: load ``None`` when nothing was saved yet (e.g. the first champion)."""
+        self._missing_ok = missing_ok
         protocol, path = get_protocol_and_path(filepath, version)
         self._protocol = protocol
         self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
@@ -64,7 +66,9 @@ class PolicyFileDataset(AbstractVersionedDataset):
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
 
-    def load(self) -> Policy:
+    def load(self) -> Policy | None:
+        if self._missing_ok and not self._exists():
+            return None
         path = get_filepath_str(self._get_load_path(), self._protocol)
         with self._fs.open(path, "rb") as file:
             return policy_from_bytes(file.read(), source=path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import fields
 from functools import cache
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro.framework.project import settings
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
 
 from hindsight_rl.core.config import TargetConfig
 
@@ -86,3 +87,11 @@ def with_seed(func: Callable[..., Any], seed: int) -> Callable[..., Any]:
     """``func`` with its ``seed`` argument fixed, keeping its name and docstring for logs and
     kedro-viz (and picklable, for parallel runners)."""
     return functools.update_wrapper(functools.partial(func, seed=seed), func)
+
+
+def node_reading_seed_branches(func: Callable[..., Any], **kwargs: Any) -> Node:
+    """A target-level node whose inputs include seed branches' datasets (``seed_0.…``):
+    dotted on purpose, so Kedro's warning about dots in dataset names is silenced here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
+        return Node(func, **kwargs)

@@ -1,12 +1,10 @@
 """Evaluate stage DAG: one ``evaluate`` per target, reading every seed's policies and
 learning curves."""
 
-import warnings
-
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from hindsight_rl.pipelines.evaluate.nodes import evaluate
-from hindsight_rl.pipelines.namespaces import per_target
+from hindsight_rl.pipelines.namespaces import node_reading_seed_branches, per_target
 
 # Each arm's outputs in a seed branch of the fine-tune stage: (policy, history).
 ARM_DATASETS = {"finetuned": ("finetuned_policy", "finetune_history"),
@@ -17,15 +15,12 @@ def template(seeds: tuple[int, ...]) -> Pipeline:
     runs = {f"{arm}_{kind}_seed_{seed}": f"seed_{seed}.{dataset}"
             for seed in seeds for arm, datasets in ARM_DATASETS.items()
             for kind, dataset in zip(("policy", "history"), datasets, strict=True)}
-    with warnings.catch_warnings():
-        # The seed branches' datasets are namespaced (dotted) on purpose.
-        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
-        node = Node(evaluate, inputs={"hindsight_dataset": "hindsight_dataset",
-                                      "target": "params:target",
-                                      "evaluation": "params:evaluation", **runs},
-                    outputs=["transfer_metrics", "learning_curves", "hindsight_returns",
-                             "transfer_report", "transfer_report_html"],
-                    name="evaluate")
+    node = node_reading_seed_branches(
+        evaluate, inputs={"hindsight_dataset": "hindsight_dataset", "target": "params:target",
+                          "evaluation": "params:evaluation", **runs},
+        outputs=["transfer_metrics", "learning_curves", "hindsight_returns", "transfer_report",
+                 "transfer_report_html"],
+        name="evaluate")
     return Pipeline([node])
 
 

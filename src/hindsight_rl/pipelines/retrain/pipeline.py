@@ -1,0 +1,22 @@
+"""Retrain stage DAG: ``<t>.promote`` after the target, fine-tune and evaluate stages.
+
+``retrain`` = fresh target rollouts + fine-tuning (from the latest pretrained policy, or the
+one ``--load-versions pretrained_policy:<v>`` pins) + evaluation + promotion.
+"""
+
+from kedro.pipeline import Pipeline
+
+from hindsight_rl.pipelines.namespaces import node_reading_seed_branches, per_target
+from hindsight_rl.pipelines.retrain.nodes import promote
+
+
+def template(seeds: tuple[int, ...]) -> Pipeline:
+    finetuned = {f"seed_{seed}": f"seed_{seed}.finetuned_policy" for seed in seeds}
+    return Pipeline([node_reading_seed_branches(
+        promote, inputs={"current_champion": "current_champion", "target": "params:target",
+                         "evaluation": "params:evaluation", **finetuned},
+        outputs=["champion_policy", "promotion"], name="promote")])
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return per_target(template)
