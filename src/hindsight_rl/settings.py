@@ -12,4 +12,6 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # Environments (smoke, local) override single keys deep inside a section.
     "merge_strategy": {"parameters": "soft"},
+    # kedro-airflow's DAG settings (schedule, retries) per pipeline.
+    "config_patterns": {"airflow": ["airflow*", "airflow/**"]},
 }
