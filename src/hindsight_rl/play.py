@@ -11,9 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.evaluation import evaluate_greedy
-from hindsight_rl.core.policy_file import NumpyPolicy, PolicyFileError
+from hindsight_rl.core.policy_file import NumpyPolicy, PolicyFileError, env_config_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         env = policy.document["env"]
-        config = EnvConfig(id=env["id"], make_kwargs=env["make_kwargs"],
-                           overrides=env["overrides"])
-        returns = evaluate_greedy(config, policy.q_values,
+        returns = evaluate_greedy(env_config_of(policy.document), policy.q_values,
                                   range(args.seed, args.seed + args.episodes))
         print(json.dumps({"file": str(path), "env": env["id"], "overrides": env["overrides"],
                           "episodes": args.episodes, "mean": round(float(returns.mean()), 2),

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from hindsight_rl.core.config import ConfigError, EnvConfig
+from hindsight_rl.core.config import ConfigError, EnvConfig, NetworkConfig
 from hindsight_rl.core.envs import env_info, make_env
+from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.policy_file import Policy, env_config_of, policy_to_bytes, read_document
 
 
 def _next_state(config: EnvConfig) -> np.ndarray:
@@ -46,3 +48,24 @@ def test_env_info_reports_threshold_and_time_limit():
     info = env_info(EnvConfig(id="MountainCar-v0"))
     assert (info.obs_dim, info.n_actions) == (2, 3)
     assert info.reward_threshold == -110.0 and info.max_episode_steps == 200
+
+
+CUSTOM = EnvConfig(id="CustomCorridor-v0", entry_point="tests.conftest:CorridorEnv",
+                   max_episode_steps=4, reward_threshold=-2.5, success="terminated")
+
+
+def test_custom_env_by_entry_point_from_config_alone():
+    info = env_info(CUSTOM)
+    assert (info.obs_dim, info.n_actions) == (1, 2)
+    assert (info.max_episode_steps, info.reward_threshold) == (4, -2.5)
+
+
+def test_custom_env_travels_in_the_policy_file():
+    policy = Policy(network=QNetwork(1, 2, NetworkConfig(hidden_sizes=(4, 4))), env=CUSTOM,
+                    gamma=0.9)
+    assert env_config_of(read_document(policy_to_bytes(policy))) == CUSTOM
+
+
+def test_unimportable_entry_point_is_a_clear_error():
+    with pytest.raises(ConfigError, match="env.entry_point: cannot import 'nowhere:Env'"):
+        make_env(EnvConfig(id="Nowhere-v0", entry_point="nowhere:Env"))

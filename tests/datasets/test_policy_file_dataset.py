@@ -47,3 +47,10 @@ def test_numpy_dtype_of_saved_tensors_is_float32(tmp_path):
     path = tmp_path / "p.safetensors"
     PolicyFileDataset(filepath=str(path)).save(_policy(0))
     assert {t.dtype for t in load_file(str(path)).values()} == {np.dtype("float32")}
+
+
+def test_kedro_viz_preview_is_the_metadata_document(tmp_path):
+    dataset = PolicyFileDataset(filepath=str(tmp_path / "p.safetensors"))
+    dataset.save(_policy(3))
+    document = dataset.preview()
+    assert document["env"]["id"] == "MountainCar-v0" and document["provenance"] == {"seed": 3}

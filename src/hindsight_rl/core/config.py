@@ -45,6 +45,13 @@ class EnvConfig:
     success: Literal["terminated", "truncated", "none"] = "none"
     """Which episode end counts as a success: reaching a goal (``terminated``),
     surviving to the time limit (``truncated``), or undefined (``none``)."""
+    entry_point: str | None = None
+    """``module:Class`` of an environment Gymnasium does not know yet; it is registered under
+    ``id`` on first use, with the two settings below."""
+    max_episode_steps: int | None = None
+    """Time limit of an ``entry_point`` environment."""
+    reward_threshold: float | None = None
+    """Return that counts as solved for an ``entry_point`` environment."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,8 @@ class EnvInfo:
 
 def make_env(config: EnvConfig) -> gym.Env:
     """``gymnasium.make`` plus the configured overrides, with clear errors for bad ids."""
+    if config.entry_point and config.id not in gym.registry:
+        _register(config)
     if config.id not in gym.registry:
         close = difflib.get_close_matches(config.id, list(gym.registry), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -45,6 +48,20 @@ def make_env(config: EnvConfig) -> gym.Env:
     _check_spaces(env, config.id)
     apply_overrides(env, config.overrides)
     return env
+
+
+def _register(config: EnvConfig) -> None:
+    """Register a custom environment from its ``module:Class`` entry point, checking first
+    that it imports (Gymnasium would only fail later, inside ``make``)."""
+    module, _, name = (config.entry_point or "").partition(":")
+    try:
+        getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(f"env.entry_point: cannot import {config.entry_point!r} ({error}); "
+                          "expected 'package.module:EnvClass'") from None
+    gym.register(config.id, entry_point=config.entry_point,
+                 max_episode_steps=config.max_episode_steps,
+                 reward_threshold=config.reward_threshold)
 
 
 def apply_overrides(env: gym.Env, overrides: dict[str, float]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -69,11 +69,13 @@ def _document(policy: Policy) -> dict[str, Any]:
         layers.append({"weight": f"{prefix}.weight", "bias": f"{prefix}.bias",
                        "activation": None if part == "head" else "relu"})
     env = asdict(policy.env)
+    if env["entry_point"] is None:  # registration details only for custom environments
+        for key in ("entry_point", "max_episode_steps", "reward_threshold"):
+            del env[key]
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "env": {"id": env["id"], "make_kwargs": env["make_kwargs"],
-                "overrides": env["overrides"], "success": env["success"]},
+        "env": env,
         "observation": {"shape": [network.obs_dim],
                         "shift": network.obs_shift.tolist(),
                         "scale": network.obs_scale.tolist()},
@@ -149,12 +151,15 @@ def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
     state = {name: tensor for name, tensor in tensors.items()}
     state["obs_shift"], state["obs_scale"] = network.obs_shift, network.obs_scale
     network.load_state_dict(state)
-    env = document["env"]
-    return Policy(network=network,
-                  env=EnvConfig(id=env["id"], make_kwargs=env["make_kwargs"],
-                                overrides=env["overrides"], success=env.get("success", "none")),
+    return Policy(network=network, env=env_config_of(document),
                   gamma=float(document["gamma"]), frozen=tuple(document["frozen"]),
                   provenance=document["provenance"])
+
+
+def env_config_of(document: dict[str, Any]) -> EnvConfig:
+    """The environment a policy file was trained on, as config (the document's ``env``)."""
+    known = {f.name for f in fields(EnvConfig)}
+    return EnvConfig(**{key: value for key, value in document["env"].items() if key in known})
 
 
 def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: str) -> None:

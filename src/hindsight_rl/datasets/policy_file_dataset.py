@@ -20,7 +20,12 @@ from kedro.io.core import (
     get_protocol_and_path,
 )
 
-from hindsight_rl.core.policy_file import Policy, policy_from_bytes, policy_to_bytes
+from hindsight_rl.core.policy_file import (
+    Policy,
+    policy_from_bytes,
+    policy_to_bytes,
+    read_document,
+)
 from hindsight_rl.datasets.atomic import publish_atomically
 
 
@@ -72,6 +77,12 @@ class PolicyFileDataset(AbstractVersionedDataset):
         path = get_filepath_str(self._get_load_path(), self._protocol)
         with self._fs.open(path, "rb") as file:
             return policy_from_bytes(file.read(), source=path)
+
+    def preview(self) -> dict[str, Any]:
+        """kedro-viz's JSON preview: the file's metadata document (shapes, env, provenance)."""
+        path = get_filepath_str(self._get_load_path(), self._protocol)
+        with self._fs.open(path, "rb") as file:
+            return read_document(file.read(), source=path)
 
     def save(self, data: Policy) -> None:
         path = get_filepath_str(self._get_save_path(), self._protocol)
