@@ -341,8 +341,10 @@ def _train_burst(run: _Run, config: DQNConfig, label: str) -> None:
     if not (np.isfinite(mean_loss) and bool(weights_finite)):
         what = f"loss became {mean_loss}" if not np.isfinite(mean_loss) else \
             "weights became non-finite"
-        raise NonFiniteLossError(f"{label}: {what} at env step {run.step}; last finite loss "
-                                 f"{run.last_finite_loss}. Nothing from this run was saved: "
-                                 "lower dqn.learning_rate or dqn.max_grad_norm")
+        last = (f"last finite loss {run.last_finite_loss}"
+                if np.isfinite(run.last_finite_loss) else "no finite loss before it")
+        raise NonFiniteLossError(f"{label}: {what} at env step {run.step}; {last}. Nothing "
+                                 "from this run was saved: lower dqn.learning_rate or "
+                                 "dqn.max_grad_norm")
     run.last_finite_loss = mean_loss
     run.history.add(run.step, "loss", mean_loss)
