@@ -26,6 +26,7 @@ from safetensors.torch import save as save_tensors
 
 from hindsight_rl.core.config import RuntimeConfig
 from hindsight_rl.core.errors import HindsightRLError
+from hindsight_rl.core.policy_file import metadata_document
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +74,7 @@ class Checkpoints:
             return None
         data = path.read_bytes()
         try:
-            header_len = int.from_bytes(data[:8], "little")
-            document = json.loads(json.loads(data[8:8 + header_len])["__metadata__"]
-                                  [_METADATA_KEY])
+            document = metadata_document(data, _METADATA_KEY)
             tensors = load_tensors(data)
         except (ValueError, KeyError, TypeError, SafetensorError) as error:
             raise CheckpointError(f"{path}: unreadable training checkpoint ({error}); "

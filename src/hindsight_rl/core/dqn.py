@@ -336,11 +336,11 @@ def _train_burst(run: _Run, config: DQNConfig, label: str) -> None:
         torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
         optimizer.step()
         total += loss.detach()
-    weights_finite = torch.stack([p.isfinite().all() for p in parameters]).all()
+    weights_finite = bool(torch.stack([p.isfinite().all() for p in parameters]).all())
     mean_loss = float(total) / config.gradient_steps
-    if not (np.isfinite(mean_loss) and bool(weights_finite)):
-        what = f"loss became {mean_loss}" if not np.isfinite(mean_loss) else \
-            "weights became non-finite"
+    loss_finite = bool(np.isfinite(mean_loss))
+    if not (loss_finite and weights_finite):
+        what = "weights became non-finite" if loss_finite else f"loss became {mean_loss}"
         last = (f"last finite loss {run.last_finite_loss}"
                 if np.isfinite(run.last_finite_loss) else "no finite loss before it")
         raise NonFiniteLossError(f"{label}: {what} at env step {run.step}; {last}. Nothing "

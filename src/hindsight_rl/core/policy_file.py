@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -89,12 +90,18 @@ def _document(policy: Policy) -> dict[str, Any]:
     }
 
 
+def metadata_document(data: bytes, key: str = METADATA_KEY) -> Any:
+    """The JSON document stored under ``key`` in a safetensors header, read without loading
+    any tensor; raises ``ValueError``, ``KeyError`` or ``TypeError`` on malformed bytes."""
+    header_len = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + header_len])
+    return json.loads(header["__metadata__"][key])
+
+
 def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
     """The JSON document of a policy file, checked for format and version."""
     try:
-        header_len = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8:8 + header_len])
-        document = json.loads(header["__metadata__"][METADATA_KEY])
+        document = metadata_document(data)
     except (ValueError, KeyError, TypeError) as error:
         raise PolicyFileError(f"{source}: not a hindsight-rl policy file ({error})") from None
     if not isinstance(document, dict):
@@ -108,8 +115,16 @@ def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
     return document
 
 
-# What malformed metadata can raise while it is interpreted; all become PolicyFileError.
-_MALFORMED = (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError)
+@contextmanager
+def _metadata_errors(source: str) -> Iterator[None]:
+    """What malformed metadata can raise while it is interpreted becomes PolicyFileError."""
+    try:
+        yield
+    except PolicyFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+        raise PolicyFileError(f"{source}: metadata does not describe a network "
+                              f"({type(error).__name__}: {error})") from None
 
 
 def _checked_tensors(load: Callable[[bytes], dict[str, Any]], data: bytes,
@@ -119,13 +134,8 @@ def _checked_tensors(load: Callable[[bytes], dict[str, Any]], data: bytes,
         tensors = load(data)
     except SafetensorError as error:
         raise PolicyFileError(f"{source}: corrupted tensors ({error})") from None
-    try:
+    with _metadata_errors(source):
         _check_tensors(tensors, document, source)
-    except PolicyFileError:
-        raise
-    except _MALFORMED as error:
-        raise PolicyFileError(f"{source}: metadata does not describe a network "
-                              f"({type(error).__name__}: {error})") from None
     return tensors
 
 
@@ -133,11 +143,8 @@ def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
     """Rebuild the torch network and its context from policy-file bytes."""
     document = read_document(data, source)
     tensors = _checked_tensors(load_torch_bytes, data, document, source)
-    try:
+    with _metadata_errors(source):
         return _policy_from(document, tensors)
-    except _MALFORMED as error:
-        raise PolicyFileError(f"{source}: metadata does not describe a network "
-                              f"({type(error).__name__}: {error})") from None
 
 
 def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Policy:

@@ -77,9 +77,8 @@ def _spread(prefix: str, array: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _gather(table: pd.DataFrame, prefix: str) -> np.ndarray:
-    dim = sum(1 for c in table.columns
-              if c.startswith(f"{prefix}_") and c[len(prefix) + 1:].isdigit())
-    return table[[f"{prefix}_{i}" for i in range(dim)]].to_numpy(dtype=np.float32)
+    columns = [f"{prefix}_{i}" for i in range(_observation_width(table, prefix))]
+    return table[columns].to_numpy(dtype=np.float32)
 
 
 class TrajectoryTableError(HindsightRLError, ValueError):

@@ -71,18 +71,22 @@ class PolicyFileDataset(AbstractVersionedDataset):
     def _invalidate_cache(self) -> None:
         self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
 
+    def _read(self) -> tuple[bytes, str]:
+        """The bytes of the version to load, and its path for error messages."""
+        path = get_filepath_str(self._get_load_path(), self._protocol)
+        with self._fs.open(path, "rb") as file:
+            return file.read(), path
+
     def load(self) -> Policy | None:
         if self._missing_ok and not self._exists():
             return None
-        path = get_filepath_str(self._get_load_path(), self._protocol)
-        with self._fs.open(path, "rb") as file:
-            return policy_from_bytes(file.read(), source=path)
+        data, path = self._read()
+        return policy_from_bytes(data, source=path)
 
     def preview(self) -> dict[str, Any]:
         """kedro-viz's JSON preview: the file's metadata document (shapes, env, provenance)."""
-        path = get_filepath_str(self._get_load_path(), self._protocol)
-        with self._fs.open(path, "rb") as file:
-            return read_document(file.read(), source=path)
+        data, path = self._read()
+        return read_document(data, source=path)
 
     def save(self, data: Policy) -> None:
         path = get_filepath_str(self._get_save_path(), self._protocol)
