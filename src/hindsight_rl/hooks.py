@@ -1,19 +1,31 @@
 """Project hooks: check every parameter and the DAG's branches before any work, keep torch
-to its configured threads in every process that runs nodes, and record what each run read
-and wrote."""
+to its configured threads in every process that runs nodes, record what each run read
+and wrote, and (with the ``mlflow`` extra) add learning curves and policy files to the
+MLflow run."""
 
 from __future__ import annotations
 
+import numbers
+import re
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
 from kedro.io.core import VersionNotFoundError
 from kedro.pipeline import Pipeline
+from omegaconf import OmegaConf
 
 from hindsight_rl.core.config import ConfigError, ProjectConfig, from_mapping
 from hindsight_rl.core.envs import check_environments
+from hindsight_rl.datasets import PolicyFileDataset
 
 
 def project_config(parameters: dict[str, Any]) -> ProjectConfig:
@@ -41,7 +53,7 @@ class ValidateParametersHook:
     the first node runs, so a typo in a target's section fails in the first second, not
     after pretraining."""
 
-    @hook_impl
+    @hook_impl(tryfirst=True)  # before other hooks start work (kedro-mlflow opens a run)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline,
                             catalog: Any) -> None:
         config = project_config(catalog.load("parameters"))
@@ -105,3 +117,98 @@ def _load_version(dataset: Any) -> str | None:
         return dataset.resolve_load_version()
     except VersionNotFoundError:
         return None
+
+
+class MlflowTrackingHook:
+    """Adds to the MLflow run that kedro-mlflow opens (the ``mlflow`` extra) what its
+    parameter logging leaves out: every learning curve as metrics per env step, the
+    evaluation's numbers, and every saved policy file as an artifact.
+
+    Inert without kedro-mlflow: this module never imports mlflow, and nothing is logged unless a run
+    is active when the pipeline starts. The run's id is kept, so nodes in forked
+    ``ParallelRunner`` workers log to it too; spawned workers (Dask) start without it and
+    log nothing.
+    """
+
+    HISTORY_COLUMNS = ("env_step", "metric", "value")  # long tables from core.dqn._History
+    BATCH = 1000  # MLflow's limit of metrics per log_batch call
+
+    def __init__(self) -> None:
+        self._run: tuple[str, str] | None = None  # (tracking URI, run id)
+        self._catalog: Any = None
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow's, which reads conf/*/mlflow.yml
+    def after_context_created(self, context: Any) -> None:
+        """``${project_path:}`` in mlflow.yml: the sqlite tracking store stays in the project
+        folder, whatever the working directory (kedro-mlflow anchors only plain paths)."""
+        project_path = Path(context.project_path).resolve().as_posix()
+        with warnings.catch_warnings():  # OmegaConf 2.4 renamed it; Kedro still calls it too
+            warnings.filterwarnings("ignore", message="register_new_resolver")
+            OmegaConf.register_new_resolver("project_path", lambda: project_path, replace=True)
+
+    @hook_impl(trylast=True)  # after kedro-mlflow's, which starts the run
+    def before_pipeline_run(self, catalog: Any) -> None:
+        """Remember the run (and the catalog, to find saved files) for this pipeline only."""
+        mlflow = sys.modules.get("mlflow")  # not imported by anyone: no run can be active
+        run = mlflow.active_run() if mlflow else None
+        self._run = (mlflow.get_tracking_uri(), run.info.run_id) if run else None
+        self._catalog = catalog if run else None
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
+        """After the save, so only what was saved is logged, and the policy file exists."""
+        if self._run is None:
+            return
+        from mlflow import MlflowClient
+        from mlflow.entities import Metric
+
+        tracking_uri, run_id = self._run
+        client = MlflowClient(tracking_uri)
+        now = int(time.time() * 1000)
+        metrics = [Metric(_metric_key(f"{dataset_name}/{key}"), value, now, step)
+                   for key, step, value in self._metrics(data)]
+        for start in range(0, len(metrics), self.BATCH):
+            client.log_batch(run_id, metrics=metrics[start:start + self.BATCH])
+        dataset = self._catalog.get(dataset_name, fallback_to_runtime_pattern=True)
+        if isinstance(dataset, PolicyFileDataset):
+            name, data = dataset.saved_file()
+            with tempfile.TemporaryDirectory() as folder:
+                (Path(folder) / name).write_bytes(data)
+                client.log_artifact(run_id, str(Path(folder) / name),
+                                    artifact_path=f"policies/{dataset_name}")
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._run = self._catalog = None
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._run = self._catalog = None
+
+    @classmethod
+    def _metrics(cls, data: Any) -> Iterator[tuple[str, int, float]]:
+        """(key, step, value): a history's rows stepped by env step, a dict's numbers at 0."""
+        if isinstance(data, pd.DataFrame) and set(cls.HISTORY_COLUMNS) <= set(data.columns):
+            rows = data[list(cls.HISTORY_COLUMNS)].drop_duplicates()
+            for step, metric, value in rows.itertuples(index=False):
+                yield str(metric), int(step), float(value)
+        elif isinstance(data, dict):
+            for key, value in _numbers(data):
+                yield key, 0, value
+
+
+def _numbers(data: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
+    """Numeric leaves of nested dicts and lists, keyed ``arms.finetuned.final_return.iqm``;
+    booleans count as 0/1, text and ``None`` are skipped."""
+    if isinstance(data, dict | list):
+        items = data.items() if isinstance(data, dict) else enumerate(data)
+        for key, value in items:
+            yield from _numbers(value, f"{prefix}{key}.")
+    elif isinstance(data, numbers.Real):  # numpy scalars too
+        yield prefix[:-1], float(data)
+
+
+def _metric_key(key: str) -> str:
+    """MLflow allows letters, digits, ``_ - . / :`` and spaces in metric names."""
+    return re.sub(r"[^\w\-./: ]", "_", key)
+

@@ -2,9 +2,16 @@
 
 from kedro.config import OmegaConfigLoader
 
-from hindsight_rl.hooks import RunManifestHook, TorchThreadsHook, ValidateParametersHook
+from hindsight_rl.hooks import (
+    MlflowTrackingHook,
+    RunManifestHook,
+    TorchThreadsHook,
+    ValidateParametersHook,
+)
 
-HOOKS = (ValidateParametersHook(), TorchThreadsHook(), RunManifestHook())
+# MlflowTrackingHook does nothing unless kedro-mlflow (the `mlflow` extra, whose own hook
+# registers itself) has an MLflow run open.
+HOOKS = (ValidateParametersHook(), TorchThreadsHook(), RunManifestHook(), MlflowTrackingHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -157,3 +157,30 @@ def test_non_finite_training_stops_naming_step_and_last_finite_loss(
     with pytest.raises(NonFiniteLossError,
                        match=rf"{what} at env step 64; last finite loss \d+\.\d+"):
         dqn.train_dqn(network, corridor, tiny_dqn, seed=0, eval_seeds=[0], label="run")
+
+
+def test_training_stops_at_the_first_curve_point_at_the_threshold(corridor, tiny_network):
+    torch.manual_seed(0)
+    config = DQNConfig(total_steps=1500, learning_rate=3e-3, batch_size=32, buffer_size=2000,
+                       learning_starts=100, gamma=0.9, target_update_interval=50,
+                       train_freq=4, gradient_steps=1, exploration_fraction=0.3,
+                       eval_interval=100, eval_episodes=2, stop_on_threshold=True)
+    result = train_dqn(QNetwork(1, 2, tiny_network), corridor, config, seed=0,
+                       eval_seeds=[10, 11])
+    evals = result.history[result.history["metric"] == "eval_return"]
+    assert result.env_steps < config.total_steps
+    assert evals["env_step"].iloc[-1] == result.env_steps
+    assert evals["value"].iloc[-1] == -2.0 and (evals["value"].iloc[:-1] < -2.0).all()
+
+
+def test_target_update_copies_current_weights_without_sharing_them(tiny_network):
+    online, target = QNetwork(1, 2, tiny_network), QNetwork(1, 2, tiny_network)
+    update_target = dqn.weight_copier(online, target)
+    with torch.no_grad():
+        online.head.bias.add_(1.0)
+    update_target()
+    assert all(torch.equal(a, b) for a, b in zip(online.state_dict().values(),
+                                                 target.state_dict().values(), strict=True))
+    with torch.no_grad():
+        online.head.bias.add_(1.0)
+    assert not torch.equal(online.head.bias, target.head.bias)

@@ -1,8 +1,14 @@
 import numpy as np
 import pytest
 
-from hindsight_rl.core.config import ConfigError, EnvConfig, NetworkConfig
-from hindsight_rl.core.envs import env_info, make_env
+from hindsight_rl.core.config import (
+    ConfigError,
+    EnvConfig,
+    NetworkConfig,
+    ProjectConfig,
+    from_mapping,
+)
+from hindsight_rl.core.envs import check_environments, env_info, make_env
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import Policy, env_config_of, policy_to_bytes, read_document
 
@@ -69,3 +75,13 @@ def test_custom_env_travels_in_the_policy_file():
 def test_unimportable_entry_point_is_a_clear_error():
     with pytest.raises(ConfigError, match="env.entry_point: cannot import 'nowhere:Env'"):
         make_env(EnvConfig(id="Nowhere-v0", entry_point="nowhere:Env"))
+
+
+def test_stopping_on_a_threshold_needs_an_env_that_has_one():
+    no_threshold = {"id": "NoThreshold-v0", "entry_point": "tests.conftest:CorridorEnv",
+                    "max_episode_steps": 4}
+    project = from_mapping(ProjectConfig, {
+        "source": {"env": no_threshold, "dqn": {"stop_on_threshold": True}},
+        "targets": {"mc": {"env": {"id": "MountainCar-v0"}}}})
+    with pytest.raises(ConfigError, match="source.dqn.stop_on_threshold: NoThreshold-v0 has no"):
+        check_environments(project)

@@ -1,7 +1,14 @@
 import numpy as np
+import torch
 
-from hindsight_rl.core.config import CollectConfig, EnvConfig
-from hindsight_rl.core.rollouts import behaviour_policy, boltzmann_probabilities, collect_rollouts
+from hindsight_rl.core.config import CollectConfig, EnvConfig, NetworkConfig
+from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.rollouts import (
+    behaviour_policy,
+    boltzmann_probabilities,
+    collect_rollouts,
+    q_function,
+)
 from hindsight_rl.core.trajectories import from_table, to_table
 
 
@@ -54,3 +61,16 @@ def test_boltzmann_is_softmax_over_q_by_temperature():
     np.testing.assert_allclose(boltzmann_probabilities(q, 1.0), np.exp(q) / np.exp(q).sum())
     assert boltzmann_probabilities(q, 0.01)[0, 2] > 0.999
     assert np.allclose(boltzmann_probabilities(q * 1000, 1.0).sum(), 1.0)
+
+
+def test_single_rows_and_batches_see_the_same_current_weights():
+    torch.manual_seed(0)
+    network = QNetwork(3, 2, NetworkConfig(hidden_sizes=(8, 8)), np.ones(3, np.float32),
+                       np.full(3, 0.5, np.float32))
+    q_values = q_function(network)
+    obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    np.testing.assert_allclose(q_values(obs[:1])[0], q_values(obs)[0], rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        network.head.bias.add_(1.0)  # an optimiser step changes weights in place
+    np.testing.assert_allclose(q_values(obs[:1])[0], q_values(obs)[0], rtol=1e-5, atol=1e-6)
+    assert q_values(obs[:1]).shape == (1, 2)

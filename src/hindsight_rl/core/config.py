@@ -132,6 +132,10 @@ class DQNConfig:
     """Greedy episodes per learning-curve point."""
     keep: Literal["best", "last"] = "best"
     """Return the weights of the best learning-curve point or the last ones."""
+    stop_on_threshold: bool = False
+    """End training at the first learning-curve point at or above the env's reward threshold
+    (SB3's ``StopTrainingOnRewardThreshold``): the source task only has to be solved. Arms
+    that are compared keep it off, so their curves span the same budget."""
 
     def __post_init__(self) -> None:
         _check(self.total_steps >= 1, "total_steps", self.total_steps, "an integer >= 1")

@@ -108,6 +108,9 @@ def check_environments(project: ProjectConfig) -> None:
     before any training starts; errors carry the full key path."""
     for path, run in project.all_runs().items():
         try:
-            env_info(run.env)
+            info = env_info(run.env)
         except ConfigError as error:
             raise ConfigError(f"{path}.{error}") from None
+        if run.dqn.stop_on_threshold and info.reward_threshold is None:
+            raise ConfigError(f"{path}.dqn.stop_on_threshold: {run.env.id} has no reward "
+                              "threshold; set env.reward_threshold or turn it off")

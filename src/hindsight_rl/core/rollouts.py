@@ -18,9 +18,23 @@ QFunction = Callable[[np.ndarray], np.ndarray]
 
 
 def q_function(network: QNetwork) -> QFunction:
-    """Numpy-in, numpy-out Q-values of ``network`` without autograd bookkeeping."""
+    """Numpy-in, numpy-out Q-values of ``network``'s current weights.
+
+    Acting asks for one observation at a time, where torch's per-call overhead is several
+    times the arithmetic (about 180 µs against 40 µs here): a single row goes through numpy
+    views of the parameters, which share their memory and so always hold the current
+    weights. Batches go through torch, whose matrix products are the faster ones.
+    """
+    layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy())
+              for _, layer in network.linear_layers()]
+    shift, scale = network.obs_shift.numpy(), network.obs_scale.numpy()
 
     def q_values(obs: np.ndarray) -> np.ndarray:
+        if len(obs) == 1:
+            x = (np.asarray(obs, np.float32) - shift) * scale
+            for weight, bias in layers[:-1]:
+                x = np.maximum(x @ weight + bias, 0.0)
+            return x @ layers[-1][0] + layers[-1][1]
         with torch.inference_mode():
             return network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
 

@@ -1,0 +1,93 @@
+"""MlflowTrackingHook: with the ``mlflow`` extra a run records parameters, learning curves and
+policy files in the project's sqlite store; without an MLflow run it does nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog
+
+from hindsight_rl.datasets import PolicyFileDataset
+from hindsight_rl.hooks import MlflowTrackingHook
+from tests.pipelines import conftest as pipelines
+from tests.pipelines.conftest import run_session, versions
+
+project = pipelines.project  # the pipeline tests' fixture: a project copy as working dir
+
+HISTORY = pd.DataFrame({"env_step": [200, 400], "metric": ["eval_return"] * 2,
+                        "value": [-200.0, -180.0]})
+POLICIES = {"pretrained_policy": "data/06_models/pretrained_policy.safetensors",
+            "mountaincar.seed_1.finetuned_policy":
+                "data/06_models/mountaincar/seed_1/finetuned_policy.safetensors"}
+
+
+class _NoClient:
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise AssertionError("nothing may be logged without an active MLflow run")
+
+
+@pytest.mark.parametrize("mlflow_imported", [False, True])
+def test_without_an_mlflow_run_the_hook_does_nothing(monkeypatch, tmp_path, mlflow_imported):
+    if mlflow_imported:
+        import mlflow  # the test extra installs the mlflow extra
+        assert mlflow.active_run() is None
+        monkeypatch.setattr(mlflow, "MlflowClient", _NoClient)
+    else:
+        monkeypatch.delitem(sys.modules, "mlflow", raising=False)
+    catalog = DataCatalog({"policy": PolicyFileDataset(filepath=str(tmp_path / "p.safetensors"))})
+    hook = MlflowTrackingHook()
+    hook.before_pipeline_run(catalog=catalog)
+    hook.after_dataset_saved(dataset_name="mountaincar.seed_0.finetune_history", data=HISTORY)
+    hook.after_dataset_saved(dataset_name="mountaincar.transfer_metrics", data={"auc": 1.0})
+    hook.after_dataset_saved(dataset_name="policy", data=object())
+    hook.after_pipeline_run()
+    assert ("mlflow" in sys.modules) == mlflow_imported, "the hook must never import mlflow"
+
+
+def test_the_project_does_not_import_mlflow():
+    code = "import sys, hindsight_rl.settings; print('mlflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
+
+
+@pytest.mark.pipeline
+def test_a_run_logs_parameters_learning_curves_and_policy_files(project, tmp_path):
+    import mlflow  # the test extra installs the mlflow extra (kedro-mlflow registers itself)
+    run_session(project)
+
+    store = f"sqlite:///{project.resolve().as_posix()}/mlruns.db"
+    assert mlflow.get_tracking_uri() == store, "conf/base/mlflow.yml, anchored at the project"
+    client = mlflow.MlflowClient(store)
+    experiment = client.get_experiment_by_name("hindsight-rl")
+    assert experiment.artifact_location == (project.resolve() / "mlartifacts").as_uri()
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "__default__"
+
+    # Parameters: kedro-mlflow's, flattened; conf/smoke's values.
+    assert run.data.params["source.dqn.total_steps"] == "600"
+    assert run.data.params["targets.mountaincar.dqn.rtg_coef"] == "0.1"
+
+    # Learning curves: one metric per history and curve, stepped by env step.
+    (saved,) = versions(project, "data/07_model_output/mountaincar/seed_0/"
+                                 "finetune_history.parquet")
+    history = pd.read_parquet(next(saved.glob("*.parquet")))
+    expected = history[history["metric"] == "eval_return"]
+    curve = client.get_metric_history(run.info.run_id,
+                                      "mountaincar.seed_0.finetune_history/eval_return")
+    assert len(curve) >= 2
+    assert sorted((m.step, m.value) for m in curve) == sorted(
+        zip(expected["env_step"], expected["value"], strict=True))
+    assert run.data.metrics["mountaincar.transfer_metrics/arms.finetuned.seeds"] == 2.0
+
+    # Policy files: the bytes the catalog saved.
+    for name, path in POLICIES.items():
+        (version,) = versions(project, path)
+        (file,) = version.glob("*.safetensors")
+        logged = client.download_artifacts(run.info.run_id, f"policies/{name}/{file.name}",
+                                           str(tmp_path))
+        assert Path(logged).read_bytes() == file.read_bytes(), name
