@@ -2,14 +2,17 @@
 
     pip install torch==2.13.0 -e ".[bench]"
     python benchmarks/vs_sb3.py                        # CartPole-v1 × 5 seeds, MountainCar-v0 × 3
-    python benchmarks/vs_sb3.py --tasks CartPole-v1 --seeds 2
+    python benchmarks/vs_sb3.py --tasks CartPole-v1 --hidden 64 64
+    python benchmarks/vs_sb3.py --tasks CartPole-v1 --hidden 64 64 --sb3-hidden 256 256
 
-Both sides get RL Zoo's tuned DQN settings for the task, the same 256-256 network, one torch
-thread and the same evaluation protocol: every 2,500 env steps, 20 greedy episodes on fixed
-seeds (our ``GreedyEvaluator`` plays SB3's Q-network too); training stops at the first point
-at or above the task's reward threshold, or at RL Zoo's budget. The policy at that point is
-then judged on 100 greedy episodes of seeds no run trains or evaluates on. Ours runs the
-source stage's own code path: 1,000 uniform steps collected, then ``train_from_scratch``.
+Both sides get RL Zoo's tuned DQN settings for the task, the same network (RL Zoo's 256-256
+unless ``--hidden`` says otherwise; ``--sb3-hidden`` gives SB3 another one, to set our
+defaults against RL Zoo's), one torch thread and the same evaluation protocol: every 2,500
+env steps, 20 greedy episodes on fixed seeds (our ``GreedyEvaluator`` plays SB3's Q-network
+too); training stops at the first point at or above the task's reward threshold, or at RL
+Zoo's budget. The policy at that point is then judged on 100 greedy episodes of seeds no run
+trains or evaluates on. Ours runs the source stage's own code path: 1,000 uniform steps
+collected, then ``train_from_scratch``.
 
 Every run is a fresh child process (so peak RSS is its own and imports are not timed); the
 frameworks alternate seed by seed so that drift in machine load hits both. Alongside, the same
@@ -52,7 +55,6 @@ ZOO: dict[str, dict[str, Any]] = {
                            target_update_interval=600, train_freq=16, gradient_steps=8,
                            exploration_fraction=0.2, exploration_final_eps=0.07),
 }
-HIDDEN = (256, 256)
 DEFAULT_SEEDS = {"CartPole-v1": 5, "MountainCar-v0": 3}
 
 
@@ -88,7 +90,7 @@ def judge(env_id: str, q_values: Any) -> float:
     return float(evaluate_greedy(EnvConfig(id=env_id), q_values, seeds).mean())
 
 
-def run_ours(env_id: str, seed: int) -> dict[str, Any]:
+def run_ours(env_id: str, seed: int, hidden: tuple[int, ...]) -> dict[str, Any]:
     """The source stage's code path with RL Zoo's settings and stop-on-threshold."""
     from hindsight_rl.core import dqn
     from hindsight_rl.core.config import CollectConfig, DQNConfig, EnvConfig, NetworkConfig
@@ -108,7 +110,7 @@ def run_ours(env_id: str, seed: int) -> dict[str, Any]:
     collect = CollectConfig(steps=WARM_STEPS, policy="uniform", seed=seed)
     act = behaviour_policy(collect, env_info(env).n_actions, None, np.random.default_rng(seed))
     warm = collect_rollouts(env, WARM_STEPS, act, seed)
-    policy, history = train_from_scratch(env, NetworkConfig(hidden_sizes=HIDDEN), config, seed,
+    policy, history = train_from_scratch(env, NetworkConfig(hidden_sizes=hidden), config, seed,
                                          warm, eval_seeds(), label=f"ours {env_id}")
     seconds = time.perf_counter() - start
     curve = history[history["metric"] == "eval_return"]
@@ -116,7 +118,7 @@ def run_ours(env_id: str, seed: int) -> dict[str, Any]:
                    timer, evals.seconds, judge(env_id, q_function(policy.network)))
 
 
-def run_sb3(env_id: str, seed: int) -> dict[str, Any]:
+def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...]) -> dict[str, Any]:
     """SB3 DQN with the same settings; a callback runs our evaluator and stops at threshold."""
     from stable_baselines3 import DQN
     from stable_baselines3.common.callbacks import BaseCallback
@@ -127,7 +129,7 @@ def run_sb3(env_id: str, seed: int) -> dict[str, Any]:
     settings = dict(ZOO[env_id])
     budget = settings.pop("total_steps")
     model = DQN("MlpPolicy", env_id, seed=seed, device="cpu", verbose=0,
-                policy_kwargs={"net_arch": list(HIDDEN)}, **settings)
+                policy_kwargs={"net_arch": list(hidden)}, **settings)
 
     def q_values(obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -170,7 +172,7 @@ def _record(env_id: str, seconds: float, curve_steps: np.ndarray, curve_returns:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def raw_update_rate(env_id: str, updates: int = 2_000) -> float:
+def raw_update_rate(env_id: str, hidden: tuple[int, ...], updates: int = 2_000) -> float:
     """Updates/s of the same double-DQN update as a plain PyTorch loop: no replay buffer,
     no bookkeeping, the default (per-tensor) Adam, batches made up front."""
     from torch import nn
@@ -179,9 +181,9 @@ def raw_update_rate(env_id: str, updates: int = 2_000) -> float:
     env = gym.make(env_id)
     obs_dim, n_actions = env.observation_space.shape[0], env.action_space.n
     torch.manual_seed(0)
-    online = nn.Sequential(nn.Linear(obs_dim, HIDDEN[0]), nn.ReLU(),
-                           nn.Linear(HIDDEN[0], HIDDEN[1]), nn.ReLU(),
-                           nn.Linear(HIDDEN[1], n_actions))
+    online = nn.Sequential(nn.Linear(obs_dim, hidden[0]), nn.ReLU(),
+                           nn.Linear(hidden[0], hidden[1]), nn.ReLU(),
+                           nn.Linear(hidden[1], n_actions))
     target = copy.deepcopy(online).requires_grad_(False)
     optimizer = torch.optim.Adam(online.parameters(), lr=settings["learning_rate"])
     batch = settings["batch_size"]
@@ -224,13 +226,15 @@ def raw_env_rate(env_id: str, steps: int = 50_000) -> float:
 RUNNERS = {"ours": run_ours, "sb3": run_sb3}
 
 
-def child(framework: str, env_id: str, seed: int) -> None:
+def child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...]) -> None:
     torch.set_num_threads(1)
-    print(json.dumps(RUNNERS[framework](env_id, seed)))
+    print(json.dumps(RUNNERS[framework](env_id, seed, hidden)))
 
 
-def run_child(framework: str, env_id: str, seed: int) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--child", framework, env_id, str(seed)],
+def run_child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...]
+              ) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--child", framework, env_id, str(seed),
+                          "--hidden", *map(str, hidden)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -239,7 +243,7 @@ def median(rows: list[dict[str, Any]], key: str) -> float:
     return statistics.median(row[key] for row in rows)
 
 
-def table(env_id: str, results: dict[str, list[dict[str, Any]]],
+def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[str, tuple],
           raw_updates: float, raw_env: float) -> str:
     """Markdown: medians over seeds per framework, then ours ÷ SB3 and ours ÷ raw."""
     keys = [("seconds", "wall s to threshold", "{:.1f}"),
@@ -248,8 +252,10 @@ def table(env_id: str, results: dict[str, list[dict[str, Any]]],
             ("updates_per_s", "updates/s", "{:.0f}"),
             ("peak_rss_mb", "peak RSS MB", "{:.0f}")]
     ours, sb3 = results["ours"], results["sb3"]
+    widths = {name: "-".join(map(str, sizes)) for name, sizes in hidden.items()}
     lines = [f"### {env_id} ({len(ours)} seeds, medians)", "",
-             "| | ours | SB3 2.9 | ours ÷ SB3 |", "|---|---|---|---|"]
+             f"| | ours {widths['ours']} | SB3 {widths['sb3']} | ours ÷ SB3 |",
+             "|---|---|---|---|"]
     for key, name, fmt in keys:
         a, b = median(ours, key), median(sb3, key)
         lines.append(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {a / b:.2f} |")
@@ -260,7 +266,8 @@ def table(env_id: str, results: dict[str, list[dict[str, Any]]],
                                                            for r in sb3]
     lines.append(f"| judged return, 100 episodes, per seed | {' / '.join(judged[0])} | "
                  f"{' / '.join(judged[1])} | |")
-    lines += ["", f"Raw references in the same run: plain PyTorch update {raw_updates:.0f}/s "
+    lines += ["", f"Raw references in the same run: plain PyTorch update of the {widths['ours']} "
+              f"network {raw_updates:.0f}/s "
               f"(ours ÷ raw = {median(ours, 'updates_per_s') / raw_updates:.2f}); one env "
               f"{raw_env:.0f} steps/s (ours acting ÷ raw = "
               f"{median(ours, 'env_steps_per_s') / raw_env:.2f})."]
@@ -276,22 +283,29 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(ZOO), choices=list(ZOO))
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per task (default: 5 for CartPole-v1, 3 for MountainCar-v0)")
+    parser.add_argument("--hidden", type=int, nargs=2, default=[256, 256],
+                        help="hidden widths of both networks (default: RL Zoo's 256 256)")
+    parser.add_argument("--sb3-hidden", type=int, nargs=2, default=None,
+                        help="SB3's widths, when they differ from --hidden")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/vs_sb3.md"))
     parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "ENV", "SEED"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
+        child(args.child[0], args.child[1], int(args.child[2]), tuple(args.hidden))
         return
+    hidden = {"ours": tuple(args.hidden), "sb3": tuple(args.sb3_hidden or args.hidden)}
     torch.set_num_threads(1)
     report = []
     for env_id in args.tasks:
         results: dict[str, list[dict[str, Any]]] = {"ours": [], "sb3": []}
         for seed in range(args.seeds or DEFAULT_SEEDS[env_id]):
             for framework in RUNNERS:
-                results[framework].append(run_child(framework, env_id, seed))
+                results[framework].append(run_child(framework, env_id, seed,
+                                                    hidden[framework]))
                 print(env_id, framework, seed, results[framework][-1], flush=True)
-        report.append(table(env_id, results, raw_update_rate(env_id), raw_env_rate(env_id)))
+        report.append(table(env_id, results, hidden, raw_update_rate(env_id, hidden["ours"]),
+                            raw_env_rate(env_id)))
         print(report[-1], flush=True)
     args.out.write_text("\n".join(report))
 

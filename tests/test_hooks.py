@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -48,6 +49,26 @@ def test_without_an_mlflow_run_the_hook_does_nothing(monkeypatch, tmp_path, mlfl
     assert ("mlflow" in sys.modules) == mlflow_imported, "the hook must never import mlflow"
 
 
+@pytest.mark.parametrize("opened_by_user", [False, True])
+def test_the_session_leaves_only_a_run_the_user_opened(monkeypatch, tmp_path, opened_by_user):
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    hook, context = MlflowTrackingHook(), SimpleNamespace(project_path=tmp_path)
+    outer = mlflow.start_run() if opened_by_user else None
+    hook.after_context_created(context=context)
+    run = outer or mlflow.start_run()  # kedro-mlflow's before_pipeline_run
+    if not opened_by_user:
+        mlflow.start_run(run_id=run.info.run_id, nested=True)  # re-entered before a node
+    hook.before_pipeline_run(catalog=DataCatalog())
+    if not opened_by_user:
+        mlflow.end_run()  # kedro-mlflow's after_pipeline_run ends it once
+    hook.after_pipeline_run()
+    active = mlflow.active_run()
+    assert (active.info.run_id if active else None) == (run.info.run_id if outer else None)
+    mlflow.end_run()
+
+
 def test_the_project_does_not_import_mlflow():
     code = "import sys, hindsight_rl.settings; print('mlflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -59,6 +80,7 @@ def test_the_project_does_not_import_mlflow():
 def test_a_run_logs_parameters_learning_curves_and_policy_files(project, tmp_path):
     import mlflow  # the test extra installs the mlflow extra (kedro-mlflow registers itself)
     run_session(project)
+    assert mlflow.active_run() is None, "the run ends with the session (the next one is new)"
 
     store = f"sqlite:///{project.resolve().as_posix()}/mlruns.db"
     assert mlflow.get_tracking_uri() == store, "conf/base/mlflow.yml, anchored at the project"

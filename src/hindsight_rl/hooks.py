@@ -135,12 +135,17 @@ class MlflowTrackingHook:
 
     def __init__(self) -> None:
         self._run: tuple[str, str] | None = None  # (tracking URI, run id)
+        self._outer_run_id: str | None = None
         self._catalog: Any = None
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow's, which reads conf/*/mlflow.yml
     def after_context_created(self, context: Any) -> None:
         """``${project_path:}`` in mlflow.yml: the sqlite tracking store stays in the project
-        folder, whatever the working directory (kedro-mlflow anchors only plain paths)."""
+        folder, whatever the working directory (kedro-mlflow anchors only plain paths). Also
+        notes a run the user opened before the session, which must stay open."""
+        mlflow = sys.modules.get("mlflow")
+        outer = mlflow.active_run() if mlflow else None  # opened by the user: kept open
+        self._outer_run_id = outer.info.run_id if outer else None
         project_path = Path(context.project_path).resolve().as_posix()
         with warnings.catch_warnings():  # OmegaConf 2.4 renamed it; Kedro still calls it too
             warnings.filterwarnings("ignore", message="register_new_resolver")
@@ -177,8 +182,16 @@ class MlflowTrackingHook:
                 client.log_artifact(run_id, str(Path(folder) / name),
                                     artifact_path=f"policies/{dataset_name}")
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after kedro-mlflow's, which ends its run once
     def after_pipeline_run(self) -> None:
+        """kedro-mlflow re-enters its run before nodes on the session's thread but ends it
+        once, so it would stay active and the next session in this process (a notebook,
+        ``kedro ipython``) would log into it. End what is left of it, unless the run was
+        opened before the session (kedro-mlflow then logs into it and leaves it open)."""
+        if self._run is not None and self._run[1] != self._outer_run_id:
+            mlflow = sys.modules["mlflow"]
+            while (run := mlflow.active_run()) is not None and run.info.run_id == self._run[1]:
+                mlflow.end_run()
         self._run = self._catalog = None
 
     @hook_impl
