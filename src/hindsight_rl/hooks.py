@@ -224,4 +224,3 @@ def _numbers(data: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
 def _metric_key(key: str) -> str:
     """MLflow allows letters, digits, ``_ - . / :`` and spaces in metric names."""
     return re.sub(r"[^\w\-./: ]", "_", key)
-

@@ -57,6 +57,22 @@ class QNetwork(nn.Module):
                 if isinstance(module, nn.Linear)]
 
 
+NumpyLayer = tuple[np.ndarray, np.ndarray, str | None]
+"""``(weight (out, in), bias, activation)`` of one linear layer; activation ``relu`` or None."""
+
+
+def numpy_forward(obs: np.ndarray, shift: np.ndarray, scale: np.ndarray,
+                  layers: list[NumpyLayer]) -> np.ndarray:
+    """``QNetwork.forward`` in numpy alone: how a policy file is played without torch, and
+    how one observation is acted on without torch's per-call overhead."""
+    x = (obs - shift) * scale
+    for weight, bias, activation in layers:
+        x = x @ weight.T + bias
+        if activation == "relu":
+            x = np.maximum(x, 0.0)
+    return x
+
+
 def observation_normaliser(low: np.ndarray, high: np.ndarray,
                            observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Shift and scale mapping observations to about [-1, 1].

@@ -22,7 +22,7 @@ from safetensors.torch import save as save_torch_bytes
 
 from hindsight_rl.core.config import PART_NAMES, EnvConfig, NetworkConfig
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.networks import QNetwork, numpy_forward
 
 FORMAT = "hindsight-rl/q-network"
 FORMAT_VERSION = 1
@@ -211,12 +211,7 @@ class NumpyPolicy:
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-values for a batch of observations (B, obs_dim)."""
-        x = (np.asarray(obs, np.float64) - self.shift) * self.scale
-        for weight, bias, activation in self.layers:
-            x = x @ weight.T + bias
-            if activation == "relu":
-                x = np.maximum(x, 0.0)
-        return x
+        return numpy_forward(np.asarray(obs, np.float64), self.shift, self.scale, self.layers)
 
     def act(self, obs: np.ndarray) -> int:
         return int(self.q_values(np.asarray(obs)[None])[0].argmax())

@@ -9,7 +9,7 @@ import torch
 
 from hindsight_rl.core.config import CollectConfig, EnvConfig
 from hindsight_rl.core.envs import make_env
-from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.networks import QNetwork, numpy_forward
 from hindsight_rl.core.progress import StepProgress
 from hindsight_rl.core.trajectories import Transitions, transitions_from_lists
 
@@ -25,16 +25,14 @@ def q_function(network: QNetwork) -> QFunction:
     views of the parameters, which share their memory and so always hold the current
     weights. Batches go through torch, whose matrix products are the faster ones.
     """
-    layers = [(layer.weight.detach().numpy().T, layer.bias.detach().numpy())
-              for _, layer in network.linear_layers()]
+    linear = network.linear_layers()
+    layers = [(layer.weight.detach().numpy(), layer.bias.detach().numpy(),
+               "relu" if i < len(linear) - 1 else None) for i, (_, layer) in enumerate(linear)]
     shift, scale = network.obs_shift.numpy(), network.obs_scale.numpy()
 
     def q_values(obs: np.ndarray) -> np.ndarray:
         if len(obs) == 1:
-            x = (np.asarray(obs, np.float32) - shift) * scale
-            for weight, bias in layers[:-1]:
-                x = np.maximum(x @ weight + bias, 0.0)
-            return x @ layers[-1][0] + layers[-1][1]
+            return numpy_forward(np.asarray(obs, np.float32), shift, scale, layers)
         with torch.inference_mode():
             return network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
 
