@@ -1,10 +1,11 @@
-"""Project pipelines: the four stages, all of them as ``__default__``, and ``retrain``."""
+"""Project pipelines: the four stages, all of them as ``__default__``, ``retrain`` and
+``ablation``."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from hindsight_rl.pipelines import evaluate, finetune, retrain, source, target
+from hindsight_rl.pipelines import ablation, evaluate, finetune, retrain, source, target
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -14,4 +15,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     fine_tuning_only = Pipeline([node for node in stages["finetune"].nodes
                                  if node.name.endswith(".finetune")])
     stages["retrain"] = stages["target"] + fine_tuning_only + retrain.create_pipeline()
+    stages["ablation"] = ablation.create_pipeline()
     return stages

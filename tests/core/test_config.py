@@ -24,6 +24,9 @@ def test_defaults_fill_missing_sections():
     ({"dqn": {"total_steps": 900, "learning_starts": 100}, "collect": {"steps": 1000}},
      "more than collect.steps"),
     ({"dqn": {"total_steps": 500}}, "total_steps: got 500, expected an integer >= learning_starts"),
+    ({"her": {"k": 4}}, "targets.mc.her.k: got 4, expected 0 for a task without env.goal"),
+    ({"env": {"id": "MountainCar-v0", "goal": {"achieved": [0], "desired": [0.5, 1.0]}}},
+     r"targets.mc.env.goal.desired: got \[0.5, 1.0\], expected 1 numbers"),
 ])
 def test_bad_values_name_their_key_path(section, message):
     with pytest.raises(ConfigError, match=message):
@@ -57,3 +60,30 @@ def test_training_seeds_must_stay_out_of_the_evaluation_block():
                                           r"seed outside the evaluation block \[1000000, "):
         from_mapping(ProjectConfig, {**PROJECT, "targets": {"mc": {
             "env": {"id": "MountainCar-v0"}, "seeds": [0, 1_000_005]}}})
+
+
+ABLATION = {"budgets": {"mc": 5000}, "arms": {"scratch": {"transfer": False, "frozen": []},
+                                                "her": {"her_k": 4, "compare_to": "scratch"}}}
+
+
+@pytest.mark.parametrize(("ablation", "message"), [
+    ({**ABLATION, "budgets": {"mountaincar": 5000}},
+     "ablation.budgets.mountaincar: got 'mountaincar', expected one of the targets"),
+    ({**ABLATION, "budgets": {"mc": 900}}, r"ablation.budgets.mc: got 900, expected more than"),
+    ({**ABLATION, "arms": {"her": {"compare_to": "frozen"}}},
+     r"ablation.arms.her.compare_to: got 'frozen', expected null or one of the arms \['her'\]"),
+    ({**ABLATION, "arms": {"scratch": {"transfer": False}}},
+     "ablation.arms.scratch.frozen: got \\['trunk'\\], expected \\[\\] for an arm without"),
+    ({**ABLATION, "seeds": [0, 1_000_001]}, r"ablation.seeds\[1\]: got 1000001"),
+])
+def test_bad_ablation_settings_name_their_key_path(ablation, message):
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(ProjectConfig, {**PROJECT, "ablation": ablation})
+
+
+def test_relabelling_arms_run_only_where_a_goal_exists():
+    config = from_mapping(ProjectConfig, {**PROJECT, "ablation": ABLATION})
+    assert list(config.ablation.arms_for(config.targets["mc"])) == ["scratch"]
+    goal = {"env": {"id": "MountainCar-v0", "goal": {"achieved": [0], "desired": [0.5]}}}
+    with_goal = from_mapping(TargetConfig, goal, "targets.mc")
+    assert list(config.ablation.arms_for(with_goal)) == ["scratch", "her"]

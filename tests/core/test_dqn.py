@@ -1,11 +1,14 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from hindsight_rl.core import dqn
-from hindsight_rl.core.config import DQNConfig, NetworkConfig
+from hindsight_rl.core.config import DQNConfig, GoalConfig, NetworkConfig
 from hindsight_rl.core.dqn import (
     NonFiniteLossError,
+    TrainResult,
     WarmStart,
     build_optimizer,
     epsilon_at,
@@ -13,7 +16,7 @@ from hindsight_rl.core.dqn import (
     train_dqn,
 )
 from hindsight_rl.core.networks import QNetwork, set_frozen
-from hindsight_rl.core.replay import Batch
+from hindsight_rl.core.replay import Batch, ReplayBuffer
 
 
 def _batch(terminated: float) -> Batch:
@@ -184,3 +187,41 @@ def test_target_update_copies_current_weights_without_sharing_them(tiny_network)
     with torch.no_grad():
         online.head.bias.add_(1.0)
     assert not torch.equal(online.head.bias, target.head.bias)
+
+
+def test_relabelled_copies_join_the_buffer_without_counting_as_env_steps(
+        corridor, tiny_network, tiny_dqn, monkeypatch):
+    goal_corridor = replace(corridor, goal=GoalConfig(achieved=(0,), desired=(3.0,),
+                                                      reached_reward=0.0))
+    relabelled: list[int] = []
+    real_relabel = dqn.relabel_future
+
+    def spy(transitions, goal, k, gamma, rng):
+        copies = real_relabel(transitions, goal, k, gamma, rng)
+        relabelled.append(len(copies))
+        assert len(copies) == k * len(transitions) and k == 3
+        return copies
+
+    monkeypatch.setattr(dqn, "relabel_future", spy)
+    extended: list[int] = []
+    real_extend = ReplayBuffer.extend
+    monkeypatch.setattr(ReplayBuffer, "extend",
+                        lambda self, obs, *rest: extended.append(len(obs))
+                        or real_extend(self, obs, *rest))
+
+    def run() -> TrainResult:
+        torch.manual_seed(0)
+        return train_dqn(QNetwork(2, 2, tiny_network), goal_corridor, tiny_dqn, seed=0,
+                         eval_seeds=[10], her_k=3)
+
+    result = run()
+    episodes = result.history[result.history["metric"] == "episode_return"]
+    assert result.env_steps == tiny_dqn.total_steps
+    assert len(relabelled) == len(episodes) > 0 and extended == relabelled
+    again = run().network.state_dict()
+    assert all(torch.equal(again[k], v) for k, v in result.network.state_dict().items())
+
+
+def test_relabelled_copies_do_not_crowd_out_env_steps(tiny_dqn):
+    assert dqn.replay_capacity(tiny_dqn, her_k=0) == tiny_dqn.buffer_size
+    assert dqn.replay_capacity(tiny_dqn, her_k=4) == 5 * tiny_dqn.buffer_size

@@ -4,11 +4,12 @@ import pytest
 from hindsight_rl.core.config import (
     ConfigError,
     EnvConfig,
+    GoalConfig,
     NetworkConfig,
     ProjectConfig,
     from_mapping,
 )
-from hindsight_rl.core.envs import check_environments, env_info, make_env
+from hindsight_rl.core.envs import check_environments, env_info, make_env, without_goal
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import Policy, env_config_of, policy_to_bytes, read_document
 
@@ -85,3 +86,18 @@ def test_stopping_on_a_threshold_needs_an_env_that_has_one():
         "targets": {"mc": {"env": {"id": "MountainCar-v0"}}}})
     with pytest.raises(ConfigError, match="source.dqn.stop_on_threshold: NoThreshold-v0 has no"):
         check_environments(project)
+
+
+def test_goal_is_appended_to_observations_with_the_bounds_it_is_compared_with():
+    config = EnvConfig(id="MountainCar-v0", goal=GoalConfig(achieved=(0,), desired=(0.5,)))
+    env = make_env(config)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (3,) and obs[2] == np.float32(0.5)
+    assert env_info(config).obs_low.tolist() == pytest.approx([-1.2, -0.07, -1.2])
+    assert make_env(without_goal(config)).reset(seed=0)[0].shape == (2,)
+
+
+def test_goal_index_outside_the_observation_is_a_config_error():
+    config = EnvConfig(id="MountainCar-v0", goal=GoalConfig(achieved=(2,), desired=(0.5,)))
+    with pytest.raises(ConfigError, match="env.goal.achieved: index 2 is outside"):
+        make_env(config)

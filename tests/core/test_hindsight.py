@@ -1,10 +1,17 @@
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hindsight_rl.core.hindsight import label_hindsight, returns_to_go
-from hindsight_rl.core.trajectories import transitions_from_lists, validate_table
+from hindsight_rl.core.config import GoalConfig
+from hindsight_rl.core.hindsight import label_hindsight, relabel_future, returns_to_go
+from hindsight_rl.core.trajectories import (
+    TrajectoryTableError,
+    from_table,
+    transitions_from_lists,
+    validate_table,
+)
 
 
 def _transitions(episode_id, reward, terminated, truncated):
@@ -85,3 +92,96 @@ def test_labels_follow_how_each_episode_ended(episodes, random):
     np.testing.assert_allclose(table.loc[starts, "return_to_go"],
                                table.loc[starts, "episode_return"])
     np.testing.assert_allclose(table.loc[ends, "return_to_go"], table.loc[ends, "reward"])
+
+
+# --- goal relabelling (HER) -------------------------------------------------------------
+
+GOAL = GoalConfig(achieved=(0,), desired=(3.0,), reached="at_least", step_reward=-1.0,
+                  reached_reward=0.0)
+
+
+def _goal_episodes(positions_per_episode, desired=3.0, failed_last=False):
+    """Episodes of a 1-d walk: obs = [position, desired goal], as GoalObservation builds."""
+    columns = {k: [] for k in ("episode_id", "t", "obs", "action", "reward", "next_obs",
+                               "terminated", "truncated")}
+    for episode, positions in enumerate(positions_per_episode):
+        for t in range(len(positions) - 1):
+            last = t == len(positions) - 2
+            reached = positions[t + 1] >= desired
+            for key, value in (("episode_id", episode), ("t", t),
+                               ("obs", [positions[t], desired]), ("action", 1),
+                               ("reward", 0.0 if reached else -1.0),
+                               ("next_obs", [positions[t + 1], desired]),
+                               ("terminated", reached or (last and failed_last)),
+                               ("truncated", last and not reached and not failed_last)):
+                columns[key].append(value)
+    return transitions_from_lists(**columns)
+
+
+def _brute_force_copy(positions, t, goal_value, gamma):
+    """Reward, terminated and return-to-go of step ``t`` relabelled with ``goal_value``,
+    by walking the episode."""
+    rtg, discount = 0.0, 1.0
+    for i in range(t, len(positions) - 1):
+        reached = positions[i + 1] >= goal_value
+        rtg += discount * (0.0 if reached else -1.0)
+        discount *= gamma
+        if reached:
+            break
+    first_reached = positions[t + 1] >= goal_value
+    return (0.0 if first_reached else -1.0), first_reached, rtg
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(-3, 3), min_size=2, max_size=8), min_size=1,
+                max_size=3),
+       st.integers(1, 4), st.sampled_from([0.5, 0.9, 1.0]), st.integers(0, 10_000))
+def test_future_relabelling_matches_walking_the_episode(walks, k, gamma, seed):
+    positions = [np.cumsum([0, *steps]).astype(float).tolist() for steps in walks]
+    transitions = _goal_episodes(positions, desired=100.0)  # never reached by the walk
+    copies = relabel_future(transitions, GOAL, k, gamma, np.random.default_rng(seed))
+    assert len(copies) == k * len(transitions)
+    rows = np.repeat(np.arange(len(transitions)), k)
+    np.testing.assert_array_equal(copies.transitions.obs[:, 0], transitions.obs[rows, 0])
+    np.testing.assert_array_equal(copies.transitions.action, transitions.action[rows])
+    for i, row in enumerate(rows):
+        episode, t = transitions.episode_id[row], transitions.t[row]
+        walk = positions[episode]
+        goal_value = copies.transitions.obs[i, 1]
+        assert copies.transitions.next_obs[i, 1] == goal_value
+        assert goal_value in walk[t + 1:], "a goal achieved at or after this step"
+        reward, terminated, rtg = _brute_force_copy(walk, t, goal_value, gamma)
+        assert copies.transitions.reward[i] == reward
+        assert bool(copies.transitions.terminated[i]) == terminated
+        assert copies.return_to_go[i] == pytest.approx(rtg, rel=1e-5, abs=1e-5)
+
+
+def test_a_failure_stays_terminal_under_any_goal():
+    transitions = _goal_episodes([[0.0, 1.0, 0.0]], failed_last=True)
+    copies = relabel_future(transitions, GOAL, 4, 0.9, np.random.default_rng(0))
+    last = copies.transitions.t == 1
+    assert copies.transitions.terminated[last].all()
+
+
+def test_hindsight_table_holds_relabelled_rows_beside_the_episodes():
+    transitions = _goal_episodes([[0.0, 1.0, 2.0, 3.0], [0.0, 0.0, 1.0]])
+    table = label_hindsight(transitions, 0.9, "terminated", 3, GOAL, her_k=2, seed=1)
+    validate_table(table)
+    assert len(table) == 3 * len(transitions)
+    assert table["relabeled"].sum() == 2 * len(transitions)
+    assert [c for c in table.columns if c.startswith(("obs_", "goal_"))] == ["obs_0", "goal_0"]
+    relabelled = table[table["relabeled"]]
+    assert relabelled["rtg_valid"].all() and relabelled["success"].all()
+    originals = table[~table["relabeled"]]
+    assert (originals["goal_0"] == 3.0).all()
+    back = from_table(table)
+    np.testing.assert_array_equal(back.obs[:, 1], table["goal_0"].to_numpy())
+    again = label_hindsight(transitions, 0.9, "terminated", 3, GOAL, her_k=2, seed=1)
+    pd.testing.assert_frame_equal(table, again)
+
+
+def test_relabelled_rows_are_not_episodes_to_the_validator():
+    table = label_hindsight(_goal_episodes([[0.0, 1.0, 2.0]]), 0.9, "terminated", 3, GOAL,
+                            her_k=1)
+    with pytest.raises(TrajectoryTableError, match="only relabelled rows"):
+        validate_table(table.assign(relabeled=True))

@@ -6,7 +6,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hindsight_rl.core.config import EnvConfig, NetworkConfig
+from hindsight_rl.core.config import EnvConfig, GoalConfig, NetworkConfig
 from hindsight_rl.core.networks import QNetwork, TransferError, transfer_parts
 from hindsight_rl.core.policy_file import (
     NumpyPolicy,
@@ -52,6 +52,45 @@ def test_document_follows_the_design_contract(policy):
     assert [layer["activation"] for layer in document["layers"]] == ["relu"] * 3 + [None]
     assert document["env"]["overrides"] == {"length": 1.0}
     assert document["observation"]["shape"] == [4]
+
+
+@pytest.fixture
+def goal_policy() -> Policy:
+    """MountainCar's goal-conditioned network: input = position, velocity, desired position."""
+    torch.manual_seed(1)
+    network = QNetwork(3, 3, NetworkConfig(hidden_sizes=(8, 8)),
+                       shift=np.array([-0.3, 0.0, -0.3], np.float32),
+                       scale=np.array([1.1, 14.0, 1.1], np.float32))
+    env = EnvConfig(id="MountainCar-v0", goal=GoalConfig(achieved=(0,), desired=(0.5,)))
+    return Policy(network=network, env=env, gamma=0.98)
+
+
+def test_goal_entry_carries_the_desired_goal_and_its_normalisation(goal_policy):
+    document = read_document(policy_to_bytes(goal_policy))
+    assert document["observation"] == {"shape": [2], "shift": [pytest.approx(-0.3), 0.0],
+                                       "scale": [pytest.approx(1.1), 14.0]}
+    goal = document["goal"]
+    assert goal["desired"] == [0.5] and goal["achieved"] == [0]
+    assert goal["shift"] == [pytest.approx(-0.3)] and goal["scale"] == [pytest.approx(1.1)]
+    assert "goal" not in document["env"]
+    assert policy_from_bytes(policy_to_bytes(goal_policy)).env == goal_policy.env
+
+
+def test_goal_policy_plays_from_raw_observations(goal_policy):
+    obs = np.random.default_rng(0).uniform(-1, 0.5, size=(16, 2)).astype(np.float32)
+    with_goal = np.concatenate([obs, np.full((16, 1), 0.5, np.float32)], axis=1)
+    with torch.no_grad():
+        expected = goal_policy.network(torch.from_numpy(with_goal)).numpy()
+    numpy_policy = NumpyPolicy(policy_to_bytes(goal_policy))
+    np.testing.assert_allclose(numpy_policy.q_values(obs), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_broken_goal_entry_is_an_error(goal_policy):
+    data = _with_document(policy_to_bytes(goal_policy),
+                          lambda doc: doc["goal"].update(scale=[1.0, 2.0]))
+    for reader in (policy_from_bytes, NumpyPolicy):
+        with pytest.raises(PolicyFileError, match="goal.scale must be 1 finite numbers"):
+            reader(data)
 
 
 def test_same_policy_same_bytes(policy):

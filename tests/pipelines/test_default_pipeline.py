@@ -41,7 +41,8 @@ def two_runs(project):
 
 
 def test_registered_pipelines_and_node_names(project):
-    assert {"source", "target", "finetune", "evaluate", "retrain", "__default__"} <= set(pipelines)
+    assert {"source", "target", "finetune", "evaluate", "retrain", "ablation",
+            "__default__"} <= set(pipelines)
     names = {node.name for node in pipelines["__default__"].nodes}
     assert {"collect_source_rollouts", "pretrain", "export_weights"} <= names
     for target in TARGETS:
@@ -75,9 +76,10 @@ def test_hindsight_dataset_follows_the_contract(two_runs):
     table = pd.read_parquet(next(first["data/03_primary/mountaincar/hindsight_dataset.parquet"]
                                  .glob("*.parquet")))
     expected = ["episode_id", "t", "obs_0", "obs_1", "action", "reward", "next_obs_0",
-                "next_obs_1", "terminated", "truncated", "return_to_go", "episode_return",
-                "success"]
+                "next_obs_1", "terminated", "truncated", "goal_0", "return_to_go",
+                "episode_return", "success"]
     assert list(table.columns[:len(expected)]) == expected
+    assert (table["goal_0"] == 0.5).all()  # relabelling is off by default (her.k: 0)
     assert table.attrs["env_id"] == "MountainCar-v0" and table.attrs["seed"] == 100
     assert table.attrs["behaviour_policy"] == "boltzmann" and table.attrs["behaviour_sha256"]
 
@@ -89,6 +91,7 @@ def test_policies_play_from_their_files_alone(two_runs):
                         ].glob("*.safetensors")
         policy = NumpyPolicy(path.read_bytes())
         assert policy.document["env"]["id"] == "MountainCar-v0"
+        assert policy.document["goal"]["desired"] == [0.5]
         assert policy.document["provenance"]["parent_sha256"]
         assert policy.act([-0.5, 0.0]) in (0, 1, 2)
 

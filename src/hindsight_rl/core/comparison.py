@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hindsight_rl.core.config import EnvConfig, EvalConfig  # noqa: E402
+from hindsight_rl.core.envs import without_goal  # noqa: E402
 from hindsight_rl.core.evaluation import (  # noqa: E402
     GreedyEvaluator,
     area_under_curve,
@@ -35,8 +36,9 @@ def eval_seeds(config: EvalConfig) -> list[int]:
 
 def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
                    config: EvalConfig) -> dict[str, np.ndarray]:
-    """Greedy returns of each policy, played from its file bytes with numpy alone."""
-    evaluator = GreedyEvaluator(env_config, eval_seeds(config))
+    """Greedy returns of each policy, played from its file bytes with numpy alone (which
+    appends the file's own goal to the environment's observations)."""
+    evaluator = GreedyEvaluator(without_goal(env_config), eval_seeds(config))
     try:
         return {name: evaluator.run(NumpyPolicy(policy_to_bytes(policy), name).q_values)
                 for name, policy in policies.items()}

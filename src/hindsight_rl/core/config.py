@@ -33,6 +33,51 @@ def _check(ok: bool, key: str, value: Any, expected: str) -> None:
 
 
 @dataclass(frozen=True)
+class GoalConfig:
+    """A goal-reaching task: which observation entries are the achieved goal, the goal the
+    task asks for, and the reward as a function of the two (what relabelling recomputes).
+
+    MountainCar-v0: achieved = position (``[0]``), desired ``[0.5]``, reached when the
+    position is at least the goal, -1 every step: exactly the environment's own reward.
+    """
+
+    achieved: tuple[int, ...]
+    """Indices of the observation entries that make up the achieved goal."""
+    desired: tuple[float, ...]
+    """The goal the task asks for; the network sees it beside the observation."""
+    reached: Literal["at_least", "within"] = "at_least"
+    """``at_least``: every achieved entry ≥ the goal's; ``within``: Euclidean distance to the
+    goal ≤ ``tolerance``."""
+    tolerance: float = 0.0
+    """Distance that counts as reaching the goal with ``reached: within``."""
+    step_reward: float = -1.0
+    """Reward of a step that does not reach the goal."""
+    reached_reward: float = -1.0
+    """Reward of the step that reaches it (MountainCar pays -1 on that step too)."""
+
+    def __post_init__(self) -> None:
+        _check(len(self.achieved) >= 1 and all(i >= 0 for i in self.achieved), "achieved",
+               list(self.achieved), "a non-empty list of observation indices")
+        _check(len(self.desired) == len(self.achieved), "desired", list(self.desired),
+               f"{len(self.achieved)} numbers, one per achieved index")
+        _check(self.tolerance >= 0, "tolerance", self.tolerance, "a number >= 0")
+
+
+@dataclass(frozen=True)
+class HERConfig:
+    """Hindsight experience replay (Andrychowicz et al. 2017) for goal-reaching targets."""
+
+    k: int = 0
+    """Relabelled copies of each transition, with goals achieved later in its episode
+    ("future" strategy); 0 turns relabelling off."""
+    strategy: Literal["future"] = "future"
+    """Where relabelled goals come from: a uniformly drawn later step of the same episode."""
+
+    def __post_init__(self) -> None:
+        _check(self.k >= 0, "k", self.k, "an integer >= 0")
+
+
+@dataclass(frozen=True)
 class EnvConfig:
     """Which Gymnasium environment to build and how to alter it."""
 
@@ -52,6 +97,9 @@ class EnvConfig:
     """Time limit of an ``entry_point`` environment."""
     reward_threshold: float | None = None
     """Return that counts as solved for an ``entry_point`` environment."""
+    goal: GoalConfig | None = None
+    """Declares a goal-reaching task: the desired goal is appended to every observation
+    (the network is goal-conditioned) and ``her`` can relabel transitions."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +148,8 @@ class DQNConfig:
     batch_size: int = 64
     """Transitions per gradient step."""
     buffer_size: int = 100_000
-    """Replay capacity (transitions)."""
+    """Replay capacity in env steps' transitions (with HER, room for their relabelled
+    copies is added)."""
     learning_starts: int = 1000
     """Transitions in the buffer before the first gradient step."""
     gamma: float = 0.99
@@ -235,13 +284,67 @@ class TargetConfig:
     """What stays frozen."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds, one fine-tuned and one scratch policy each."""
+    her: HERConfig = field(default_factory=HERConfig)
+    """Goal relabelling of the hindsight dataset and of fine-tuning episodes."""
 
     def __post_init__(self) -> None:
+        _check(self.her.k == 0 or self.env.goal is not None, "her.k", self.her.k,
+               "0 for a task without env.goal (nothing to relabel)")
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
                list(self.seeds), "a non-empty list of distinct integers")
         _check(self.dqn.total_steps > self.collect.steps, "dqn.total_steps",
                self.dqn.total_steps, f"more than collect.steps ({self.collect.steps}), "
                "which it includes")
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    """One arm of the ablation: which parts of hindsight fine-tuning it uses."""
+
+    transfer: bool = True
+    """Start from the pretrained network (false: fresh weights, the scratch control)."""
+    frozen: tuple[str, ...] = ("trunk",)
+    """Parts kept out of the optimiser (only with ``transfer``)."""
+    rtg_coef: float = 0.0
+    """β of the return-to-go loss."""
+    her_k: int = 0
+    """Relabelled copies per transition; an arm with ``her_k`` > 0 runs only on targets
+    that declare a goal."""
+    compare_to: str | None = None
+    """The arm this one adds a part to: the report's verdict compares the two."""
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.frozen if p not in PART_NAMES]
+        _check(not unknown, "frozen", list(self.frozen), f"parts among {list(PART_NAMES)}")
+        _check(self.transfer or not self.frozen, "frozen", list(self.frozen),
+               "[] for an arm without transfer (nothing pretrained to freeze)")
+        _check(self.rtg_coef >= 0, "rtg_coef", self.rtg_coef, "a number >= 0")
+        _check(self.her_k >= 0, "her_k", self.her_k, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """What each part buys: every arm on every listed target, several seeds, equal budgets."""
+
+    budgets: dict[str, int] = field(default_factory=dict)
+    """Targets to ablate (names in ``targets``) and each one's env-step budget per run."""
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    """Training seeds of every arm."""
+    arms: dict[str, ArmConfig] = field(default_factory=dict)
+    """Arms by name."""
+
+    def __post_init__(self) -> None:
+        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
+               list(self.seeds), "a non-empty list of distinct integers")
+        for name, arm in self.arms.items():
+            _check(arm.compare_to is None or arm.compare_to in self.arms,
+                   f"arms.{name}.compare_to", arm.compare_to,
+                   f"null or one of the arms {list(self.arms)}")
+
+    def arms_for(self, target: TargetConfig) -> dict[str, ArmConfig]:
+        """The arms that apply to ``target``: relabelling needs a goal."""
+        return {name: arm for name, arm in self.arms.items()
+                if arm.her_k == 0 or target.env.goal is not None}
 
 
 @dataclass(frozen=True)
@@ -275,8 +378,18 @@ class ProjectConfig:
     """Final-policy evaluation (``parameters_evaluate.yml``)."""
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     """Threads and checkpoints (``parameters.yml``)."""
+    ablation: AblationConfig = field(default_factory=AblationConfig)
+    """The ablation pipeline (``parameters_ablation.yml``)."""
 
     def __post_init__(self) -> None:
+        for name, budget in self.ablation.budgets.items():
+            _check(name in self.targets, f"ablation.budgets.{name}", name,
+                   f"one of the targets {list(self.targets)}")
+            target = self.targets[name]
+            _check(budget > target.collect.steps and budget >= target.dqn.learning_starts,
+                   f"ablation.budgets.{name}", budget,
+                   f"more than targets.{name}.collect.steps ({target.collect.steps}) and at "
+                   f"least its dqn.learning_starts ({target.dqn.learning_starts})")
         held_out = range(self.evaluation.seed, self.evaluation.seed + self.evaluation.episodes
                          + max(t.dqn.eval_episodes for t in self.all_runs().values()))
         for path, seed in self.training_seeds().items():
@@ -294,6 +407,7 @@ class ProjectConfig:
         for name, target in self.targets.items():
             seeds[f"targets.{name}.collect.seed"] = target.collect.seed
             seeds.update({f"targets.{name}.seeds[{i}]": s for i, s in enumerate(target.seeds)})
+        seeds.update({f"ablation.seeds[{i}]": s for i, s in enumerate(self.ablation.seeds)})
         return seeds
 
 

@@ -30,7 +30,7 @@ from hindsight_rl.core.config import DQNConfig, EnvConfig
 from hindsight_rl.core.envs import env_info, make_env
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import GreedyEvaluator
-from hindsight_rl.core.hindsight import returns_to_go
+from hindsight_rl.core.hindsight import relabel_future, returns_to_go
 from hindsight_rl.core.networks import QNetwork, set_frozen, trainable_parameters
 from hindsight_rl.core.progress import StepProgress
 from hindsight_rl.core.replay import Batch, ReplayBuffer
@@ -54,9 +54,15 @@ class WarmStart:
     terminated: np.ndarray
     return_to_go: np.ndarray | None = None
     rtg_valid: np.ndarray | None = None
+    env_steps: int | None = None
+    """Rows that were real environment steps (relabelled copies are not); all by default."""
 
     def __len__(self) -> int:
         return len(self.action)
+
+    @property
+    def steps_taken(self) -> int:
+        return len(self) if self.env_steps is None else self.env_steps
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,12 @@ def weight_copier(source: QNetwork, destination: QNetwork) -> Callable[[], None]
             torch._foreach_copy_(destinations, sources)
 
     return copy_weights
+
+
+def replay_capacity(config: DQNConfig, her_k: int) -> int:
+    """Room for ``buffer_size`` env steps and their relabelled copies: an arm with HER
+    remembers as many env steps as one without, instead of five times fewer (k = 4)."""
+    return config.buffer_size * (1 + her_k)
 
 
 def build_optimizer(network: QNetwork, learning_rate: float) -> torch.optim.Adam:
@@ -220,7 +232,8 @@ class _Run:
 def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed: int,
               eval_seeds: Sequence[int], warm_start: WarmStart | None = None,
               frozen: Sequence[str] = (), unfreeze_after_steps: int | None = None,
-              label: str = "dqn", checkpoints: Checkpoints | None = None) -> TrainResult:
+              label: str = "dqn", checkpoints: Checkpoints | None = None,
+              her_k: int = 0) -> TrainResult:
     """Train ``network`` in place for ``config.total_steps`` env steps (warm start included).
 
     Args:
@@ -236,10 +249,12 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
         checkpoints: where to save the run's state every ``interval`` env steps (at the next
             episode end) and resume it from; the same run ends with the same weights whether
             or not it was interrupted.
+        her_k: relabelled copies of each transition added to the buffer when its episode
+            ends (HER "future", ``env_config.goal``'s reward); 0 for none.
     """
     key = None if checkpoints is None else _run_key(network, env_config, config, seed,
                                                     eval_seeds, warm_start, frozen,
-                                                    unfreeze_after_steps)
+                                                    unfreeze_after_steps, her_k)
     rng = np.random.default_rng(seed)
     env = make_env(env_config)
     env.action_space.seed(seed)
@@ -248,7 +263,8 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
     target = copy.deepcopy(network)
     target.requires_grad_(False)
     run = _Run(network, target, build_optimizer(network, config.learning_rate),
-               ReplayBuffer(config.buffer_size, network.obs_dim, rng), rng, _History())
+               ReplayBuffer(replay_capacity(config, her_k), network.obs_dim, rng), rng,
+               _History())
     q_values = q_function(network)
     update_target = weight_copier(network, target)
     stop_at = env_info(env_config).reward_threshold if config.stop_on_threshold else None
@@ -257,7 +273,7 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
         run.buffer.extend(warm_start.obs, warm_start.action, warm_start.reward,
                           warm_start.next_obs, warm_start.terminated, warm_start.return_to_go,
                           warm_start.rtg_valid)
-        run.step = min(len(warm_start), config.total_steps)
+        run.step = min(warm_start.steps_taken, config.total_steps)
 
     def evaluate() -> bool:
         """Add a learning-curve point; True once it reaches ``stop_at``."""
@@ -298,6 +314,9 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
                 rewards = np.asarray(episode_rewards, np.float32)
                 run.buffer.label(episode_slots, returns_to_go(rewards, np.zeros(len(rewards)),
                                                               config.gamma), valid=terminated)
+                if her_k:
+                    _add_relabelled(run, env_config, her_k, config.gamma, episode_slots,
+                                    truncated)
                 run.history.add(step, "episode_return", rewards.sum())
                 recent_return = float(rewards.sum())
                 episode_slots, episode_rewards = [], []
@@ -330,6 +349,17 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
     return TrainResult(network=network, history=run.history.frame(), env_steps=run.step)
 
 
+def _add_relabelled(run: _Run, env_config: EnvConfig, her_k: int, gamma: float,
+                    slots: list[int], truncated: bool) -> None:
+    """HER: the ended episode's transitions again, with goals it achieved later."""
+    copies = relabel_future(run.buffer.episode(slots, truncated), env_config.goal, her_k, gamma,
+                            run.rng)
+    run.buffer.extend(copies.transitions.obs, copies.transitions.action,
+                      copies.transitions.reward, copies.transitions.next_obs,
+                      copies.transitions.terminated, copies.return_to_go,
+                      np.ones(len(copies), np.float32))
+
+
 def _next_multiple(step: int, checkpoints: Checkpoints | None) -> float:
     """The env step after which the next checkpoint is due (never, without checkpoints)."""
     if checkpoints is None:
@@ -339,12 +369,13 @@ def _next_multiple(step: int, checkpoints: Checkpoints | None) -> float:
 
 def _run_key(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed: int,
              eval_seeds: Sequence[int], warm_start: WarmStart | None, frozen: Sequence[str],
-             unfreeze_after_steps: int | None) -> str:
+             unfreeze_after_steps: int | None, her_k: int) -> str:
     """What identifies a run: settings, initial weights and warm-start data."""
     settings = {"env": asdict(env_config), "dqn": asdict(config), "seed": seed,
                 "eval_seeds": list(eval_seeds), "frozen": list(frozen),
-                "unfreeze_after_steps": unfreeze_after_steps}
-    data = [] if warm_start is None else [a for a in vars(warm_start).values() if a is not None]
+                "unfreeze_after_steps": unfreeze_after_steps, "her_k": her_k}
+    data = [] if warm_start is None else [a for a in vars(warm_start).values()
+                                          if isinstance(a, np.ndarray)]
     return run_key(settings, [*network.state_dict().values(), *data])
 
 

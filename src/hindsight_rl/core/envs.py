@@ -5,13 +5,13 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
-from hindsight_rl.core.config import ConfigError, EnvConfig, ProjectConfig
+from hindsight_rl.core.config import ConfigError, EnvConfig, GoalConfig, ProjectConfig
 
 
 def _recompute_cartpole(env: CartPoleEnv) -> None:
@@ -36,8 +36,39 @@ class EnvInfo:
     max_episode_steps: int | None
 
 
+class GoalObservation(gym.ObservationWrapper):
+    """Appends the desired goal to every observation: what a goal-conditioned network sees.
+
+    The goal entries get the bounds of the observation entries they are compared with, so
+    the network normalises both the same way.
+    """
+
+    def __init__(self, env: gym.Env, goal: GoalConfig) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        if max(goal.achieved) >= space.shape[0]:
+            raise ConfigError(f"env.goal.achieved: index {max(goal.achieved)} is outside the "
+                              f"{space.shape[0]}-entry observation")
+        self.desired = np.asarray(goal.desired, np.float32)
+        index = list(goal.achieved)
+        self.observation_space = gym.spaces.Box(
+            np.concatenate([space.low, space.low[index]]).astype(np.float32),
+            np.concatenate([space.high, space.high[index]]).astype(np.float32),
+            dtype=np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.concatenate([observation, self.desired]).astype(np.float32)
+
+
+def without_goal(config: EnvConfig) -> EnvConfig:
+    """The plain environment: observations as the task gives them (how a policy file is
+    played: it appends its own normalised goal)."""
+    return replace(config, goal=None)
+
+
 def make_env(config: EnvConfig) -> gym.Env:
-    """``gymnasium.make`` plus the configured overrides, with clear errors for bad ids."""
+    """``gymnasium.make`` plus the configured overrides, with clear errors for bad ids; the
+    desired goal appended to observations when the task declares one."""
     if config.entry_point and config.id not in gym.registry:
         _register(config)
     if config.id not in gym.registry:
@@ -47,7 +78,7 @@ def make_env(config: EnvConfig) -> gym.Env:
     env = gym.make(config.id, **config.make_kwargs)
     _check_spaces(env, config.id)
     apply_overrides(env, config.overrides)
-    return env
+    return env if config.goal is None else GoalObservation(env, config.goal)
 
 
 def _register(config: EnvConfig) -> None:

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ from safetensors.numpy import load as load_numpy_bytes
 from safetensors.torch import load as load_torch_bytes
 from safetensors.torch import save as save_torch_bytes
 
-from hindsight_rl.core.config import PART_NAMES, EnvConfig, NetworkConfig
+from hindsight_rl.core.config import PART_NAMES, EnvConfig, GoalConfig, NetworkConfig
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.networks import QNetwork, numpy_forward
 
@@ -70,17 +70,20 @@ def _document(policy: Policy) -> dict[str, Any]:
         layers.append({"weight": f"{prefix}.weight", "bias": f"{prefix}.bias",
                        "activation": None if part == "head" else "relu"})
     env = asdict(policy.env)
+    goal = env.pop("goal")  # the document's own "goal" entry: the env is built without it
     if env["entry_point"] is None:  # registration details only for custom environments
         for key in ("entry_point", "max_episode_steps", "reward_threshold"):
             del env[key]
+    width = network.obs_dim - (0 if goal is None else len(goal["desired"]))
+    shift, scale = network.obs_shift.tolist(), network.obs_scale.tolist()
+    if goal is not None:
+        goal = {**goal, "shift": shift[width:], "scale": scale[width:]}
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "env": env,
-        "observation": {"shape": [network.obs_dim],
-                        "shift": network.obs_shift.tolist(),
-                        "scale": network.obs_scale.tolist()},
-        "goal": None,
+        "observation": {"shape": [width], "shift": shift[:width], "scale": scale[:width]},
+        "goal": goal,
         "n_actions": network.n_actions,
         "layers": layers,
         "parts": parts,
@@ -150,27 +153,42 @@ def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
 def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Policy:
     layers = document["layers"]
     widths = [int(tensors[layer["weight"]].shape[0]) for layer in layers[:-1]]
-    observation = document["observation"]
-    network = QNetwork(int(observation["shape"][0]), int(document["n_actions"]),
-                       NetworkConfig(hidden_sizes=tuple(widths)),
-                       np.asarray(observation["shift"], np.float32),
-                       np.asarray(observation["scale"], np.float32))
+    shift, scale = input_normalisation(document)
+    network = QNetwork(len(shift), int(document["n_actions"]),
+                       NetworkConfig(hidden_sizes=tuple(widths)), shift.astype(np.float32),
+                       scale.astype(np.float32))
     state = {name: tensor for name, tensor in tensors.items()}
     state["obs_shift"], state["obs_scale"] = network.obs_shift, network.obs_scale
     network.load_state_dict(state)
-    return Policy(network=network, env=env_config_of(document),
+    goal = document["goal"]
+    env = env_config_of(document)
+    if goal is not None:
+        known = {f.name for f in fields(GoalConfig)}
+        env = replace(env, goal=GoalConfig(**{key: tuple(value) if isinstance(value, list)
+                                              else value for key, value in goal.items()
+                                              if key in known}))
+    return Policy(network=network, env=env,
                   gamma=float(document["gamma"]), frozen=tuple(document["frozen"]),
                   provenance=document["provenance"])
 
 
+def input_normalisation(document: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Shift and scale of the network's whole input: the observation's, then the goal's."""
+    parts = [document["observation"]] + ([document["goal"]] if document["goal"] else [])
+    return tuple(np.concatenate([np.asarray(part[key], np.float64) for part in parts])
+                 for key in ("shift", "scale"))
+
+
 def env_config_of(document: dict[str, Any]) -> EnvConfig:
-    """The environment a policy file was trained on, as config (the document's ``env``)."""
+    """The environment a policy file was trained on, as config (the document's ``env``),
+    without its goal: observations as the task gives them."""
     known = {f.name for f in fields(EnvConfig)}
     return EnvConfig(**{key: value for key, value in document["env"].items() if key in known})
 
 
 def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: str) -> None:
-    in_width = int(document["observation"]["shape"][0])
+    _check_goal(document, source)
+    in_width = int(document["observation"]["shape"][0]) + _goal_width(document)
     for layer in document["layers"]:
         for key in ("weight", "bias"):
             if layer[key] not in tensors:
@@ -196,22 +214,42 @@ def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: st
                                   f"{observation['shape'][0]} finite numbers")
 
 
+def _goal_width(document: dict[str, Any]) -> int:
+    return 0 if document["goal"] is None else len(document["goal"]["desired"])
+
+
+def _check_goal(document: dict[str, Any], source: str) -> None:
+    goal = document["goal"]
+    if goal is None:
+        return
+    width = len(goal["desired"])
+    for key in ("desired", "shift", "scale"):
+        values = np.asarray(goal[key], np.float64)
+        if width == 0 or values.shape != (width,) or not np.isfinite(values).all():
+            raise PolicyFileError(f"{source}: goal.{key} must be {width or 'one or more'} "
+                                  "finite numbers, one per goal entry")
+
+
 class NumpyPolicy:
-    """Greedy play from a policy file with numpy alone, exactly as DESIGN.md spells it out."""
+    """Greedy play from a policy file with numpy alone, exactly as DESIGN.md spells it out:
+    observations as the environment gives them, the file's desired goal appended."""
 
     def __init__(self, data: bytes, source: str = "<bytes>") -> None:
         self.document = read_document(data, source)
         tensors = _checked_tensors(load_numpy_bytes, data, self.document, source)
-        observation = self.document["observation"]
-        self.shift = np.asarray(observation["shift"], np.float64)
-        self.scale = np.asarray(observation["scale"], np.float64)
+        goal = self.document["goal"]
+        self.desired = np.asarray([] if goal is None else goal["desired"], np.float64)
+        self.shift, self.scale = input_normalisation(self.document)
         self.layers = [(tensors[layer["weight"]].astype(np.float64),
                         tensors[layer["bias"]].astype(np.float64), layer["activation"])
                        for layer in self.document["layers"]]
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-values for a batch of observations (B, obs_dim)."""
-        return numpy_forward(np.asarray(obs, np.float64), self.shift, self.scale, self.layers)
+        obs = np.asarray(obs, np.float64)
+        goals = np.broadcast_to(self.desired, (len(obs), len(self.desired)))
+        return numpy_forward(np.concatenate([obs, goals], axis=1), self.shift, self.scale,
+                             self.layers)
 
     def act(self, obs: np.ndarray) -> int:
         return int(self.q_values(np.asarray(obs)[None])[0].argmax())

@@ -7,6 +7,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from hindsight_rl.core.trajectories import Transitions
+
 
 class Batch(NamedTuple):
     obs: torch.Tensor  # (B, obs_dim) float32
@@ -72,6 +74,16 @@ class ReplayBuffer:
         """Write an ended episode's returns-to-go into its slots (hindsight labelling)."""
         self.return_to_go[slots] = return_to_go
         self.rtg_valid[slots] = float(valid)
+
+    def episode(self, slots: list[int], truncated: bool) -> Transitions:
+        """The transitions stored at ``slots``, as one episode (for relabelling)."""
+        n = len(slots)
+        last = np.zeros(n, bool)
+        last[-1] = truncated
+        return Transitions(episode_id=np.zeros(n, np.int64), t=np.arange(n, dtype=np.int32),
+                           obs=self.obs[slots], action=self.action[slots, 0],
+                           reward=self.reward[slots], next_obs=self.next_obs[slots],
+                           terminated=self.terminated[slots].astype(bool), truncated=last)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The filled part of every column, for a training checkpoint."""

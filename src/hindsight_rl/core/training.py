@@ -11,11 +11,20 @@ import torch
 
 from hindsight_rl import __version__
 from hindsight_rl.core.checkpoints import Checkpoints
-from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig, NetworkConfig
+from hindsight_rl.core.config import (
+    DQNConfig,
+    EnvConfig,
+    FinetuneConfig,
+    HERConfig,
+    NetworkConfig,
+    TargetConfig,
+)
 from hindsight_rl.core.dqn import TrainResult, WarmStart, train_dqn
 from hindsight_rl.core.envs import env_info
+from hindsight_rl.core.hindsight import label_hindsight
 from hindsight_rl.core.networks import QNetwork, observation_normaliser, transfer_parts
 from hindsight_rl.core.policy_file import Policy, sha256_of
+from hindsight_rl.core.rollouts import collect_rollouts
 from hindsight_rl.core.trajectories import Transitions, from_table
 
 
@@ -23,11 +32,32 @@ def warm_start_from_table(table: pd.DataFrame) -> WarmStart:
     """Replay preload from a trajectory table, with hindsight labels when it has them."""
     transitions = from_table(table)
     labelled = "return_to_go" in table.columns and "rtg_valid" in table.columns
+    relabelled = int(table["relabeled"].sum()) if "relabeled" in table.columns else 0
     return WarmStart(
         obs=transitions.obs, action=transitions.action, reward=transitions.reward,
         next_obs=transitions.next_obs, terminated=transitions.terminated,
         return_to_go=table["return_to_go"].to_numpy(np.float32) if labelled else None,
-        rtg_valid=table["rtg_valid"].to_numpy(np.float32) if labelled else None)
+        rtg_valid=table["rtg_valid"].to_numpy(np.float32) if labelled else None,
+        env_steps=len(table) - relabelled)
+
+
+def uniform_warm_start(env_config: EnvConfig, steps: int, seed: int) -> Transitions:
+    """Uniform-random rollouts: the scratch control's replay preload, as large as the
+    hindsight dataset the fine-tuned arm starts from."""
+    rng = np.random.default_rng(seed)
+    n_actions = env_info(env_config).n_actions
+    return collect_rollouts(env_config, steps, lambda obs: int(rng.integers(n_actions)), seed)
+
+
+def hindsight_as_configured(table: pd.DataFrame, target: TargetConfig) -> pd.DataFrame:
+    """The hindsight dataset with the relabelling ``target.her`` asks for: its episodes
+    relabelled afresh (seeded by ``collect.seed``, as at collection), or none at all."""
+    episodes = table[~table["relabeled"]] if "relabeled" in table.columns else table
+    if target.her.k == 0:
+        return episodes.drop(columns="relabeled", errors="ignore").reset_index(drop=True)
+    return label_hindsight(from_table(episodes), target.dqn.gamma, target.env.success,
+                           env_info(target.env).max_episode_steps, target.env.goal,
+                           target.her.k, target.collect.seed)
 
 
 def fresh_network(env_config: EnvConfig, network_config: NetworkConfig, seed: int,
@@ -81,14 +111,16 @@ def train_from_scratch(env_config: EnvConfig, network_config: NetworkConfig,
 def finetune_from(pretrained: Policy, env_config: EnvConfig, dqn_config: DQNConfig,
                   finetune_config: FinetuneConfig, seed: int, hindsight: pd.DataFrame,
                   eval_seeds: Sequence[int], label: str,
-                  checkpoints: Checkpoints | None = None) -> tuple[Policy, pd.DataFrame]:
-    """Transfer ``pretrained``, freeze the configured parts, fine-tune with hindsight data."""
+                  checkpoints: Checkpoints | None = None,
+                  her: HERConfig | None = None) -> tuple[Policy, pd.DataFrame]:
+    """Transfer ``pretrained``, freeze the configured parts, fine-tune with hindsight data
+    (relabelling each new episode's goals too when ``her.k`` > 0)."""
     warm_start = warm_start_from_table(hindsight)
     network, _ = transferred_network(pretrained, env_config, seed, warm_start.obs)
     result = train_dqn(network, env_config, dqn_config, seed, eval_seeds, warm_start=warm_start,
                        frozen=finetune_config.frozen,
                        unfreeze_after_steps=finetune_config.unfreeze_after_steps, label=label,
-                       checkpoints=checkpoints)
+                       checkpoints=checkpoints, her_k=0 if her is None else her.k)
     frozen = () if finetune_config.unfreeze_after_steps is not None else finetune_config.frozen
     return (_policy(result, env_config, dqn_config, seed, frozen, parent=sha256_of(pretrained)),
             result.history)

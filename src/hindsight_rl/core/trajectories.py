@@ -47,26 +47,34 @@ def transitions_from_lists(**columns: list) -> Transitions:
                           for name, dtype in _DTYPES.items()})
 
 
-def to_table(transitions: Transitions) -> pd.DataFrame:
-    """The trajectory table: ``obs_i`` and ``next_obs_i`` spread into float32 columns."""
+def to_table(transitions: Transitions, goal_dim: int = 0) -> pd.DataFrame:
+    """The trajectory table: ``obs_i`` and ``next_obs_i`` spread into float32 columns.
+
+    For a goal-conditioned task the last ``goal_dim`` entries of each observation are the
+    desired goal (the same in ``obs`` and ``next_obs``): they become ``goal_i`` columns.
+    """
+    width = transitions.obs_dim - goal_dim
     columns: dict[str, np.ndarray] = {
         "episode_id": transitions.episode_id, "t": transitions.t}
-    columns.update(_spread("obs", transitions.obs))
+    columns.update(_spread("obs", transitions.obs[:, :width]))
     columns["action"] = transitions.action
     columns["reward"] = transitions.reward
-    columns.update(_spread("next_obs", transitions.next_obs))
+    columns.update(_spread("next_obs", transitions.next_obs[:, :width]))
     columns["terminated"] = transitions.terminated
     columns["truncated"] = transitions.truncated
+    columns.update(_spread("goal", transitions.obs[:, width:]))
     return pd.DataFrame(columns)
 
 
 def from_table(table: pd.DataFrame) -> Transitions:
-    """Inverse of :func:`to_table`; extra columns (hindsight labels) are ignored."""
+    """Inverse of :func:`to_table` (``goal_i`` appended to both observations again); other
+    extra columns (hindsight labels) are ignored."""
     validate_table(table)
+    goal = _gather(table, "goal")
     values = {f.name: None for f in fields(Transitions)}
     for name in values:
         if name in ("obs", "next_obs"):
-            values[name] = _gather(table, name)
+            values[name] = np.concatenate([_gather(table, name), goal], axis=1)
         else:
             values[name] = table[name].to_numpy(dtype=_DTYPES[name])
     return Transitions(**values)
@@ -88,7 +96,8 @@ class TrajectoryTableError(HindsightRLError, ValueError):
 # Column kind by name: "i" integer, "f" finite float, "b" bool. Hindsight labels are optional.
 _REQUIRED_KINDS = {"episode_id": "i", "t": "i", "action": "i", "reward": "f",
                    "terminated": "b", "truncated": "b"}
-_HINDSIGHT_KINDS = {"return_to_go": "f", "episode_return": "f", "success": "b", "rtg_valid": "b"}
+_HINDSIGHT_KINDS = {"return_to_go": "f", "episode_return": "f", "success": "b", "rtg_valid": "b",
+                    "relabeled": "b"}
 _KIND_NAMES = {"i": "integer", "f": "float", "b": "bool"}
 
 
@@ -104,6 +113,7 @@ def validate_table(table: pd.DataFrame, source: str = "trajectory table") -> Non
              f"{obs_dim} obs and {_observation_width(table, 'next_obs')} next_obs columns")
     kinds = dict(_REQUIRED_KINDS)
     kinds.update({f"{prefix}_{i}": "f" for prefix in ("obs", "next_obs") for i in range(obs_dim)})
+    kinds.update({f"goal_{i}": "f" for i in range(_observation_width(table, "goal"))})
     kinds.update({name: kind for name, kind in _HINDSIGHT_KINDS.items() if name in table})
     missing = [name for name in kinds if name not in table.columns]
     if missing:
@@ -117,8 +127,11 @@ def validate_table(table: pd.DataFrame, source: str = "trajectory table") -> Non
         if kind == "f" and not np.isfinite(column.to_numpy(np.float64)).all():
             row = int(np.flatnonzero(~np.isfinite(column.to_numpy(np.float64)))[0])
             fail(f"column {name!r} has a non-finite value at row {row}: {column.iloc[row]}")
-    _check_episodes(table["episode_id"].to_numpy(), table["t"].to_numpy(),
-                    (table["terminated"] | table["truncated"]).to_numpy(), fail)
+    episodes = table[~table["relabeled"]] if "relabeled" in table else table
+    if len(episodes) == 0:
+        fail("only relabelled rows: relabelling needs the episodes it came from")
+    _check_episodes(episodes["episode_id"].to_numpy(), episodes["t"].to_numpy(),
+                    (episodes["terminated"] | episodes["truncated"]).to_numpy(), fail)
 
 
 def _observation_width(table: pd.DataFrame, prefix: str) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 from kedro.framework.project import settings
 from kedro.pipeline import Node, Pipeline
 
-from hindsight_rl.core.config import TargetConfig
+from hindsight_rl.core.config import AblationConfig, ConfigError, TargetConfig, from_mapping
 
 SHARED_INPUTS = {"pretrained_policy"}
 SHARED_PARAMETERS = {"params:evaluation", "params:runtime"}
@@ -30,15 +30,33 @@ _DEFAULT_SEEDS = next(f.default for f in fields(TargetConfig) if f.name == "seed
 
 def targets() -> dict[str, tuple[int, ...]]:
     """Configured targets and their training seeds, in file order."""
-    return _targets(_project_root(Path.cwd()), os.environ.get("KEDRO_ENV", "local"))
+    return {name: tuple(int(s) for s in (section or {}).get("seeds", _DEFAULT_SEEDS))
+            for name, section in _parameters().get("targets", {}).items()}
+
+
+def ablation_runs() -> dict[str, dict[str, tuple[int, ...]]]:
+    """Per ablated target, its arms and their seeds; empty when the ablation's parameters
+    do not parse (the parameter check names the error when a run starts)."""
+    parameters = _parameters()
+    try:
+        plan = from_mapping(AblationConfig, parameters.get("ablation"), "ablation")
+        sections = parameters.get("targets", {})
+        return {name: {arm: plan.seeds for arm in plan.arms_for(
+                    from_mapping(TargetConfig, sections[name], f"targets.{name}"))}
+                for name in plan.budgets if name in sections}
+    except ConfigError:
+        return {}
+
+
+def _parameters() -> dict[str, Any]:
+    return _load_parameters(_project_root(Path.cwd()), os.environ.get("KEDRO_ENV", "local"))
 
 
 @cache
-def _targets(root: Path, env: str) -> dict[str, tuple[int, ...]]:
+def _load_parameters(root: Path, env: str) -> dict[str, Any]:
     loader = settings.CONFIG_LOADER_CLASS(conf_source=str(root / settings.CONF_SOURCE),
                                           env=env, **settings.CONFIG_LOADER_ARGS)
-    return {name: tuple(int(s) for s in (section or {}).get("seeds", _DEFAULT_SEEDS))
-            for name, section in loader["parameters"].get("targets", {}).items()}
+    return loader["parameters"]
 
 
 def _project_root(start: Path) -> Path:
@@ -83,10 +101,10 @@ def per_seed(template: Callable[[int], Pipeline], seeds: tuple[int, ...],
     return sum(branches, Pipeline([]))
 
 
-def with_seed(func: Callable[..., Any], seed: int) -> Callable[..., Any]:
-    """``func`` with its ``seed`` argument fixed, keeping its name and docstring for logs and
-    kedro-viz (and picklable, for parallel runners)."""
-    return functools.update_wrapper(functools.partial(func, seed=seed), func)
+def with_arguments(func: Callable[..., Any], **fixed: Any) -> Callable[..., Any]:
+    """``func`` with some keyword arguments fixed (a branch's seed, arm...), keeping its name
+    and docstring for logs and kedro-viz (and picklable, for parallel runners)."""
+    return functools.update_wrapper(functools.partial(func, **fixed), func)
 
 
 def node_reading_seed_branches(func: Callable[..., Any], **kwargs: Any) -> Node:

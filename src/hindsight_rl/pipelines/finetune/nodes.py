@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from hindsight_rl.core.checkpoints import Checkpoints, checkpoints_for
-from hindsight_rl.core.config import (
-    CollectConfig,
-    EvalConfig,
-    RuntimeConfig,
-    TargetConfig,
-    from_mapping,
-)
-from hindsight_rl.core.envs import env_info
+from hindsight_rl.core.config import EvalConfig, RuntimeConfig, TargetConfig, from_mapping
 from hindsight_rl.core.policy_file import Policy
-from hindsight_rl.core.rollouts import behaviour_policy, collect_rollouts
 from hindsight_rl.core.training import (
     curve_seeds,
     finetune_from,
     network_config_of,
     train_from_scratch,
+    uniform_warm_start,
 )
 
 
@@ -39,7 +31,7 @@ def finetune(pretrained_policy: Policy, hindsight_dataset: pd.DataFrame,
     policy, history = finetune_from(
         pretrained_policy, config.env, config.dqn, config.finetune, seed, hindsight_dataset,
         _curve_seeds(config, evaluation), label=f"finetune {config.env.id} seed {seed}",
-        checkpoints=_checkpoints(runtime))
+        checkpoints=_checkpoints(runtime), her=config.her)
     return policy, history.assign(seed=seed)
 
 
@@ -49,10 +41,7 @@ def train_scratch(pretrained_policy: Policy, target: dict[str, Any], evaluation:
     transferred (only the pretrained network's layer widths are read). Its replay buffer
     starts from uniform-random rollouts as large as the hindsight dataset."""
     config = from_mapping(TargetConfig, target, "target")
-    uniform = CollectConfig(steps=config.collect.steps, policy="uniform", seed=seed)
-    act = behaviour_policy(uniform, env_info(config.env).n_actions, None,
-                           np.random.default_rng(seed))
-    warm_start = collect_rollouts(config.env, uniform.steps, act, seed)
+    warm_start = uniform_warm_start(config.env, config.collect.steps, seed)
     policy, history = train_from_scratch(
         config.env, network_config_of(pretrained_policy.network), config.dqn, seed,
         warm_start, _curve_seeds(config, evaluation),

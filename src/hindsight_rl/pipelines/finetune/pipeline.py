@@ -4,17 +4,17 @@
 from kedro.pipeline import Node, Pipeline
 
 from hindsight_rl.pipelines.finetune.nodes import finetune, train_scratch
-from hindsight_rl.pipelines.namespaces import per_seed, per_target, with_seed
+from hindsight_rl.pipelines.namespaces import per_seed, per_target, with_arguments
 
 SETTINGS = ["params:target", "params:evaluation", "params:runtime"]
 
 
 def one_seed(seed: int) -> Pipeline:
     return Pipeline([
-        Node(with_seed(finetune, seed), inputs=["pretrained_policy", "hindsight_dataset",
+        Node(with_arguments(finetune, seed=seed), inputs=["pretrained_policy", "hindsight_dataset",
                                                 *SETTINGS],
              outputs=["finetuned_policy", "finetune_history"], name="finetune"),
-        Node(with_seed(train_scratch, seed), inputs=["pretrained_policy", *SETTINGS],
+        Node(with_arguments(train_scratch, seed=seed), inputs=["pretrained_policy", *SETTINGS],
              outputs=["scratch_policy", "scratch_history"], name="train_scratch"),
     ])
 
