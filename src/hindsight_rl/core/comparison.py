@@ -140,7 +140,7 @@ def learning_curve_figure(histories: dict[str, pd.DataFrame], title: str,
     if threshold is not None:
         axes.axhline(threshold, color="grey", linestyle="--", label="reward threshold")
     axes.set(xlabel="target env steps", ylabel="greedy return", title=title)
-    axes.legend(loc="lower right")
+    axes.legend(loc="best")
     figure.tight_layout()
     return figure
 
