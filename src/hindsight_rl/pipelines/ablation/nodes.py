@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -96,7 +97,7 @@ def ablation_report(**summaries: dict[str, Any]) -> str:
 _RUN = re.compile(r"(?P<arm>.+)_seed_(?P<seed>\d+)")
 
 
-def _arm_then_seed(plan: AblationConfig):
+def _arm_then_seed(plan: AblationConfig) -> Callable[[str], tuple[int, int]]:
     """Sort key of ``<arm>_seed_<n>`` run names: arms in config order, then seeds."""
     order = list(plan.arms)
 
