@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hindsight_rl.core.comparison import compare_metric, summarise_arm
+from hindsight_rl.core.comparison import MetricSpec, clear_differences, summarise_arm
 from hindsight_rl.core.config import ArmConfig, EvalConfig, HERConfig, TargetConfig
 
 JUDGE = "judge_return"
 """Metric name of the final greedy episodes in a run table (beside the learning curve)."""
 
 # Metric, its label, and whether a higher value is better: what a verdict weighs.
-_METRICS = (("steps_to_threshold", "env steps to threshold", False),
+_METRICS: tuple[MetricSpec, ...] = (("steps_to_threshold", "env steps to threshold", False),
             ("final_return", "final return", True),
             ("auc", "area under the curve", True))
 
@@ -54,10 +54,7 @@ def summarise_runs(runs: pd.DataFrame, threshold: float | None, budget: int,
 def part_verdict(arm: str, base: str, summaries: dict[str, dict[str, Any]]) -> str:
     """One line: does adding what ``arm`` adds to ``base`` help? Clear only where the 95%
     intervals of the interquartile means do not overlap."""
-    outcomes = {label: compare_metric(summaries[arm], summaries[base], key, higher)
-                for key, label, higher in _METRICS}
-    better = [label for label, outcome in outcomes.items() if outcome == "better"]
-    worse = [label for label, outcome in outcomes.items() if outcome == "worse"]
+    better, worse = clear_differences(summaries[arm], summaries[base], _METRICS)
     if better and worse:
         word = f"mixed (better {', '.join(better)}; worse {', '.join(worse)})"
     elif better:

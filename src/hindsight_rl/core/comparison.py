@@ -29,6 +29,11 @@ from hindsight_rl.core.policy_file import NumpyPolicy, Policy, policy_to_bytes  
 ARMS = ("finetuned", "scratch")
 
 
+def task_title(env_config: EnvConfig) -> str:
+    """How reports name a task: its id, and its overrides when it has any."""
+    return env_config.id if not env_config.overrides else f"{env_config.id} {env_config.overrides}"
+
+
 def eval_seeds(config: EvalConfig) -> list[int]:
     """Seeds of the final evaluation episodes."""
     return list(range(config.seed, config.seed + config.episodes))
@@ -101,14 +106,25 @@ def compare_metric(finetuned: dict[str, Any], scratch: dict[str, Any], key: str,
     return "unclear"
 
 
+MetricSpec = tuple[str, str, bool]
+"""(summary key, label, whether a higher value is better)."""
+
+
+def clear_differences(arm: dict[str, Any], base: dict[str, Any],
+                      metrics: tuple[MetricSpec, ...] = _VERDICT_METRICS
+                      ) -> tuple[list[str], list[str]]:
+    """Labels of the metrics on which ``arm`` is clearly better, and clearly worse, than
+    ``base`` (bootstrap intervals of the interquartile means apart)."""
+    outcomes = {label: compare_metric(arm, base, key, higher) for key, label, higher in metrics}
+    return ([label for label, outcome in outcomes.items() if outcome == "better"],
+            [label for label, outcome in outcomes.items() if outcome == "worse"])
+
+
 def verdict(finetuned: dict[str, Any], scratch: dict[str, Any]) -> str:
     """One line: did transfer help? ``helped`` when some metric is clearly better and none
     clearly worse, ``hurt`` in the mirror case, ``mixed`` when both, otherwise no clear
     difference; the figures follow so the reader can judge."""
-    outcomes = {label: compare_metric(finetuned, scratch, key, higher)
-                for key, label, higher in _VERDICT_METRICS}
-    better = [label for label, outcome in outcomes.items() if outcome == "better"]
-    worse = [label for label, outcome in outcomes.items() if outcome == "worse"]
+    better, worse = clear_differences(finetuned, scratch)
     if better and worse:
         word = f"gave mixed results (better {', '.join(better)}; worse {', '.join(worse)})"
     elif better:

@@ -14,6 +14,7 @@ from hindsight_rl.core.checkpoints import Checkpoints
 from hindsight_rl.core.config import (
     DQNConfig,
     EnvConfig,
+    EvalConfig,
     FinetuneConfig,
     HERConfig,
     NetworkConfig,
@@ -90,8 +91,10 @@ def network_config_of(network: QNetwork) -> NetworkConfig:
     return NetworkConfig(hidden_sizes=tuple(widths))
 
 
-def curve_seeds(first: int, episodes: int) -> list[int]:
-    """Seeds of the learning-curve episodes: a block of their own, far from training seeds."""
+def curve_seeds(evaluation: EvalConfig, episodes: int) -> list[int]:
+    """Seeds of the learning-curve episodes: a block of their own right after the final
+    evaluation's, far from training seeds."""
+    first = evaluation.seed + evaluation.episodes
     return list(range(first, first + episodes))
 
 

@@ -13,7 +13,12 @@ import pandas as pd
 from hindsight_rl.core.ablation import arm_target, markdown_report, run_table, summarise_runs
 from hindsight_rl.core.ablation import verdicts as part_verdicts
 from hindsight_rl.core.checkpoints import checkpoints_for
-from hindsight_rl.core.comparison import eval_seeds, learning_curve_figure, score_policies
+from hindsight_rl.core.comparison import (
+    eval_seeds,
+    learning_curve_figure,
+    score_policies,
+    task_title,
+)
 from hindsight_rl.core.config import (
     AblationConfig,
     EvalConfig,
@@ -46,7 +51,7 @@ def train_arm(pretrained_policy: Policy, hindsight_dataset: pd.DataFrame,
     eval_config = from_mapping(EvalConfig, evaluation, "evaluation")
     label = f"ablation {target_name} {arm} seed {seed}"
     checkpoints = checkpoints_for(from_mapping(RuntimeConfig, runtime, "runtime"))
-    curve = curve_seeds(eval_config.seed + eval_config.episodes, config.dqn.eval_episodes)
+    curve = curve_seeds(eval_config, config.dqn.eval_episodes)
     if arm_config.transfer:
         policy, history = finetune_from(
             pretrained_policy, config.env, config.dqn, config.finetune, seed,
@@ -76,7 +81,7 @@ def summarise_target(target: dict[str, Any], ablation: dict[str, Any],
                       ignore_index=True)
     summaries = summarise_runs(table, threshold, budget, eval_config, rng)
     arms = plan.arms_for(config)
-    title = config.env.id if not config.env.overrides else f"{config.env.id} {config.env.overrides}"
+    title = task_title(config.env)
     figure = learning_curve_figure(
         {arm: rows[rows["metric"] == "eval_return"] for arm, rows in table.groupby("arm",
                                                                                 sort=False)},

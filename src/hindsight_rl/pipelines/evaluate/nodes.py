@@ -19,6 +19,7 @@ from hindsight_rl.core.comparison import (
     markdown_report,
     score_policies,
     summarise_arm,
+    task_title,
     verdict,
 )
 from hindsight_rl.core.config import EvalConfig, TargetConfig, from_mapping
@@ -48,8 +49,7 @@ def evaluate(hindsight_dataset: pd.DataFrame, target: dict[str, Any],
                                     threshold, config.dqn.total_steps, eval_config, rng)
                  for arm, (policies, history) in arms.items()}
     seeds = eval_seeds(eval_config)
-    metrics = {"target": config.env.id if not config.env.overrides
-               else f"{config.env.id} {config.env.overrides}",
+    metrics = {"target": task_title(config.env),
                "env_id": config.env.id, "reward_threshold": threshold,
                "budget_env_steps": config.dqn.total_steps, "eval_episodes": len(seeds),
                "eval_seeds": [seeds[0], seeds[-1]], "arms": summaries,

@@ -54,5 +54,5 @@ def _checkpoints(runtime: dict[str, Any]) -> Checkpoints | None:
 
 
 def _curve_seeds(config: TargetConfig, evaluation: dict[str, Any]) -> list[int]:
-    eval_config = from_mapping(EvalConfig, evaluation, "evaluation")
-    return curve_seeds(eval_config.seed + eval_config.episodes, config.dqn.eval_episodes)
+    return curve_seeds(from_mapping(EvalConfig, evaluation, "evaluation"),
+                       config.dqn.eval_episodes)
