@@ -4,10 +4,13 @@
     python benchmarks/vs_sb3.py                        # CartPole-v1 × 5 seeds, MountainCar-v0 × 3
     python benchmarks/vs_sb3.py --tasks CartPole-v1 --hidden 64 64
     python benchmarks/vs_sb3.py --tasks CartPole-v1 --hidden 64 64 --sb3-hidden 256 256
+    python benchmarks/vs_sb3.py --tasks MountainCar-v0 --sb3-n-step 1
 
 Both sides get RL Zoo's tuned DQN settings for the task, the same network (RL Zoo's 256-256
 unless ``--hidden`` says otherwise; ``--sb3-hidden`` gives SB3 another one, to set our
-defaults against RL Zoo's), one torch thread and the same evaluation protocol: every 2,500
+defaults against RL Zoo's), the same n-step targets (our default for the task, 5 on
+MountainCar-v0, SB3's ``n_steps``; ``--sb3-n-step 1`` gives SB3 RL Zoo's one-step ones), one
+torch thread and the same evaluation protocol: every 2,500
 env steps, 20 greedy episodes on fixed seeds (our ``GreedyEvaluator`` plays SB3's Q-network
 too); training stops at the first point at or above the task's reward threshold, or at RL
 Zoo's budget. The policy at that point is then judged on 100 greedy episodes of seeds no run
@@ -56,6 +59,7 @@ ZOO: dict[str, dict[str, Any]] = {
                            exploration_fraction=0.2, exploration_final_eps=0.07),
 }
 DEFAULT_SEEDS = {"CartPole-v1": 5, "MountainCar-v0": 3}
+N_STEP = {"CartPole-v1": 1, "MountainCar-v0": 5}  # ours (conf/base); RL Zoo's are 1
 
 
 class CallTimer:
@@ -92,7 +96,7 @@ def judge(env_id: str, q_values: Any) -> float:
     return float(evaluate_greedy(EnvConfig(id=env_id), q_values, seeds).mean())
 
 
-def run_ours(env_id: str, seed: int, hidden: tuple[int, ...]) -> dict[str, Any]:
+def run_ours(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> dict[str, Any]:
     """The source stage's code path with RL Zoo's settings and stop-on-threshold."""
     from hindsight_rl.core import dqn
     from hindsight_rl.core.config import CollectConfig, DQNConfig, EnvConfig, NetworkConfig
@@ -107,7 +111,7 @@ def run_ours(env_id: str, seed: int, hidden: tuple[int, ...]) -> dict[str, Any]:
     dqn.GreedyEvaluator.run = evals.wrap(dqn.GreedyEvaluator.run, lambda *a: 0)
     env = EnvConfig(id=env_id)
     config = DQNConfig(**ZOO[env_id], eval_interval=EVAL_INTERVAL, eval_episodes=EVAL_EPISODES,
-                       keep="last", stop_on_threshold=True)
+                       keep="last", stop_on_threshold=True, n_step=n_step)
     start = time.perf_counter()
     collect = CollectConfig(steps=WARM_STEPS, policy="uniform", seed=seed)
     act = behaviour_policy(collect, env_info(env).n_actions, None, np.random.default_rng(seed))
@@ -120,7 +124,7 @@ def run_ours(env_id: str, seed: int, hidden: tuple[int, ...]) -> dict[str, Any]:
                    timer, evals.seconds, judge(env_id, q_function(policy.network)))
 
 
-def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...]) -> dict[str, Any]:
+def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> dict[str, Any]:
     """SB3 DQN with the same settings; a callback runs our evaluator and stops at threshold."""
     from stable_baselines3 import DQN
     from stable_baselines3.common.callbacks import BaseCallback
@@ -131,7 +135,7 @@ def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...]) -> dict[str, Any]:
     settings = dict(ZOO[env_id])
     budget = settings.pop("total_steps")
     model = DQN("MlpPolicy", env_id, seed=seed, device="cpu", verbose=0,
-                policy_kwargs={"net_arch": list(hidden)}, **settings)
+                policy_kwargs={"net_arch": list(hidden)}, n_steps=n_step, **settings)
 
     def q_values(obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -228,15 +232,16 @@ def raw_env_rate(env_id: str, steps: int = 50_000) -> float:
 RUNNERS = {"ours": run_ours, "sb3": run_sb3}
 
 
-def child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...]) -> None:
+def child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...], n_step: int
+          ) -> None:
     torch.set_num_threads(1)
-    print(json.dumps(RUNNERS[framework](env_id, seed, hidden)))
+    print(json.dumps(RUNNERS[framework](env_id, seed, hidden, n_step)))
 
 
-def run_child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...]
+def run_child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...], n_step: int
               ) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--child", framework, env_id, str(seed),
-                          "--hidden", *map(str, hidden)],
+                          "--hidden", *map(str, hidden), "--n-step", str(n_step)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -246,7 +251,7 @@ def median(rows: list[dict[str, Any]], key: str) -> float:
 
 
 def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[str, tuple],
-          raw_updates: float, raw_env: float) -> str:
+          n_step: dict[str, int], raw_updates: float, raw_env: float) -> str:
     """Markdown: medians over seeds per framework, then ours ÷ SB3 and ours ÷ raw."""
     keys = [("seconds", "wall s to threshold", "{:.1f}"),
             ("env_steps", "env steps to threshold", "{:.0f}"),
@@ -255,8 +260,10 @@ def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[st
             ("peak_rss_mb", "peak RSS MB", "{:.0f}")]
     ours, sb3 = results["ours"], results["sb3"]
     widths = {name: "-".join(map(str, sizes)) for name, sizes in hidden.items()}
+    names = {name: f"{name.replace('sb3', 'SB3')} {widths[name]}, n = {n_step[name]}"
+             for name in hidden}
     lines = [f"### {env_id} ({len(ours)} seeds, medians)", "",
-             f"| | ours {widths['ours']} | SB3 {widths['sb3']} | ours ÷ SB3 |",
+             f"| | {names['ours']} | {names['sb3']} | ours ÷ SB3 |",
              "|---|---|---|---|"]
     for key, name, fmt in keys:
         a, b = median(ours, key), median(sb3, key)
@@ -288,25 +295,33 @@ def main() -> None:
                         help="hidden widths of both networks (default: RL Zoo's 256 256)")
     parser.add_argument("--sb3-hidden", type=int, nargs=2, default=None,
                         help="SB3's widths, when they differ from --hidden")
+    parser.add_argument("--n-step", type=int, default=None,
+                        help="n-step targets of both (default: ours for the task, "
+                             "5 on MountainCar-v0, 1 on CartPole-v1)")
+    parser.add_argument("--sb3-n-step", type=int, default=None,
+                        help="SB3's n-step targets, when they differ from ours")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/vs_sb3.md"))
     parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "ENV", "SEED"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]), tuple(args.hidden))
+        child(args.child[0], args.child[1], int(args.child[2]), tuple(args.hidden),
+              args.n_step)
         return
     hidden = {"ours": tuple(args.hidden), "sb3": tuple(args.sb3_hidden or args.hidden)}
     torch.set_num_threads(1)
     report = []
     for env_id in args.tasks:
+        ours_n = args.n_step or N_STEP[env_id]
+        n_step = {"ours": ours_n, "sb3": args.sb3_n_step or ours_n}
         results: dict[str, list[dict[str, Any]]] = {"ours": [], "sb3": []}
         for seed in range(args.seeds or DEFAULT_SEEDS[env_id]):
             for framework in RUNNERS:
                 results[framework].append(run_child(framework, env_id, seed,
-                                                    hidden[framework]))
+                                                    hidden[framework], n_step[framework]))
                 print(env_id, framework, seed, results[framework][-1], flush=True)
-        report.append(table(env_id, results, hidden, raw_update_rate(env_id, hidden["ours"]),
-                            raw_env_rate(env_id)))
+        report.append(table(env_id, results, hidden, n_step,
+                            raw_update_rate(env_id, hidden["ours"]), raw_env_rate(env_id)))
         print(report[-1], flush=True)
     args.out.write_text("\n".join(report))
 

@@ -19,6 +19,7 @@ def test_defaults_fill_missing_sections():
                                      "'learning_rate'"),
     ({"dqn": {"gamma": 1.5}}, r"targets.mc.dqn.gamma: got 1.5, expected a number in \(0, 1\]"),
     ({"dqn": {"batch_size": "64"}}, "targets.mc.dqn.batch_size: got '64', expected an integer"),
+    ({"dqn": {"n_step": 0}}, "targets.mc.dqn.n_step: got 0, expected an integer >= 1"),
     ({"finetune": {"frozen": ["torso"]}}, "targets.mc.finetune.frozen"),
     ({"collect": {"policy": "greedy"}}, "targets.mc.collect.policy: got 'greedy'"),
     ({"dqn": {"total_steps": 900, "learning_starts": 100}, "collect": {"steps": 1000}},

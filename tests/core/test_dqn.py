@@ -19,10 +19,10 @@ from hindsight_rl.core.networks import QNetwork, set_frozen
 from hindsight_rl.core.replay import Batch, ReplayBuffer
 
 
-def _batch(terminated: float) -> Batch:
+def _batch(discount: float) -> Batch:
     one = torch.ones(1)
     return Batch(obs=torch.zeros(1, 1), action=torch.zeros(1, 1, dtype=torch.int64),
-                 reward=one, next_obs=torch.ones(1, 1), terminated=one * terminated,
+                 reward=one, next_obs=torch.ones(1, 1), discount=one * discount,
                  return_to_go=one, rtg_valid=one)
 
 
@@ -35,11 +35,11 @@ def _constant_network(value: float) -> QNetwork:
     return network
 
 
-def test_truncation_bootstraps_and_termination_cuts_the_return():
+def test_td_target_bootstraps_with_the_rows_discount():
     online, target = _constant_network(5.0), _constant_network(10.0)
-    truncated = td_targets(_batch(terminated=0.0), online, target, gamma=0.9, double_dqn=True)
-    terminated = td_targets(_batch(terminated=1.0), online, target, gamma=0.9, double_dqn=True)
-    assert truncated.item() == torch.tensor(1 + 0.9 * 10.0).item()
+    bootstrapped = td_targets(_batch(discount=0.9), online, target, double_dqn=True)
+    terminated = td_targets(_batch(discount=0.0), online, target, double_dqn=True)
+    assert bootstrapped.item() == torch.tensor(1 + 0.9 * 10.0).item()
     assert terminated.item() == 1.0
 
 
@@ -48,8 +48,8 @@ def test_double_dqn_values_the_online_choice_with_the_target_network():
     with torch.no_grad():
         online.head.bias.copy_(torch.tensor([1.0, 0.0]))  # online prefers action 0
         target.head.bias.copy_(torch.tensor([2.0, 7.0]))  # target would prefer action 1
-    double = td_targets(_batch(0.0), online, target, gamma=1.0, double_dqn=True)
-    vanilla = td_targets(_batch(0.0), online, target, gamma=1.0, double_dqn=False)
+    double = td_targets(_batch(1.0), online, target, double_dqn=True)
+    vanilla = td_targets(_batch(1.0), online, target, double_dqn=False)
     assert double.item() == 3.0 and vanilla.item() == 8.0
 
 
@@ -225,3 +225,47 @@ def test_relabelled_copies_join_the_buffer_without_counting_as_env_steps(
 def test_relabelled_copies_do_not_crowd_out_env_steps(tiny_dqn):
     assert dqn.replay_capacity(tiny_dqn, her_k=0) == tiny_dqn.buffer_size
     assert dqn.replay_capacity(tiny_dqn, her_k=4) == 5 * tiny_dqn.buffer_size
+
+
+def test_each_finished_episode_is_labelled_with_n_step_targets(
+        corridor, tiny_network, tiny_dqn, monkeypatch):
+    episodes = []
+    real_label = ReplayBuffer.label
+
+    def spy(self, slots, return_to_go, valid, bootstrap):
+        episodes.append((self.next_obs[slots].copy(), self.terminated[slots].copy(), bootstrap))
+        real_label(self, slots, return_to_go, valid, bootstrap)
+
+    monkeypatch.setattr(ReplayBuffer, "label", spy)
+    config = replace(tiny_dqn, n_step=3, gamma=0.9)
+    train_dqn(QNetwork(1, 2, tiny_network), corridor, config, seed=0, eval_seeds=[10])
+    assert episodes
+    for next_obs, terminated, bootstrap in episodes:
+        length = len(next_obs)
+        for t in range(length):
+            end = min(t + 3, length) - 1
+            assert bootstrap.next_obs[t].tolist() == next_obs[end].tolist()
+            expected = 0.0 if terminated[end] else 0.9 ** (end - t + 1)
+            assert bootstrap.discount[t] == pytest.approx(expected)
+
+
+def test_n_step_dqn_learns_the_corridor(corridor, tiny_network):
+    torch.manual_seed(0)
+    config = DQNConfig(total_steps=1500, learning_rate=3e-3, batch_size=32, buffer_size=2000,
+                       learning_starts=100, gamma=0.9, target_update_interval=50,
+                       train_freq=4, gradient_steps=1, exploration_fraction=0.3,
+                       eval_interval=500, eval_episodes=2, n_step=3)
+    result = train_dqn(QNetwork(1, 2, tiny_network), corridor, config, seed=0,
+                       eval_seeds=[10, 11])
+    evals = result.history[result.history["metric"] == "eval_return"]["value"]
+    assert evals.max() == -2.0
+
+
+def test_warm_start_episodes_look_ahead_and_relabelled_rows_stand_alone():
+    obs = np.arange(6, dtype=np.float32)[:, None]
+    warm = WarmStart(obs, np.zeros(6, np.int64), -np.ones(6, np.float32), obs + 1,
+                     np.zeros(6, bool), episode_id=np.array([0, 0, 0, 0, -1, -2]))
+    bootstrap = warm.bootstrap(gamma=0.5, n=2)
+    assert bootstrap.next_obs[:, 0].tolist() == [2.0, 3.0, 4.0, 4.0, 5.0, 6.0]
+    assert bootstrap.discount.tolist() == [0.25, 0.25, 0.25, 0.5, 0.5, 0.5]
+    assert bootstrap.reward.tolist() == [-1.5, -1.5, -1.5, -1.0, -1.0, -1.0]

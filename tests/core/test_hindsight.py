@@ -5,7 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hindsight_rl.core.config import GoalConfig
-from hindsight_rl.core.hindsight import label_hindsight, relabel_future, returns_to_go
+from hindsight_rl.core.hindsight import (
+    label_hindsight,
+    n_step_bootstrap,
+    relabel_future,
+    returns_to_go,
+)
 from hindsight_rl.core.trajectories import (
     TrajectoryTableError,
     from_table,
@@ -71,6 +76,41 @@ def test_return_to_go_recurrence_holds_inside_episodes_only(lengths, gamma, rand
         last = i == len(ids) - 1 or ids[i + 1] != ids[i]
         expected = rewards[i] + (0.0 if last else gamma * rtg[i + 1])
         assert rtg[i] == pytest.approx(expected, abs=1e-4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 7), st.booleans()), min_size=1, max_size=5),
+       st.integers(1, 5), st.floats(0.5, 1.0), st.randoms(use_true_random=False))
+def test_n_step_targets_match_walking_each_episode_forward(episodes, n, gamma, random):
+    """Each row sums up to n rewards of its own episode, then bootstraps from the observation
+    it reached, unless the episode terminated on the way (truncation still bootstraps)."""
+    ids = np.concatenate([np.full(length, e) for e, (length, _) in enumerate(episodes)])
+    terminated = np.concatenate([np.arange(length) == (length - 1 if ends else -1)
+                                 for length, ends in episodes])
+    reward = np.array([random.uniform(-2, 2) for _ in ids], np.float32)
+    next_obs = np.arange(len(ids), dtype=np.float32)[:, None] + 1
+    bootstrap = n_step_bootstrap(reward, next_obs, terminated, ids, gamma, n)
+    for i in range(len(ids)):
+        expected, j = 0.0, i
+        while True:
+            expected += gamma ** (j - i) * reward[j]
+            if j - i + 1 == n or j + 1 == len(ids) or ids[j + 1] != ids[i]:
+                break
+            j += 1
+        assert bootstrap.reward[i] == pytest.approx(expected, abs=1e-4)
+        assert bootstrap.next_obs[i, 0] == j + 1
+        cut = terminated[j]
+        assert bootstrap.discount[i] == pytest.approx(0.0 if cut else gamma ** (j - i + 1))
+
+
+def test_one_step_targets_are_the_transitions_themselves():
+    reward = np.array([1.0, 2.0, 3.0], np.float32)
+    next_obs = np.array([[1.0], [2.0], [3.0]], np.float32)
+    bootstrap = n_step_bootstrap(reward, next_obs, np.array([False, False, True]),
+                                 np.zeros(3, np.int64), 0.9, 1)
+    assert bootstrap.reward.tolist() == reward.tolist()
+    assert bootstrap.next_obs.tolist() == next_obs.tolist()
+    assert bootstrap.discount.tolist() == [np.float32(0.9), np.float32(0.9), 0.0]
 
 
 @settings(max_examples=200, deadline=None)

@@ -168,6 +168,9 @@ class DQNConfig:
     """ε after the decay."""
     max_grad_norm: float = 10.0
     """Gradient-norm clip."""
+    n_step: int = 1
+    """Steps of real reward before the TD target bootstraps (multi-step returns); the rows of
+    an episode still running use one step until it ends."""
     double_dqn: bool = True
     """Select the next action with the online network, value it with the target."""
     rtg_coef: float = 0.0
@@ -195,7 +198,7 @@ class DQNConfig:
         _check(self.learning_starts >= self.batch_size, "learning_starts", self.learning_starts,
                f"an integer >= batch_size ({self.batch_size})")
         _check(0.0 < self.gamma <= 1.0, "gamma", self.gamma, "a number in (0, 1]")
-        for name in ("target_update_interval", "train_freq", "gradient_steps",
+        for name in ("n_step", "target_update_interval", "train_freq", "gradient_steps",
                      "eval_interval", "eval_episodes"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
         _check(0.0 < self.exploration_fraction <= 1.0, "exploration_fraction",

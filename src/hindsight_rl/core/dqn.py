@@ -30,7 +30,12 @@ from hindsight_rl.core.config import DQNConfig, EnvConfig
 from hindsight_rl.core.envs import env_info, make_env
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import GreedyEvaluator
-from hindsight_rl.core.hindsight import relabel_future, returns_to_go
+from hindsight_rl.core.hindsight import (
+    Bootstrap,
+    n_step_bootstrap,
+    relabel_future,
+    returns_to_go,
+)
 from hindsight_rl.core.networks import QNetwork, set_frozen, trainable_parameters
 from hindsight_rl.core.progress import StepProgress
 from hindsight_rl.core.replay import Batch, ReplayBuffer
@@ -56,9 +61,17 @@ class WarmStart:
     rtg_valid: np.ndarray | None = None
     env_steps: int | None = None
     """Rows that were real environment steps (relabelled copies are not); all by default."""
+    episode_id: np.ndarray | None = None
+    """Runs of equal ids are episodes in step order, whose rows get n-step targets; rows
+    that stand alone (relabelled copies, or all of them when None) keep one-step ones."""
 
     def __len__(self) -> int:
         return len(self.action)
+
+    def bootstrap(self, gamma: float, n: int) -> Bootstrap:
+        """The rows' TD targets: n steps ahead within each episode."""
+        episodes = np.arange(len(self)) if self.episode_id is None else self.episode_id
+        return n_step_bootstrap(self.reward, self.next_obs, self.terminated, episodes, gamma, n)
 
     @property
     def steps_taken(self) -> int:
@@ -86,9 +99,10 @@ def epsilon_at(step: int, config: DQNConfig) -> float:
         config.exploration_final_eps - config.exploration_initial_eps)
 
 
-def td_targets(batch: Batch, online: QNetwork, target: QNetwork, gamma: float,
+def td_targets(batch: Batch, online: QNetwork, target: QNetwork,
                double_dqn: bool) -> torch.Tensor:
-    """``r + γ (1 − terminated) Q_target(s', a*)``; a truncated step keeps its bootstrap."""
+    """``r + discount · Q_target(s', a*)``: ``discount`` is ``γ^m`` for an m-step target and
+    0 after a termination; a truncated episode keeps its bootstrap."""
     with torch.no_grad():
         next_q = target(batch.next_obs)
         if double_dqn:
@@ -96,15 +110,14 @@ def td_targets(batch: Batch, online: QNetwork, target: QNetwork, gamma: float,
             next_value = next_q.gather(1, best).squeeze(1)
         else:
             next_value = next_q.max(dim=1).values
-        return batch.reward + gamma * (1.0 - batch.terminated) * next_value
+        return batch.reward + batch.discount * next_value
 
 
 def dqn_loss(batch: Batch, online: QNetwork, target: QNetwork, config: DQNConfig) -> torch.Tensor:
     """Huber TD loss plus β·mean((G_t − Q(s_t,a_t))²) over rows with an exact return-to-go
     (only the part of G_t above Q with ``rtg_loss: lower_bound``)."""
     q_taken = online(batch.obs).gather(1, batch.action).squeeze(1)
-    loss = F.smooth_l1_loss(q_taken, td_targets(batch, online, target, config.gamma,
-                                                config.double_dqn))
+    loss = F.smooth_l1_loss(q_taken, td_targets(batch, online, target, config.double_dqn))
     if config.rtg_coef > 0:
         shortfall = batch.return_to_go - q_taken
         if config.rtg_loss == "lower_bound":
@@ -262,8 +275,8 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
     set_frozen(network, frozen)
     target = copy.deepcopy(network)
     target.requires_grad_(False)
-    run = _Run(network, target, build_optimizer(network, config.learning_rate),
-               ReplayBuffer(replay_capacity(config, her_k), network.obs_dim, rng), rng,
+    buffer = ReplayBuffer(replay_capacity(config, her_k), network.obs_dim, rng, config.gamma)
+    run = _Run(network, target, build_optimizer(network, config.learning_rate), buffer, rng,
                _History())
     q_values = q_function(network)
     update_target = weight_copier(network, target)
@@ -272,7 +285,7 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
     if warm_start is not None and len(warm_start):
         run.buffer.extend(warm_start.obs, warm_start.action, warm_start.reward,
                           warm_start.next_obs, warm_start.terminated, warm_start.return_to_go,
-                          warm_start.rtg_valid)
+                          warm_start.rtg_valid, warm_start.bootstrap(config.gamma, config.n_step))
         run.step = min(warm_start.steps_taken, config.total_steps)
 
     def evaluate() -> bool:
@@ -296,7 +309,6 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
         obs, _ = env.reset()
     next_checkpoint = _next_multiple(run.step, checkpoints)
     episode_slots: list[int] = []
-    episode_rewards: list[float] = []
     recent_return = None
     with StepProgress(label, config.total_steps, start=run.step) as progress:
         while run.step < config.total_steps and not solved:
@@ -306,20 +318,17 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
                 action = int(q_values(obs[None])[0].argmax())
             next_obs, reward, terminated, truncated, _ = env.step(action)
             episode_slots.append(run.buffer.add(obs, action, reward, next_obs, terminated))
-            episode_rewards.append(float(reward))
             run.step += 1
             step = run.step
             episode_ended = terminated or truncated
             if episode_ended:
-                rewards = np.asarray(episode_rewards, np.float32)
-                run.buffer.label(episode_slots, returns_to_go(rewards, np.zeros(len(rewards)),
-                                                              config.gamma), valid=terminated)
+                rewards = _label_episode(run.buffer, episode_slots, terminated, config)
                 if her_k:
                     _add_relabelled(run, env_config, her_k, config.gamma, episode_slots,
                                     truncated)
                 run.history.add(step, "episode_return", rewards.sum())
                 recent_return = float(rewards.sum())
-                episode_slots, episode_rewards = [], []
+                episode_slots = []
                 env_rng_state = copy.deepcopy(env.unwrapped.np_random.bit_generator.state)
                 obs, _ = env.reset()
             else:
@@ -347,6 +356,18 @@ def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed:
         network.load_state_dict(run.best_state)
     set_frozen(network, frozen, frozen=False)
     return TrainResult(network=network, history=run.history.frame(), env_steps=run.step)
+
+
+def _label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,
+                   config: DQNConfig) -> np.ndarray:
+    """Hindsight labels of the episode that just ended: its returns-to-go (exact when it
+    terminated) and n-step TD targets. Returns its rewards."""
+    rewards, next_obs = buffer.reward[slots], buffer.next_obs[slots]
+    episode = np.zeros(len(slots), np.int64)
+    buffer.label(slots, returns_to_go(rewards, episode, config.gamma), valid=terminated,
+                 bootstrap=n_step_bootstrap(rewards, next_obs, buffer.terminated[slots],
+                                            episode, config.gamma, config.n_step))
+    return rewards
 
 
 def _add_relabelled(run: _Run, env_config: EnvConfig, her_k: int, gamma: float,

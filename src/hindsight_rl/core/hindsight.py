@@ -31,6 +31,42 @@ def returns_to_go(rewards: np.ndarray, episode_id: np.ndarray, gamma: float) -> 
     return rtg.astype(np.float32)
 
 
+@dataclass(frozen=True)
+class Bootstrap:
+    """What a TD target is built from: ``reward + discount · Q_target(next_obs, a*)``."""
+
+    reward: np.ndarray
+    """``Σ_{j<m} γ^j r_{t+j}``, ``m = min(n, steps left in the episode)``."""
+    next_obs: np.ndarray
+    """The observation after those ``m`` steps."""
+    discount: np.ndarray
+    """``γ^m``, or 0 where the episode terminated within them (truncation bootstraps)."""
+
+
+def n_step_bootstrap(reward: np.ndarray, next_obs: np.ndarray, terminated: np.ndarray,
+                     episode_id: np.ndarray, gamma: float, n: int) -> Bootstrap:
+    """n-step TD targets (Sutton & Barto ch. 7; Rainbow's n = 3) for transitions stored in
+    episode order: each looks ``n`` steps ahead within its own run of equal ``episode_id``
+    and no further. ``n = 1`` is the one-step target. A hindsight label like the
+    return-to-go: it needs the rest of the episode, so it is written once the episode ends.
+    """
+    rows = np.arange(len(reward))
+    steps = np.minimum(n, _last_row_of_run(episode_id) - rows + 1)
+    total = np.zeros(len(reward), np.float64)
+    for j in range(n):
+        ahead = rows[j < steps]
+        total[ahead] += gamma ** j * reward[ahead + j]
+    end = rows + steps - 1
+    discount = gamma ** steps * (1.0 - np.asarray(terminated, np.float64)[end])
+    return Bootstrap(total.astype(np.float32), next_obs[end], discount.astype(np.float32))
+
+
+def _last_row_of_run(episode_id: np.ndarray) -> np.ndarray:
+    """Per row, the index of the last row of its run of equal ``episode_id``."""
+    bounds = np.array(_episode_bounds(episode_id)).reshape(-1, 2)
+    return np.repeat(bounds[:, 1] - 1, bounds[:, 1] - bounds[:, 0])
+
+
 def episode_end_flags(transitions: Transitions) -> tuple[np.ndarray, np.ndarray]:
     """Per transition: did its episode end by termination, and how long was the episode."""
     _, inverse, counts = np.unique(transitions.episode_id, return_inverse=True,

@@ -7,28 +7,38 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from hindsight_rl.core.hindsight import Bootstrap
 from hindsight_rl.core.trajectories import Transitions
 
 
 class Batch(NamedTuple):
+    """Sampled transitions with their TD targets' parts (:class:`Bootstrap`)."""
+
     obs: torch.Tensor  # (B, obs_dim) float32
     action: torch.Tensor  # (B, 1) int64
-    reward: torch.Tensor  # (B,) float32
-    next_obs: torch.Tensor  # (B, obs_dim) float32
-    terminated: torch.Tensor  # (B,) float32: 1 cuts the bootstrap, truncation does not
+    reward: torch.Tensor  # (B,) float32: the bootstrap's (n-step) reward
+    next_obs: torch.Tensor  # (B, obs_dim) float32: the observation it bootstraps from
+    discount: torch.Tensor  # (B,) float32: γ^m, 0 after a termination (truncation bootstraps)
     return_to_go: torch.Tensor  # (B,) float32
     rtg_valid: torch.Tensor  # (B,) float32: 1 where return_to_go is an exact return
 
 
-_COLUMNS = ("obs", "next_obs", "action", "reward", "terminated", "return_to_go", "rtg_valid")
+_COLUMNS = ("obs", "next_obs", "action", "reward", "terminated", "return_to_go", "rtg_valid",
+            "bootstrap_reward", "bootstrap_obs", "discount")
 
 
 class ReplayBuffer:
-    """Fixed-capacity FIFO of transitions with hindsight labels written once episodes end."""
+    """Fixed-capacity FIFO of transitions with hindsight labels written once episodes end.
 
-    def __init__(self, capacity: int, obs_dim: int, rng: np.random.Generator) -> None:
+    Each row keeps its one-step transition (what relabelling reads) and the TD target's parts,
+    one-step until :meth:`label` writes the n-step ones its finished episode allows.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, rng: np.random.Generator,
+                 gamma: float) -> None:
         self.capacity = capacity
         self.rng = rng
+        self.gamma = gamma
         self.obs = np.zeros((capacity, obs_dim), np.float32)
         self.next_obs = np.zeros((capacity, obs_dim), np.float32)
         self.action = np.zeros((capacity, 1), np.int64)
@@ -36,6 +46,9 @@ class ReplayBuffer:
         self.terminated = np.zeros(capacity, np.float32)
         self.return_to_go = np.zeros(capacity, np.float32)
         self.rtg_valid = np.zeros(capacity, np.float32)
+        self.bootstrap_reward = np.zeros(capacity, np.float32)
+        self.bootstrap_obs = np.zeros((capacity, obs_dim), np.float32)
+        self.discount = np.zeros(capacity, np.float32)
         self.position = 0
         self.size = 0
 
@@ -49,6 +62,9 @@ class ReplayBuffer:
         self.reward[i] = reward
         self.terminated[i] = terminated
         self.rtg_valid[i] = 0.0
+        self.bootstrap_reward[i] = reward
+        self.bootstrap_obs[i] = next_obs
+        self.discount[i] = 0.0 if terminated else self.gamma
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
         return i
@@ -56,8 +72,10 @@ class ReplayBuffer:
     def extend(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
                next_obs: np.ndarray, terminated: np.ndarray,
                return_to_go: np.ndarray | None = None,
-               rtg_valid: np.ndarray | None = None) -> None:
-        """Store many transitions at once (warm start from a rollout dataset)."""
+               rtg_valid: np.ndarray | None = None,
+               bootstrap: Bootstrap | None = None) -> None:
+        """Store many transitions at once (warm start from a rollout dataset, relabelled
+        copies); one-step targets unless ``bootstrap`` gives others."""
         keep = slice(max(0, len(action) - self.capacity), None)  # only the newest fit
         slots = (self.position + np.arange(len(action[keep]))) % self.capacity
         self.obs[slots] = obs[keep]
@@ -67,13 +85,25 @@ class ReplayBuffer:
         self.terminated[slots] = terminated[keep]
         self.return_to_go[slots] = 0.0 if return_to_go is None else return_to_go[keep]
         self.rtg_valid[slots] = 0.0 if rtg_valid is None else rtg_valid[keep]
+        if bootstrap is None:
+            bootstrap = Bootstrap(reward, next_obs, self.gamma * (1.0 - terminated))
+        self._write_bootstrap(slots, bootstrap, keep)
         self.position = int((self.position + len(slots)) % self.capacity)
         self.size = min(self.size + len(slots), self.capacity)
 
-    def label(self, slots: list[int], return_to_go: np.ndarray, valid: bool) -> None:
-        """Write an ended episode's returns-to-go into its slots (hindsight labelling)."""
+    def label(self, slots: list[int], return_to_go: np.ndarray, valid: bool,
+              bootstrap: Bootstrap) -> None:
+        """Write an ended episode's hindsight labels into its slots: returns-to-go and
+        n-step TD targets."""
         self.return_to_go[slots] = return_to_go
         self.rtg_valid[slots] = float(valid)
+        self._write_bootstrap(slots, bootstrap, slice(None))
+
+    def _write_bootstrap(self, slots: np.ndarray | list[int], bootstrap: Bootstrap,
+                         rows: slice) -> None:
+        self.bootstrap_reward[slots] = bootstrap.reward[rows]
+        self.bootstrap_obs[slots] = bootstrap.next_obs[rows]
+        self.discount[slots] = bootstrap.discount[rows]
 
     def episode(self, slots: list[int], truncated: bool) -> Transitions:
         """The transitions stored at ``slots``, as one episode (for relabelling)."""
@@ -99,5 +129,5 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         idx = self.rng.integers(0, self.size, size=batch_size)
         return Batch(*(torch.from_numpy(array[idx]) for array in (
-            self.obs, self.action, self.reward, self.next_obs, self.terminated,
+            self.obs, self.action, self.bootstrap_reward, self.bootstrap_obs, self.discount,
             self.return_to_go, self.rtg_valid)))

@@ -33,13 +33,15 @@ def warm_start_from_table(table: pd.DataFrame) -> WarmStart:
     """Replay preload from a trajectory table, with hindsight labels when it has them."""
     transitions = from_table(table)
     labelled = "return_to_go" in table.columns and "rtg_valid" in table.columns
-    relabelled = int(table["relabeled"].sum()) if "relabeled" in table.columns else 0
+    relabelled = (table["relabeled"].to_numpy(bool) if "relabeled" in table.columns
+                  else np.zeros(len(table), bool))
     return WarmStart(
         obs=transitions.obs, action=transitions.action, reward=transitions.reward,
         next_obs=transitions.next_obs, terminated=transitions.terminated,
         return_to_go=table["return_to_go"].to_numpy(np.float32) if labelled else None,
         rtg_valid=table["rtg_valid"].to_numpy(np.float32) if labelled else None,
-        env_steps=len(table) - relabelled)
+        env_steps=int((~relabelled).sum()),
+        episode_id=np.where(relabelled, -1 - np.arange(len(table)), transitions.episode_id))
 
 
 def uniform_warm_start(env_config: EnvConfig, steps: int, seed: int) -> Transitions:
@@ -106,7 +108,8 @@ def train_from_scratch(env_config: EnvConfig, network_config: NetworkConfig,
     network = fresh_network(env_config, network_config, seed, warm_start.obs)
     result = train_dqn(network, env_config, dqn_config, seed, eval_seeds,
                        warm_start=WarmStart(warm_start.obs, warm_start.action, warm_start.reward,
-                                            warm_start.next_obs, warm_start.terminated),
+                                            warm_start.next_obs, warm_start.terminated,
+                                            episode_id=warm_start.episode_id),
                        label=label, checkpoints=checkpoints)
     return _policy(result, env_config, dqn_config, seed, frozen=(), parent=None), result.history
 
