@@ -2,8 +2,8 @@ import numpy as np
 
 from hindsight_rl.core.config import GoalConfig
 from hindsight_rl.core.hindsight import label_hindsight
-from hindsight_rl.core.trajectories import transitions_from_lists
 from hindsight_rl.core.training import warm_start_from_table
+from hindsight_rl.core.trajectories import transitions_from_lists
 
 GOAL = GoalConfig(achieved=(0,), desired=(3.0,), reached="at_least", reached_reward=0.0)
 
