@@ -1,4 +1,5 @@
-"""Double DQN with optional warm start, frozen parts and the hindsight return-to-go loss.
+"""Double DQN with optional warm start, frozen parts, n-step targets and the hindsight
+return-to-go loss.
 
 One loop serves pretraining, fine-tuning and the from-scratch control, so the three differ
 only in what they are given, never in how they learn.
