@@ -92,7 +92,7 @@ def test_a_run_logs_parameters_learning_curves_and_policy_files(project, tmp_pat
 
     # Parameters: kedro-mlflow's, flattened; conf/smoke's values.
     assert run.data.params["source.dqn.total_steps"] == "600"
-    assert run.data.params["targets.mountaincar.dqn.rtg_coef"] == "0.1"
+    assert run.data.params["targets.mountaincar.dqn.n_step"] == "5"
 
     # Learning curves: one metric per history and curve, stepped by env step.
     (saved,) = versions(project, "data/07_model_output/mountaincar/seed_0/"
