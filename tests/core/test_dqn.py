@@ -11,6 +11,7 @@ from hindsight_rl.core.dqn import (
     TrainResult,
     WarmStart,
     build_optimizer,
+    clip_grad_norm,
     epsilon_at,
     td_targets,
     train_dqn,
@@ -174,6 +175,20 @@ def test_training_stops_at_the_first_curve_point_at_the_threshold(corridor, tiny
     assert result.env_steps < config.total_steps
     assert evals["env_step"].iloc[-1] == result.env_steps
     assert evals["value"].iloc[-1] == -2.0 and (evals["value"].iloc[:-1] < -2.0).all()
+
+
+@pytest.mark.parametrize("scale", [0.01, 100.0])
+def test_gradient_clip_is_torchs_bit_for_bit(scale):
+    torch.manual_seed(0)
+    grads = [torch.randn(5, 3) * scale, torch.randn(3) * scale]
+    ours, torchs = ([torch.nn.Parameter(torch.zeros_like(g)) for g in grads] for _ in range(2))
+    for mine, theirs, grad in zip(ours, torchs, grads, strict=True):
+        mine.grad, theirs.grad = grad.clone(), grad.clone()
+    clip_grad_norm(ours, 10.0)
+    torch.nn.utils.clip_grad_norm_(torchs, 10.0, foreach=True)
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours, torchs, strict=True))
+    clipped = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours]))
+    assert clipped <= 10.0 + 1e-4 if scale > 1 else torch.equal(ours[0].grad, grads[0])
 
 
 def test_target_update_copies_current_weights_without_sharing_them(tiny_network):
