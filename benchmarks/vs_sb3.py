@@ -2,14 +2,14 @@
 
     pip install torch==2.13.0 -e ".[bench]"
     python benchmarks/vs_sb3.py                        # CartPole-v1 × 5 seeds, MountainCar-v0 × 3
-    python benchmarks/vs_sb3.py --tasks CartPole-v1 --hidden 64 64
-    python benchmarks/vs_sb3.py --tasks CartPole-v1 --hidden 64 64 --sb3-hidden 256 256
-    python benchmarks/vs_sb3.py --tasks MountainCar-v0 --sb3-n-step 1
+    python benchmarks/vs_sb3.py --tasks CartPole-v1    # our defaults vs RL Zoo's
+    python benchmarks/vs_sb3.py --tasks CartPole-v1 --sb3-hidden 128 128   # the same network
+    python benchmarks/vs_sb3.py --tasks MountainCar-v0 --sb3-n-step 5      # the same targets
 
-Both sides get RL Zoo's tuned DQN settings for the task, the same network (RL Zoo's 256-256
-unless ``--hidden`` says otherwise; ``--sb3-hidden`` gives SB3 another one, to set our
-defaults against RL Zoo's), the same n-step targets (our default for the task, 5 on
-MountainCar-v0, SB3's ``n_steps``; ``--sb3-n-step 1`` gives SB3 RL Zoo's one-step ones), one
+By default each side runs as shipped: ours with the project's defaults (RL Zoo's tuned DQN
+settings for the task, a 128-128 network, 5-step targets on MountainCar-v0), SB3 with RL
+Zoo's (the same settings, a 256-256 network, one-step targets); ``--sb3-hidden`` and
+``--sb3-n-step`` give SB3 ours, ``--hidden`` and ``--n-step`` change ours. Both use one
 torch thread and the same evaluation protocol: every 2,500
 env steps, 20 greedy episodes on fixed seeds (our ``GreedyEvaluator`` plays SB3's Q-network
 too); training stops at the first point at or above the task's reward threshold, or at RL
@@ -291,15 +291,15 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(ZOO), choices=list(ZOO))
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per task (default: 5 for CartPole-v1, 3 for MountainCar-v0)")
-    parser.add_argument("--hidden", type=int, nargs=2, default=[256, 256],
-                        help="hidden widths of both networks (default: RL Zoo's 256 256)")
-    parser.add_argument("--sb3-hidden", type=int, nargs=2, default=None,
-                        help="SB3's widths, when they differ from --hidden")
+    parser.add_argument("--hidden", type=int, nargs=2, default=[128, 128],
+                        help="our hidden widths (default: the project's 128 128)")
+    parser.add_argument("--sb3-hidden", type=int, nargs=2, default=[256, 256],
+                        help="SB3's hidden widths (default: RL Zoo's 256 256)")
     parser.add_argument("--n-step", type=int, default=None,
-                        help="n-step targets of both (default: ours for the task, "
+                        help="our n-step targets (default: the project's for the task, "
                              "5 on MountainCar-v0, 1 on CartPole-v1)")
-    parser.add_argument("--sb3-n-step", type=int, default=None,
-                        help="SB3's n-step targets, when they differ from ours")
+    parser.add_argument("--sb3-n-step", type=int, default=1,
+                        help="SB3's n-step targets (default: RL Zoo's 1)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/vs_sb3.md"))
     parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "ENV", "SEED"),
                         help=argparse.SUPPRESS)
@@ -308,12 +308,11 @@ def main() -> None:
         child(args.child[0], args.child[1], int(args.child[2]), tuple(args.hidden),
               args.n_step)
         return
-    hidden = {"ours": tuple(args.hidden), "sb3": tuple(args.sb3_hidden or args.hidden)}
+    hidden = {"ours": tuple(args.hidden), "sb3": tuple(args.sb3_hidden)}
     torch.set_num_threads(1)
     report = []
     for env_id in args.tasks:
-        ours_n = args.n_step or N_STEP[env_id]
-        n_step = {"ours": ours_n, "sb3": args.sb3_n_step or ours_n}
+        n_step = {"ours": args.n_step or N_STEP[env_id], "sb3": args.sb3_n_step}
         results: dict[str, list[dict[str, Any]]] = {"ours": [], "sb3": []}
         for seed in range(args.seeds or DEFAULT_SEEDS[env_id]):
             for framework in RUNNERS:

@@ -106,7 +106,7 @@ class EnvConfig:
 class NetworkConfig:
     """Shape of the Q-network: one encoder layer, then trunk layers, then a linear head."""
 
-    hidden_sizes: tuple[int, ...] = (256, 256)
+    hidden_sizes: tuple[int, ...] = (128, 128)
     """Width of the encoder output followed by each trunk layer's output."""
 
     def __post_init__(self) -> None:
