@@ -30,7 +30,7 @@ class QNetwork(nn.Module):
             trunk += [nn.Linear(width_in, width_out), nn.ReLU()]
         self.trunk = nn.Sequential(*trunk)
         self.head = nn.Linear(sizes[-1], n_actions)
-        self._layers = [module for module in self.modules() if isinstance(module, nn.Linear)]
+        self._layers = [module for _, module in self.linear_layers()]
         shift = np.zeros(obs_dim, np.float32) if shift is None else shift
         scale = np.ones(obs_dim, np.float32) if scale is None else scale
         self.register_buffer("obs_shift", torch.as_tensor(shift, dtype=torch.float32))
