@@ -15,7 +15,8 @@ def _retrain_node_names() -> set[str]:
     names = set()
     for target, section in targets["targets"].items():
         names |= {f"{target}.collect_target_rollouts", f"{target}.promote"}
-        names |= {f"{target}.seed_{seed}.finetune" for seed in section.get("seeds", [0, 1, 2])}
+        seeds = section.get("seeds", [0, 1, 2])  # one node: runtime.seeds_per_node is null
+        names.add(f"{target}.seeds_{'_'.join(str(seed) for seed in seeds)}.finetune")
     return names
 
 

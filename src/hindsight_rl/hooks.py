@@ -23,7 +23,7 @@ from kedro.io.core import VersionNotFoundError
 from kedro.pipeline import Pipeline
 from omegaconf import OmegaConf
 
-from hindsight_rl.core.config import ConfigError, ProjectConfig, from_mapping
+from hindsight_rl.core.config import ConfigError, ProjectConfig, from_mapping, group_seeds
 from hindsight_rl.core.envs import check_environments
 from hindsight_rl.datasets import PolicyFileDataset
 
@@ -36,16 +36,27 @@ def project_config(parameters: dict[str, Any]) -> ProjectConfig:
 
 
 def check_seed_branches(config: ProjectConfig, pipeline: Pipeline) -> None:
-    """Every seed branch in the DAG must be a configured seed and the other way round; they
-    disagree when the pipelines were registered from another config environment."""
+    """The DAG's seed branches and their grouping into nodes must be the configured ones;
+    they disagree when the pipelines were registered from another config environment, or
+    when ``--params`` changes what the DAG was built from."""
     for name, target in config.targets.items():
-        branches = {n.namespace.rsplit(".seed_", 1)[1] for n in pipeline.nodes
-                    if n.namespace and n.namespace.startswith(f"{name}.seed_")}
-        if branches and branches != {str(s) for s in target.seeds}:
+        groups = {tuple(sorted({int(dataset.split(".")[1].removeprefix("seed_"))
+                                for dataset in node.outputs
+                                if dataset.startswith(f"{name}.seed_")}))
+                  for node in pipeline.nodes} - {()}
+        branches = set().union(*groups)
+        if branches and branches != set(target.seeds):
             raise ConfigError(
                 f"targets.{name}.seeds: got {list(target.seeds)}, but the pipeline has "
-                f"branches for seeds {sorted(int(b) for b in branches)}; run with "
+                f"branches for seeds {sorted(branches)}; run with "
                 "`kedro run --env <env>` or set KEDRO_ENV so both come from one environment")
+        expected = {tuple(sorted(group)) for group in
+                    group_seeds(target.seeds, config.runtime.seeds_per_node)}
+        if groups and groups != expected:
+            raise ConfigError(
+                f"runtime.seeds_per_node: got {config.runtime.seeds_per_node}, but the "
+                f"pipeline trains {name}'s seeds in groups {sorted(groups)}; the DAG is built "
+                "from the parameters files, so set it there rather than with --params")
 
 
 class ValidateParametersHook:

@@ -16,42 +16,48 @@ CONFIG = DQNConfig(total_steps=700, batch_size=16, buffer_size=500, learning_sta
                    eval_interval=200, eval_episodes=2)
 
 
-def _train(tiny_network, checkpoints, unfreeze_after_steps=None):
-    network = fresh_network(CARTPOLE, tiny_network, 3, np.zeros((0, 4), np.float32))
+def _train(tiny_network, checkpoints, unfreeze_after_steps=None, seeds=(3,)):
+    members = [dqn.Member(fresh_network(CARTPOLE, tiny_network, seed,
+                                        np.zeros((0, 4), np.float32)), seed)
+               for seed in seeds]
     frozen = ("trunk",) if unfreeze_after_steps is not None else ()
-    return dqn.train_dqn(network, CARTPOLE, CONFIG, seed=3, eval_seeds=[9000, 9001],
-                         frozen=frozen, unfreeze_after_steps=unfreeze_after_steps,
-                         label="test run", checkpoints=checkpoints)
+    return dqn.train_dqn(members, CARTPOLE, CONFIG, eval_seeds=[9000, 9001], frozen=frozen,
+                         unfreeze_after_steps=unfreeze_after_steps, label="test run",
+                         checkpoints=checkpoints)
 
 
 def _interrupt_at(monkeypatch, step):
     real = dqn._train_burst
 
-    def interrupted(run, config, label):
+    def interrupted(run, config):
         if run.step >= step:
             raise KeyboardInterrupt
-        real(run, config, label)
+        real(run, config)
 
     monkeypatch.setattr(dqn, "_train_burst", interrupted)
     return real
 
 
-@pytest.mark.parametrize("unfreeze_after_steps", [None, 300])
+# Checkpoints every 100 env steps fall mid-episode for some seeds: resuming replays the
+# episode's stored actions to bring each env back to where it was.
+@pytest.mark.parametrize(("unfreeze_after_steps", "seeds"), [(None, (3,)), (300, (3,)),
+                                                             (None, (3, 4))])
 def test_resumed_run_ends_where_an_uninterrupted_one_would(
-        tmp_path, monkeypatch, caplog, tiny_network, unfreeze_after_steps):
-    reference = _train(tiny_network, None, unfreeze_after_steps)
+        tmp_path, monkeypatch, caplog, tiny_network, unfreeze_after_steps, seeds):
+    reference = _train(tiny_network, None, unfreeze_after_steps, seeds)
     checkpoints = Checkpoints(tmp_path, interval=100)
     real = _interrupt_at(monkeypatch, 500)
     with pytest.raises(KeyboardInterrupt):
-        _train(tiny_network, checkpoints, unfreeze_after_steps)
+        _train(tiny_network, checkpoints, unfreeze_after_steps, seeds)
     assert len(list(tmp_path.glob("*.safetensors"))) == 1
     monkeypatch.setattr(dqn, "_train_burst", real)
     with caplog.at_level(logging.INFO):
-        resumed = _train(tiny_network, checkpoints, unfreeze_after_steps)
+        resumed = _train(tiny_network, checkpoints, unfreeze_after_steps, seeds)
     assert "resuming from" in caplog.text
-    expected, got = reference.network.state_dict(), resumed.network.state_dict()
-    assert all(torch.equal(expected[k], got[k]) for k in expected)
-    pd.testing.assert_frame_equal(reference.history, resumed.history)
+    for before, after in zip(reference, resumed, strict=True):
+        expected, got = before.network.state_dict(), after.network.state_dict()
+        assert all(torch.equal(expected[k], got[k]) for k in expected)
+        pd.testing.assert_frame_equal(before.history, after.history)
     assert not list(tmp_path.glob("*.safetensors")), "a finished run removes its checkpoint"
 
 

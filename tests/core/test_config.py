@@ -6,6 +6,7 @@ from hindsight_rl.core.config import (
     SourceConfig,
     TargetConfig,
     from_mapping,
+    group_seeds,
 )
 
 
@@ -88,3 +89,9 @@ def test_relabelling_arms_run_only_where_a_goal_exists():
     goal = {"env": {"id": "MountainCar-v0", "goal": {"achieved": [0], "desired": [0.5]}}}
     with_goal = from_mapping(TargetConfig, goal, "targets.mc")
     assert list(config.ablation.arms_for(with_goal)) == ["scratch", "her"]
+
+
+def test_seeds_are_grouped_in_order_with_a_shorter_last_group():
+    assert group_seeds((0, 1, 2), None) == [(0, 1, 2)]
+    assert group_seeds((0, 1, 2, 3, 4), 2) == [(0, 1), (2, 3), (4,)]
+    assert group_seeds((5, 3), 1) == [(5,), (3,)]

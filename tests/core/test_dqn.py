@@ -1,29 +1,38 @@
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from hindsight_rl.core import dqn
 from hindsight_rl.core.config import DQNConfig, GoalConfig, NetworkConfig
 from hindsight_rl.core.dqn import (
+    Member,
     NonFiniteLossError,
     TrainResult,
     WarmStart,
-    build_optimizer,
-    clip_grad_norm,
     epsilon_at,
     td_targets,
     train_dqn,
 )
-from hindsight_rl.core.networks import QNetwork, set_frozen
+from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.replay import Batch, ReplayBuffer
+from hindsight_rl.core.stacked import StackedQ
+
+
+def train_one(network: QNetwork, env, config: DQNConfig, seed: int = 0, eval_seeds=(10,),
+              warm_start: WarmStart | None = None, **options) -> TrainResult:
+    """One seed trained alone."""
+    return train_dqn([Member(network, seed, warm_start)], env, config, eval_seeds,
+                     **options)[0]
 
 
 def _batch(discount: float) -> Batch:
-    one = torch.ones(1)
-    return Batch(obs=torch.zeros(1, 1), action=torch.zeros(1, 1, dtype=torch.int64),
-                 reward=one, next_obs=torch.ones(1, 1), discount=one * discount,
+    """One transition of one member: tensors with a leading member axis."""
+    one = torch.ones(1, 1)
+    return Batch(obs=torch.zeros(1, 1, 1), action=torch.zeros(1, 1, 1, dtype=torch.int64),
+                 reward=one, next_obs=torch.ones(1, 1, 1), discount=one * discount,
                  return_to_go=one, rtg_valid=one)
 
 
@@ -37,7 +46,7 @@ def _constant_network(value: float) -> QNetwork:
 
 
 def test_td_target_bootstraps_with_the_rows_discount():
-    online, target = _constant_network(5.0), _constant_network(10.0)
+    online, target = StackedQ([_constant_network(5.0)]), StackedQ([_constant_network(10.0)])
     bootstrapped = td_targets(_batch(discount=0.9), online, target, double_dqn=True)
     terminated = td_targets(_batch(discount=0.0), online, target, double_dqn=True)
     assert bootstrapped.item() == torch.tensor(1 + 0.9 * 10.0).item()
@@ -49,6 +58,7 @@ def test_double_dqn_values_the_online_choice_with_the_target_network():
     with torch.no_grad():
         online.head.bias.copy_(torch.tensor([1.0, 0.0]))  # online prefers action 0
         target.head.bias.copy_(torch.tensor([2.0, 7.0]))  # target would prefer action 1
+    online, target = StackedQ([online]), StackedQ([target])
     double = td_targets(_batch(1.0), online, target, double_dqn=True)
     vanilla = td_targets(_batch(1.0), online, target, double_dqn=False)
     assert double.item() == 3.0 and vanilla.item() == 8.0
@@ -62,22 +72,12 @@ def test_epsilon_decays_linearly_then_stays():
     assert np.isclose(epsilon_at(900, config), 0.1)
 
 
-def test_frozen_parts_are_absent_from_the_optimiser(tiny_network):
-    network = QNetwork(3, 2, tiny_network)
-    set_frozen(network, ["trunk"])
-    optimised = {id(p) for group in build_optimizer(network, 1e-3).param_groups
-                 for p in group["params"]}
-    assert not optimised & {id(p) for p in network.trunk.parameters()}
-    assert {id(p) for p in network.head.parameters()} <= optimised
-
-
 def test_frozen_trunk_is_bit_identical_after_training(corridor, tiny_network, tiny_dqn):
     torch.manual_seed(0)
     network = QNetwork(1, 2, tiny_network)
     trunk_before = {k: v.clone() for k, v in network.trunk.state_dict().items()}
     head_before = network.head.weight.clone()
-    result = train_dqn(network, corridor, tiny_dqn, seed=0, eval_seeds=[10],
-                       frozen=["trunk"])
+    result = train_one(network, corridor, tiny_dqn, frozen=["trunk"])
     for key, tensor in result.network.trunk.state_dict().items():
         assert torch.equal(tensor, trunk_before[key])
     assert not torch.equal(result.network.head.weight, head_before)
@@ -88,16 +88,15 @@ def test_unfreezing_lets_the_trunk_train(corridor, tiny_network, tiny_dqn):
     network = QNetwork(1, 2, tiny_network)
     before = network.trunk[0].weight.clone()
     config = DQNConfig(**{**tiny_dqn.__dict__, "keep": "last"})
-    train_dqn(network, corridor, config, seed=0, eval_seeds=[10], frozen=["trunk"],
-              unfreeze_after_steps=100)
+    train_one(network, corridor, config, frozen=["trunk"], unfreeze_after_steps=100)
     assert not torch.equal(network.trunk[0].weight, before)
 
 
 def test_training_is_reproducible(corridor, tiny_network, tiny_dqn):
     def run() -> dict[str, torch.Tensor]:
         torch.manual_seed(3)
-        return train_dqn(QNetwork(1, 2, tiny_network), corridor, tiny_dqn, seed=3,
-                         eval_seeds=[10]).network.state_dict()
+        return train_one(QNetwork(1, 2, tiny_network), corridor, tiny_dqn,
+                         seed=3).network.state_dict()
 
     first, second = run(), run()
     assert all(torch.equal(first[k], second[k]) for k in first)
@@ -109,8 +108,7 @@ def test_dqn_learns_the_corridor(corridor, tiny_network):
                        learning_starts=100, gamma=0.9, target_update_interval=50,
                        train_freq=4, gradient_steps=1, exploration_fraction=0.3,
                        eval_interval=500, eval_episodes=2)
-    result = train_dqn(QNetwork(1, 2, tiny_network), corridor, config, seed=0,
-                       eval_seeds=[10, 11])
+    result = train_one(QNetwork(1, 2, tiny_network), corridor, config, eval_seeds=[10, 11])
     evals = result.history[result.history["metric"] == "eval_return"]["value"]
     assert evals.max() == -2.0  # three steps right: -1, -1, 0
 
@@ -123,8 +121,8 @@ def test_unfreezing_before_the_first_online_step_still_happens(corridor, tiny_ne
     warm = WarmStart(obs, np.ones(50, np.int64), -np.ones(50, np.float32), obs + 1,
                      np.zeros(50, bool))
     config = DQNConfig(**{**tiny_dqn.__dict__, "keep": "last"})
-    train_dqn(network, corridor, config, seed=0, eval_seeds=[10], warm_start=warm,
-              frozen=["trunk"], unfreeze_after_steps=10)  # step starts at 50
+    train_one(network, corridor, config, warm_start=warm, frozen=["trunk"],
+              unfreeze_after_steps=10)  # step starts at 50
     assert not torch.equal(network.trunk[0].weight, before)
 
 
@@ -134,8 +132,10 @@ def _poison_after(monkeypatch, calls_before: int, poison):
 
     def poisoned(batch, online, target, config):
         calls[0] += 1
-        loss = real(batch, online, target, config)
-        return poison(loss, online) if calls[0] > calls_before else loss
+        loss, q_gradient, inputs = real(batch, online, target, config)
+        if calls[0] > calls_before:
+            loss = poison(loss, online)
+        return loss, q_gradient, inputs
 
     monkeypatch.setattr(dqn, "dqn_loss", poisoned)
 
@@ -145,9 +145,8 @@ def _nan_loss(loss, network):
 
 
 def _inf_weight(loss, network):
-    with torch.no_grad():
-        network.head.bias[0] = float("inf")
-    return loss.detach().requires_grad_()
+    network.biases[-1][0, 0, 0] = float("inf")
+    return loss
 
 
 # Bursts of two gradient steps at env steps 32, 48, 64: the third one is poisoned, the
@@ -159,8 +158,8 @@ def test_non_finite_training_stops_naming_step_and_last_finite_loss(
     _poison_after(monkeypatch, calls_before, poison)
     network = QNetwork(1, 2, tiny_network)
     with pytest.raises(NonFiniteLossError,
-                       match=rf"{what} at env step 64; last finite loss \d+\.\d+"):
-        dqn.train_dqn(network, corridor, tiny_dqn, seed=0, eval_seeds=[0], label="run")
+                       match=rf"run seed 0: {what} at env step 64; last finite loss \d+\.\d+"):
+        train_one(network, corridor, tiny_dqn, eval_seeds=[0], label="run")
 
 
 def test_training_stops_at_the_first_curve_point_at_the_threshold(corridor, tiny_network):
@@ -169,41 +168,11 @@ def test_training_stops_at_the_first_curve_point_at_the_threshold(corridor, tiny
                        learning_starts=100, gamma=0.9, target_update_interval=50,
                        train_freq=4, gradient_steps=1, exploration_fraction=0.3,
                        eval_interval=100, eval_episodes=2, stop_on_threshold=True)
-    result = train_dqn(QNetwork(1, 2, tiny_network), corridor, config, seed=0,
-                       eval_seeds=[10, 11])
+    result = train_one(QNetwork(1, 2, tiny_network), corridor, config, eval_seeds=[10, 11])
     evals = result.history[result.history["metric"] == "eval_return"]
     assert result.env_steps < config.total_steps
     assert evals["env_step"].iloc[-1] == result.env_steps
     assert evals["value"].iloc[-1] == -2.0 and (evals["value"].iloc[:-1] < -2.0).all()
-
-
-@pytest.mark.parametrize("scale", [0.01, 100.0])
-def test_gradient_clip_is_torchs_bit_for_bit(scale):
-    torch.manual_seed(0)
-    grads = [torch.randn(5, 3) * scale, torch.randn(3) * scale]
-    ours, torchs = ([torch.nn.Parameter(torch.zeros_like(g)) for g in grads] for _ in range(2))
-    for mine, theirs, grad in zip(ours, torchs, grads, strict=True):
-        mine.grad, theirs.grad = grad.clone(), grad.clone()
-    clip_grad_norm(ours, 10.0)
-    torch.nn.utils.clip_grad_norm_(torchs, 10.0, foreach=True)
-    assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours, torchs, strict=True))
-    if scale > 1:  # over the bound: scaled down to it
-        assert torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in ours])) <= 10.0 + 1e-4
-    else:  # under it: untouched
-        assert torch.equal(ours[0].grad, grads[0])
-
-
-def test_target_update_copies_current_weights_without_sharing_them(tiny_network):
-    online, target = QNetwork(1, 2, tiny_network), QNetwork(1, 2, tiny_network)
-    update_target = dqn.weight_copier(online, target)
-    with torch.no_grad():
-        online.head.bias.add_(1.0)
-    update_target()
-    assert all(torch.equal(a, b) for a, b in zip(online.state_dict().values(),
-                                                 target.state_dict().values(), strict=True))
-    with torch.no_grad():
-        online.head.bias.add_(1.0)
-    assert not torch.equal(online.head.bias, target.head.bias)
 
 
 def test_relabelled_copies_join_the_buffer_without_counting_as_env_steps(
@@ -228,8 +197,7 @@ def test_relabelled_copies_join_the_buffer_without_counting_as_env_steps(
 
     def run() -> TrainResult:
         torch.manual_seed(0)
-        return train_dqn(QNetwork(2, 2, tiny_network), goal_corridor, tiny_dqn, seed=0,
-                         eval_seeds=[10], her_k=3)
+        return train_one(QNetwork(2, 2, tiny_network), goal_corridor, tiny_dqn, her_k=3)
 
     result = run()
     episodes = result.history[result.history["metric"] == "episode_return"]
@@ -255,7 +223,7 @@ def test_each_finished_episode_is_labelled_with_n_step_targets(
 
     monkeypatch.setattr(ReplayBuffer, "label", spy)
     config = replace(tiny_dqn, n_step=3, gamma=0.9)
-    train_dqn(QNetwork(1, 2, tiny_network), corridor, config, seed=0, eval_seeds=[10])
+    train_one(QNetwork(1, 2, tiny_network), corridor, config)
     assert episodes
     for next_obs, terminated, bootstrap in episodes:
         length = len(next_obs)
@@ -272,8 +240,7 @@ def test_n_step_dqn_learns_the_corridor(corridor, tiny_network):
                        learning_starts=100, gamma=0.9, target_update_interval=50,
                        train_freq=4, gradient_steps=1, exploration_fraction=0.3,
                        eval_interval=500, eval_episodes=2, n_step=3)
-    result = train_dqn(QNetwork(1, 2, tiny_network), corridor, config, seed=0,
-                       eval_seeds=[10, 11])
+    result = train_one(QNetwork(1, 2, tiny_network), corridor, config, eval_seeds=[10, 11])
     evals = result.history[result.history["metric"] == "eval_return"]["value"]
     assert evals.max() == -2.0
 
@@ -286,3 +253,49 @@ def test_warm_start_episodes_look_ahead_and_relabelled_rows_stand_alone():
     assert bootstrap.next_obs[:, 0].tolist() == [2.0, 3.0, 4.0, 4.0, 5.0, 6.0]
     assert bootstrap.discount.tolist() == [0.25, 0.25, 0.25, 0.5, 0.5, 0.5]
     assert bootstrap.reward.tolist() == [-1.5, -1.5, -1.5, -1.0, -1.0, -1.0]
+
+
+def _members(seeds, network_config, warm_start=None) -> list[Member]:
+    members = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        members.append(Member(QNetwork(1, 2, network_config), seed, warm_start))
+    return members
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"frozen": ["trunk"], "rtg_coef": 0.1, "rtg_loss": "lower_bound", "n_step": 3}])
+def test_a_seed_trains_to_the_same_weights_alone_or_beside_others(
+        corridor, tiny_network, tiny_dqn, options):
+    frozen = options.pop("frozen", ())
+    config = replace(tiny_dqn, **options)
+    alone = train_dqn(_members([1], tiny_network), corridor, config, [10], frozen=frozen)[0]
+    together = train_dqn(_members([0, 1, 2], tiny_network), corridor, config, [10],
+                         frozen=frozen)
+    expected, got = alone.network.state_dict(), together[1].network.state_dict()
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    pd.testing.assert_frame_equal(alone.history, together[1].history)
+    assert not torch.equal(together[0].network.head.weight, together[1].network.head.weight)
+
+
+def test_members_with_warm_starts_of_different_lengths_are_refused(corridor, tiny_network,
+                                                                   tiny_dqn):
+    def warm(rows: int) -> WarmStart:
+        obs = np.zeros((rows, 1), np.float32)
+        return WarmStart(obs, np.ones(rows, np.int64), -np.ones(rows, np.float32), obs + 1,
+                         np.zeros(rows, bool))
+
+    short, long = _members([0], tiny_network, warm(10)), _members([1], tiny_network, warm(20))
+    with pytest.raises(ValueError, match="warm starts count different env steps"):
+        train_dqn(short + long, corridor, tiny_dqn, [10])
+
+
+def test_members_stopping_on_the_threshold_train_one_after_another(corridor, tiny_network):
+    config = DQNConfig(total_steps=1500, learning_rate=3e-3, batch_size=32, buffer_size=2000,
+                       learning_starts=100, gamma=0.9, target_update_interval=50,
+                       train_freq=4, gradient_steps=1, exploration_fraction=0.3,
+                       eval_interval=100, eval_episodes=2, stop_on_threshold=True)
+    results = train_dqn(_members([0, 1], tiny_network), corridor, config, [10, 11])
+    alone = train_dqn(_members([1], tiny_network), corridor, config, [10, 11])[0]
+    assert results[1].env_steps == alone.env_steps < config.total_steps
+    pd.testing.assert_frame_equal(results[1].history, alone.history)

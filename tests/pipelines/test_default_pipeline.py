@@ -6,9 +6,13 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 from kedro.framework.project import pipelines
+from kedro.framework.startup import bootstrap_project
 
+from hindsight_rl.core.config import ConfigError
 from hindsight_rl.core.policy_file import NumpyPolicy
+from tests.conftest import copy_project
 from tests.pipelines.conftest import run_session, versions
 
 TARGETS = ("mountaincar", "cartpole_long_pole")
@@ -47,9 +51,9 @@ def test_registered_pipelines_and_node_names(project):
     assert {"collect_source_rollouts", "pretrain", "export_weights"} <= names
     for target in TARGETS:
         assert {f"{target}.collect_target_rollouts", f"{target}.evaluate"} <= names
-        assert {f"{target}.seed_{seed}.{stage}" for seed in SEEDS
-                for stage in ("finetune", "train_scratch")} <= names
-    assert len(names) == 3 + len(TARGETS) * (2 + 2 * len(SEEDS))
+        assert {f"{target}.seeds_0_1.{stage}" for stage in ("finetune", "train_scratch")} \
+            <= names  # both seeds of an arm in one node: runtime.seeds_per_node is null
+    assert len(names) == 3 + len(TARGETS) * (2 + 2)
 
 
 def test_every_artefact_gets_a_new_version_and_the_first_stays_intact(two_runs):
@@ -69,6 +73,35 @@ def test_runs_reproduce_datasets_and_weights(two_runs):
         first, second = versions(project, path)
         assert [p.read_bytes() for p in sorted(first.rglob("*.*"))] == \
                [p.read_bytes() for p in sorted(second.rglob("*.*"))], path
+
+
+def test_seeds_per_node_changes_the_tasks_not_the_weights(two_runs, tmp_path):
+    project, first, _ = two_runs
+    alone = copy_project(tmp_path)
+    parameters = alone / "conf/smoke/parameters.yml"
+    config = yaml.safe_load(parameters.read_text())
+    config["runtime"]["seeds_per_node"] = 1
+    parameters.write_text(yaml.safe_dump(config))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(alone)
+        bootstrap_project(alone)
+        names = {node.name for node in pipelines["__default__"].nodes}
+        assert {f"{target}.seed_{seed}.{stage}" for target in TARGETS for seed in SEEDS
+                for stage in ("finetune", "train_scratch")} <= names
+        run_session(alone)
+    bootstrap_project(project)
+    for target in TARGETS:
+        for seed in SEEDS:
+            for arm in ("finetuned", "scratch"):
+                path = f"data/06_models/{target}/seed_{seed}/{arm}_policy.safetensors"
+                (grouped,) = first[path].glob("*.safetensors")
+                (single,) = versions(alone, path)[0].glob("*.safetensors")
+                assert grouped.read_bytes() == single.read_bytes(), path
+
+
+def test_seeds_per_node_given_only_as_a_runtime_parameter_is_refused(project):
+    with pytest.raises(ConfigError, match="runtime.seeds_per_node: got 1"):
+        run_session(project, runtime_params={"runtime": {"seeds_per_node": 1}})
 
 
 def test_hindsight_dataset_follows_the_contract(two_runs):
@@ -121,4 +154,4 @@ def test_finetune_from_a_pinned_pretrained_version(two_runs):
     assert manifest["status"] == "completed"
     assert manifest["loaded_versions"] == {"pretrained_policy": pinned}
     assert manifest["saved_version"] == hindsight[-1].name
-    assert "mountaincar.seed_1.finetune" in manifest["nodes"]
+    assert "mountaincar.seeds_0_1.finetune" in manifest["nodes"]

@@ -359,14 +359,27 @@ class RuntimeConfig:
     checkpoint_dir: str | None = None
     """Folder of training checkpoints; ``None`` turns them off."""
     checkpoint_interval: int = 10_000
-    """Environment steps between training checkpoints (taken at the next episode end)."""
+    """Environment steps between training checkpoints."""
+    seeds_per_node: int | None = None
+    """Training seeds of an arm trained together, sharing each update, in one node; ``None``
+    for all of a target's seeds. A seed ends with the same weights in any group."""
 
     def __post_init__(self) -> None:
         if self.torch_threads is not None:
             _check(self.torch_threads >= 1, "torch_threads", self.torch_threads,
                    "an integer >= 1 or null")
+        if self.seeds_per_node is not None:
+            _check(self.seeds_per_node >= 1, "seeds_per_node", self.seeds_per_node,
+                   "an integer >= 1 or null")
         _check(self.checkpoint_interval >= 1, "checkpoint_interval", self.checkpoint_interval,
                "an integer >= 1")
+
+
+def group_seeds(seeds: tuple[int, ...], size: int | None) -> list[tuple[int, ...]]:
+    """``seeds`` in groups of ``size`` (``runtime.seeds_per_node``) in order, the last one
+    shorter; all in one group for None."""
+    size = size or len(seeds)
+    return [tuple(seeds[i:i + size]) for i in range(0, len(seeds), size)]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,10 +37,11 @@ from hindsight_rl.core.hindsight import (
     relabel_future,
     returns_to_go,
 )
-from hindsight_rl.core.networks import QNetwork, set_frozen, trainable_parameters
+from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.progress import StepProgress
 from hindsight_rl.core.replay import Batch, ReplayBuffer
 from hindsight_rl.core.rollouts import q_function
+from hindsight_rl.core.stacked import StackedQ, clip_gradients, release
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,6 @@ class TrainResult:
     env_steps: int
 
 
-def seed_everything(seed: int) -> np.random.Generator:
-    """One explicit seeding block: torch for initial weights, numpy for everything else."""
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
-
-
 def epsilon_at(step: int, config: DQNConfig) -> float:
     """Linear decay from the initial to the final ε over ``exploration_fraction``."""
     progress = min(1.0, step / (config.exploration_fraction * config.total_steps))
@@ -100,56 +95,52 @@ def epsilon_at(step: int, config: DQNConfig) -> float:
         config.exploration_final_eps - config.exploration_initial_eps)
 
 
-def td_targets(batch: Batch, online: QNetwork, target: QNetwork,
+@dataclass(frozen=True)
+class Member:
+    """One seed of a training run: its starting weights, its seed (environment, exploration,
+    replay sampling) and its replay preload."""
+
+    network: QNetwork
+    seed: int
+    warm_start: WarmStart | None = None
+
+
+def td_targets(batch: Batch, online: StackedQ, target: StackedQ,
                double_dqn: bool) -> torch.Tensor:
     """``r + discount · Q_target(s', a*)``: ``discount`` is ``γ^m`` for an m-step target and
     0 after a termination; a truncated episode keeps its bootstrap."""
-    with torch.no_grad():
-        next_q = target(batch.next_obs)
-        if double_dqn:
-            best = online(batch.next_obs).argmax(dim=1, keepdim=True)
-            next_value = next_q.gather(1, best).squeeze(1)
-        else:
-            next_value = next_q.max(dim=1).values
-        return batch.reward + batch.discount * next_value
+    next_q, _ = target.forward(batch.next_obs)
+    if double_dqn:
+        best = online.forward(batch.next_obs)[0].argmax(dim=2, keepdim=True)
+        next_value = next_q.gather(2, best).squeeze(2)
+    else:
+        next_value = next_q.amax(dim=2)
+    return batch.reward + batch.discount * next_value
 
 
-def dqn_loss(batch: Batch, online: QNetwork, target: QNetwork, config: DQNConfig) -> torch.Tensor:
-    """Huber TD loss plus β·mean((G_t − Q(s_t,a_t))²) over rows with an exact return-to-go
-    (only the part of G_t above Q with ``rtg_loss: lower_bound``)."""
-    q_taken = online(batch.obs).gather(1, batch.action).squeeze(1)
-    loss = F.smooth_l1_loss(q_taken, td_targets(batch, online, target, config.double_dqn))
+def dqn_loss(batch: Batch, online: StackedQ, target: StackedQ, config: DQNConfig
+             ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Each member's Huber TD loss plus β·mean((G_t − Q(s_t,a_t))²) over rows with an exact
+    return-to-go (only the part of G_t above Q with ``rtg_loss: lower_bound``).
+
+    Returns the losses ``(K,)``, their gradient with respect to the Q-values ``(K, B, A)``
+    and the layers' inputs, which :meth:`StackedQ.backward` takes from there.
+    """
+    q, inputs = online.forward(batch.obs)
+    q_taken = q.gather(2, batch.action).squeeze(2)
+    td_target = td_targets(batch, online, target, config.double_dqn)
+    loss = F.smooth_l1_loss(q_taken, td_target, reduction="none").mean(dim=1)
+    gradient = (q_taken - td_target).clamp_(-1.0, 1.0).div_(q_taken.shape[1])
     if config.rtg_coef > 0:
         shortfall = batch.return_to_go - q_taken
         if config.rtg_loss == "lower_bound":
             shortfall = shortfall.clamp(min=0.0)
-        squared = shortfall.pow(2) * batch.rtg_valid
-        loss = loss + config.rtg_coef * squared.sum() / batch.rtg_valid.sum().clamp(min=1.0)
-    return loss
-
-
-def weight_copier(source: QNetwork, destination: QNetwork) -> Callable[[], None]:
-    """The hard target update as one fused copy between tensor lists made once: rebuilding
-    state dicts for ``load_state_dict`` costs twice as much, every few env steps (every 10
-    on CartPole). The lists share storage with both networks, so they stay current."""
-    sources = list(source.state_dict().values())
-    destinations = list(destination.state_dict().values())
-
-    def copy_weights() -> None:
-        with torch.no_grad():
-            torch._foreach_copy_(destinations, sources)
-
-    return copy_weights
-
-
-def clip_grad_norm(parameters: list[torch.Tensor], max_norm: float) -> None:
-    """``torch.nn.utils.clip_grad_norm_(..., foreach=True)``'s arithmetic, bit for bit, without
-    its per-call dispatch over devices and norm types: 0.11 instead of 0.22 ms an update here."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
-        return
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
+        rows = batch.rtg_valid.sum(dim=1, keepdim=True).clamp(min=1.0)
+        loss = loss + config.rtg_coef * (shortfall.pow(2) * batch.rtg_valid).sum(dim=1) \
+            / rows.squeeze(1)
+        gradient -= (2 * config.rtg_coef) * shortfall * batch.rtg_valid / rows
+    q_gradient = torch.zeros_like(q).scatter_(2, batch.action, gradient.unsqueeze(2))
+    return loss, q_gradient, inputs
 
 
 def replay_capacity(config: DQNConfig, her_k: int) -> int:
@@ -158,14 +149,15 @@ def replay_capacity(config: DQNConfig, her_k: int) -> int:
     return config.buffer_size * (1 + her_k)
 
 
-def build_optimizer(network: QNetwork, learning_rate: float) -> torch.optim.Adam:
-    """Adam over the trainable parameters only: frozen parts never reach the optimiser.
+def build_optimizer(parameters: list[torch.Tensor], learning_rate: float) -> torch.optim.Adam:
+    """Adam over the trainable stacked tensors only: frozen parts never reach the optimiser.
 
-    The fused kernel updates every tensor in one call instead of a loop over them: the
-    step drops from about 0.5 to 0.3 ms on the 256-256 network here (benchmarks/RESULTS.md);
-    the same update up to float rounding.
+    Adam is elementwise, so one optimiser over the stack updates each member as its own
+    would. The multi-tensor (foreach) kernels keep that exact; the fused kernel rounds a
+    tensor's last few elements differently from the rest, which would make a member's
+    weights depend on how many others share its stack.
     """
-    return torch.optim.Adam(trainable_parameters(network), lr=learning_rate, fused=True)
+    return torch.optim.Adam(parameters, lr=learning_rate, foreach=True)
 
 
 class _History:
@@ -196,177 +188,241 @@ class _History:
                                                     tensors["value"], strict=True)]
 
 
-@dataclass
-class _Run:
-    """Everything the training loop changes: exactly what a checkpoint holds."""
+class _Seed:
+    """One member's side of a run: its environment, replay buffer, exploration and history."""
 
-    network: QNetwork
-    target: QNetwork
-    optimizer: torch.optim.Optimizer
-    buffer: ReplayBuffer
-    rng: np.random.Generator
-    history: _History
-    step: int = 0
-    best_return: float = -np.inf
-    best_state: dict[str, torch.Tensor] | None = None
-    unfrozen: bool = False
-    last_finite_loss: float = float("nan")
+    def __init__(self, member: Member, env_config: EnvConfig, config: DQNConfig,
+                 her_k: int, label: str) -> None:
+        self.network, self.seed = member.network, member.seed
+        self.label = f"{label} seed {member.seed}"
+        self.rng = np.random.default_rng(member.seed)
+        self.env = make_env(env_config)
+        self.env.action_space.seed(member.seed)
+        self.buffer = ReplayBuffer(replay_capacity(config, her_k), member.network.obs_dim,
+                                   self.rng, config.gamma)
+        self.history = _History()
+        self.q_values = q_function(member.network)
+        self.best_return = -np.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.last_finite_loss = float("nan")
+        self.recent_return: float | None = None
+        self.episode_slots: list[int] = []
+        self.episode_start: dict[str, Any] | None = None
+        """The env's RNG state before this episode's reset; None for the first, seeded one."""
+        self.obs, _ = self.env.reset(seed=member.seed)
+        warm_start = member.warm_start
+        if warm_start is not None and len(warm_start):
+            self.buffer.extend(warm_start.obs, warm_start.action, warm_start.reward,
+                               warm_start.next_obs, warm_start.terminated,
+                               warm_start.return_to_go, warm_start.rtg_valid,
+                               warm_start.bootstrap(config.gamma, config.n_step))
 
-    def unfreeze(self, parts: Sequence[str]) -> None:
-        """Frozen parts start training: gradients on, and a param group of their own."""
-        set_frozen(self.network, parts, frozen=False)
-        self.optimizer.add_param_group({"params": [p for name in parts
-                                                   for p in self.network.part(name).parameters()]})
-        self.unfrozen = True
+    def act_and_step(self, step: int, epsilon: float, env_config: EnvConfig,
+                     config: DQNConfig, her_k: int) -> None:
+        """One ε-greedy env step stored in the buffer; an ended episode is labelled (and
+        relabelled with HER) before the env resets. ``step`` counts this one."""
+        if self.rng.random() < epsilon:
+            action = int(self.rng.integers(self.network.n_actions))
+        else:
+            action = int(self.q_values(self.obs[None])[0].argmax())
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.episode_slots.append(self.buffer.add(self.obs, action, reward, next_obs,
+                                                  terminated))
+        if not (terminated or truncated):
+            self.obs = next_obs
+            return
+        rewards = _label_episode(self.buffer, self.episode_slots, terminated, config)
+        if her_k:
+            _add_relabelled(self, env_config, her_k, config.gamma, truncated)
+        self.history.add(step, "episode_return", rewards.sum())
+        self.recent_return = float(rewards.sum())
+        self.episode_slots = []
+        self.episode_start = copy.deepcopy(self.env.unwrapped.np_random.bit_generator.state)
+        self.obs, _ = self.env.reset()
 
-    def checkpoint(self, env_rng_state: dict[str, Any]) -> Checkpoint:
-        optimizer_tensors, groups = optimizer_state(self.optimizer)
-        tensors = {**prefixed("online", self.network.state_dict()),
-                   **prefixed("target", self.target.state_dict()),
-                   **prefixed("optimizer", optimizer_tensors),
-                   **prefixed("replay", {k: torch.from_numpy(v)
+    def evaluate(self, evaluator: GreedyEvaluator, step: int, total: int) -> float:
+        """Add a learning-curve point (keeping the best weights so far); return its mean."""
+        returns = evaluator.run(self.q_values)
+        self.history.add(step, "eval_return", returns.mean())
+        if returns.mean() >= self.best_return:
+            self.best_return = float(returns.mean())
+            self.best_state = copy.deepcopy(self.network.state_dict())
+        logger.info("%s: step %d/%d, greedy return %.1f ± %.1f", self.label, step, total,
+                    returns.mean(), returns.std())
+        return float(returns.mean())
+
+    def checkpoint(self) -> Checkpoint:
+        tensors = {**prefixed("replay", {k: torch.from_numpy(v)
                                          for k, v in self.buffer.arrays().items()}),
                    **prefixed("history", self.history.tensors()),
                    **({} if self.best_state is None else prefixed("best", self.best_state))}
-        document = {"step": self.step, "best_return": self.best_return,
-                    "unfrozen": self.unfrozen, "last_finite_loss": self.last_finite_loss,
-                    "replay_position": self.buffer.position, "optimizer_groups": groups,
-                    "rng": self.rng.bit_generator.state, "env_rng": env_rng_state}
+        document = {"best_return": self.best_return, "last_finite_loss": self.last_finite_loss,
+                    "replay_position": self.buffer.position, "rng": self.rng.bit_generator.state,
+                    "episode_start": self.episode_start, "episode_slots": self.episode_slots}
         return Checkpoint(tensors, document)
 
-    def restore(self, checkpoint: Checkpoint, frozen: Sequence[str]) -> dict[str, Any]:
-        """Load ``checkpoint`` into this run; returns the training env's RNG state."""
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Load this member's part of a checkpoint and bring its env back to the same point
+        of the same episode: reset as then, then the episode's stored actions again."""
         tensors, document = checkpoint.tensors, checkpoint.document
-        if document["unfrozen"] and not self.unfrozen:
-            self.unfreeze(frozen)
-        self.network.load_state_dict(unprefixed("online", tensors))
-        self.target.load_state_dict(unprefixed("target", tensors))
-        load_optimizer_state(self.optimizer, unprefixed("optimizer", tensors),
-                             document["optimizer_groups"])
         self.buffer.restore({k: v.numpy() for k, v in unprefixed("replay", tensors).items()},
                             document["replay_position"])
         self.history.restore(unprefixed("history", tensors))
         self.best_state = unprefixed("best", tensors) or None
-        self.step, self.best_return = document["step"], document["best_return"]
+        self.best_return = document["best_return"]
         self.last_finite_loss = document["last_finite_loss"]
         self.rng.bit_generator.state = document["rng"]
-        return document["env_rng"]
+        self.episode_start, self.episode_slots = document["episode_start"], \
+            document["episode_slots"]
+        if self.episode_start is None:
+            self.obs, _ = self.env.reset(seed=self.seed)
+        else:
+            self.env.unwrapped.np_random.bit_generator.state = self.episode_start
+            self.obs, _ = self.env.reset()
+        for action in self.buffer.action[self.episode_slots, 0]:
+            self.obs, *_ = self.env.step(int(action))
+
+    def close(self) -> None:
+        self.env.close()
 
 
-def train_dqn(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed: int,
-              eval_seeds: Sequence[int], warm_start: WarmStart | None = None,
-              frozen: Sequence[str] = (), unfreeze_after_steps: int | None = None,
-              label: str = "dqn", checkpoints: Checkpoints | None = None,
-              her_k: int = 0) -> TrainResult:
-    """Train ``network`` in place for ``config.total_steps`` env steps (warm start included).
+@dataclass
+class _Run:
+    """Everything the training loop changes: exactly what a checkpoint holds."""
+
+    seeds: list[_Seed]
+    online: StackedQ
+    target: StackedQ
+    trainable: list[bool]
+    optimizer: torch.optim.Optimizer
+    step: int = 0
+    unfrozen: bool = False
+
+    def unfreeze(self) -> None:
+        """Frozen layers start training, in a param group of their own."""
+        frozen = [i for i, trainable in enumerate(self.trainable) if not trainable]
+        self.optimizer.add_param_group({"params": self.online.layer_parameters(frozen)})
+        self.trainable = [True] * len(self.trainable)
+        self.unfrozen = True
+
+    def checkpoint(self) -> Checkpoint:
+        optimizer_tensors, groups = optimizer_state(self.optimizer)
+        tensors = {**prefixed("online", self.online.state()),
+                   **prefixed("target", self.target.state()),
+                   **prefixed("optimizer", optimizer_tensors)}
+        seeds = []
+        for k, seed in enumerate(self.seeds):
+            part = seed.checkpoint()
+            tensors.update(prefixed(f"seed{k}", part.tensors))
+            seeds.append(part.document)
+        document = {"step": self.step, "unfrozen": self.unfrozen,
+                    "optimizer_groups": groups, "seeds": seeds}
+        return Checkpoint(tensors, document)
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        tensors, document = checkpoint.tensors, checkpoint.document
+        if document["unfrozen"] and not self.unfrozen:
+            self.unfreeze()
+        self.online.load_state(unprefixed("online", tensors))
+        self.target.load_state(unprefixed("target", tensors))
+        load_optimizer_state(self.optimizer, unprefixed("optimizer", tensors),
+                             document["optimizer_groups"])
+        for k, seed in enumerate(self.seeds):
+            seed.restore(Checkpoint(unprefixed(f"seed{k}", tensors), document["seeds"][k]))
+        self.step = document["step"]
+
+
+def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfig,
+              eval_seeds: Sequence[int], frozen: Sequence[str] = (),
+              unfreeze_after_steps: int | None = None, label: str = "dqn",
+              checkpoints: Checkpoints | None = None, her_k: int = 0) -> list[TrainResult]:
+    """Train every member's network in place for ``config.total_steps`` env steps (its warm
+    start included), all members in step and sharing each update (:class:`StackedQ`).
 
     Args:
-        network: initial weights (fresh, or transferred from a pretrained policy).
+        members: initial weights (fresh, or transferred), seeds and replay preloads; their
+            warm starts must count the same env steps. Members stopping on a threshold
+            (``config.stop_on_threshold``) train one after another instead.
         env_config: the task to train on.
         config: DQN hyperparameters.
-        seed: seeds the environment, exploration and replay sampling.
         eval_seeds: seeds of the greedy episodes behind each learning-curve point.
-        warm_start: transitions to preload; they count against ``total_steps``.
         frozen: parts kept out of the optimiser.
         unfreeze_after_steps: env step at which ``frozen`` parts start training.
-        label: name used in log lines and checkpoint file names.
-        checkpoints: where to save the run's state every ``interval`` env steps (at the next
-            episode end) and resume it from; the same run ends with the same weights whether
-            or not it was interrupted.
+        label: name used in log lines (with each member's seed) and checkpoint file names.
+        checkpoints: where to save the run's state every ``interval`` env steps and resume
+            it from; the same run ends with the same weights whether or not it was
+            interrupted.
         her_k: relabelled copies of each transition added to the buffer when its episode
             ends (HER "future", ``env_config.goal``'s reward); 0 for none.
     """
-    key = None if checkpoints is None else _run_key(network, env_config, config, seed,
-                                                    eval_seeds, warm_start, frozen,
-                                                    unfreeze_after_steps, her_k)
-    rng = np.random.default_rng(seed)
-    env = make_env(env_config)
-    env.action_space.seed(seed)
+    if config.stop_on_threshold and len(members) > 1:
+        return [result for member in members
+                for result in train_dqn([member], env_config, config, eval_seeds, frozen,
+                                        unfreeze_after_steps, label, checkpoints, her_k)]
+    start = {min(m.warm_start.steps_taken if m.warm_start is not None else 0,
+                 config.total_steps) for m in members}
+    if len(start) != 1:
+        raise ValueError(f"{label}: members' warm starts count different env steps {start}; "
+                         "train them separately")
+    key = None if checkpoints is None else _run_key(members, env_config, config, eval_seeds,
+                                                    frozen, unfreeze_after_steps, her_k)
+    run_label = f"{label} seeds {'-'.join(str(m.seed) for m in members)}"
+    seeds = [_Seed(member, env_config, config, her_k, label) for member in members]
+    online = StackedQ([m.network for m in members])
+    targets = [copy.deepcopy(m.network) for m in members]
+    target = StackedQ(targets)
+    trainable = [part not in frozen for part in online.parts]
+    run = _Run(seeds, online, target, trainable,
+               build_optimizer(online.layer_parameters(
+                   [i for i, on in enumerate(trainable) if on]), config.learning_rate),
+               step=start.pop())
     evaluator = GreedyEvaluator(env_config, eval_seeds)
-    set_frozen(network, frozen)
-    target = copy.deepcopy(network)
-    target.requires_grad_(False)
-    buffer = ReplayBuffer(replay_capacity(config, her_k), network.obs_dim, rng, config.gamma)
-    run = _Run(network, target, build_optimizer(network, config.learning_rate), buffer, rng,
-               _History())
-    q_values = q_function(network)
-    update_target = weight_copier(network, target)
     stop_at = env_info(env_config).reward_threshold if config.stop_on_threshold else None
 
-    if warm_start is not None and len(warm_start):
-        run.buffer.extend(warm_start.obs, warm_start.action, warm_start.reward,
-                          warm_start.next_obs, warm_start.terminated, warm_start.return_to_go,
-                          warm_start.rtg_valid, warm_start.bootstrap(config.gamma, config.n_step))
-        run.step = min(warm_start.steps_taken, config.total_steps)
-
     def evaluate() -> bool:
-        """Add a learning-curve point; True once it reaches ``stop_at``."""
-        returns = evaluator.run(q_values)
-        run.history.add(run.step, "eval_return", returns.mean())
-        if returns.mean() >= run.best_return:
-            run.best_return = float(returns.mean())
-            run.best_state = copy.deepcopy(network.state_dict())
-        logger.info("%s: step %d/%d, greedy return %.1f ± %.1f", label, run.step,
-                    config.total_steps, returns.mean(), returns.std())
-        return stop_at is not None and returns.mean() >= stop_at
+        """A learning-curve point for every member; True once they all reach ``stop_at``."""
+        means = [seed.evaluate(evaluator, run.step, config.total_steps) for seed in seeds]
+        return stop_at is not None and min(means) >= stop_at
 
-    obs, _ = env.reset(seed=seed)
-    saved = None if checkpoints is None else checkpoints.load(key, label)
+    saved = None if checkpoints is None else checkpoints.load(key, run_label)
     solved = False
     if saved is None:
         solved = evaluate()
     else:
-        env.unwrapped.np_random.bit_generator.state = run.restore(saved, frozen)
-        obs, _ = env.reset()
+        run.restore(saved)
     next_checkpoint = _next_multiple(run.step, checkpoints)
-    episode_slots: list[int] = []
-    recent_return = None
-    with StepProgress(label, config.total_steps, start=run.step) as progress:
+    with StepProgress(run_label, config.total_steps, start=run.step) as progress:
         while run.step < config.total_steps and not solved:
-            if rng.random() < epsilon_at(run.step, config):
-                action = int(rng.integers(network.n_actions))
-            else:
-                action = int(q_values(obs[None])[0].argmax())
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            episode_slots.append(run.buffer.add(obs, action, reward, next_obs, terminated))
+            epsilon = epsilon_at(run.step, config)
             run.step += 1
             step = run.step
-            episode_ended = terminated or truncated
-            if episode_ended:
-                rewards = _label_episode(run.buffer, episode_slots, terminated, config)
-                if her_k:
-                    _add_relabelled(run, env_config, her_k, config.gamma, episode_slots,
-                                    truncated)
-                run.history.add(step, "episode_return", rewards.sum())
-                recent_return = float(rewards.sum())
-                episode_slots = []
-                env_rng_state = copy.deepcopy(env.unwrapped.np_random.bit_generator.state)
-                obs, _ = env.reset()
-            else:
-                obs = next_obs
-
+            for seed in seeds:
+                seed.act_and_step(step, epsilon, env_config, config, her_k)
             if frozen and not run.unfrozen and unfreeze_after_steps is not None \
                     and step >= unfreeze_after_steps:
-                run.unfreeze(frozen)
-            if step % config.train_freq == 0 and run.buffer.size >= config.learning_starts:
-                _train_burst(run, config, label)
+                run.unfreeze()
+            if step % config.train_freq == 0 and step >= config.learning_starts:
+                _train_burst(run, config)
             if step % config.target_update_interval == 0:
-                update_target()
+                run.target.copy_from(run.online)
             if step % config.eval_interval == 0 or step == config.total_steps:
                 solved = evaluate()
-            if episode_ended and step >= next_checkpoint and step < config.total_steps \
-                    and not solved:
-                checkpoints.save(key, label, run.checkpoint(env_rng_state))
+            if step >= next_checkpoint and step < config.total_steps and not solved:
+                checkpoints.save(key, run_label, run.checkpoint())
                 next_checkpoint = _next_multiple(step, checkpoints)
-            progress.update(step, recent_return)
-    env.close()
+            progress.update(step, seeds[0].recent_return)
     evaluator.close()
     if checkpoints is not None:
-        checkpoints.remove(key, label)
-    if config.keep == "best" and run.best_state is not None:
-        network.load_state_dict(run.best_state)
-    set_frozen(network, frozen, frozen=False)
-    return TrainResult(network=network, history=run.history.frame(), env_steps=run.step)
+        checkpoints.remove(key, run_label)
+    release([m.network for m in members])
+    results = []
+    for seed in seeds:
+        seed.close()
+        if config.keep == "best" and seed.best_state is not None:
+            seed.network.load_state_dict(seed.best_state)
+        results.append(TrainResult(network=seed.network, history=seed.history.frame(),
+                                   env_steps=run.step))
+    return results
 
 
 def _label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,
@@ -381,15 +437,15 @@ def _label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,
     return rewards
 
 
-def _add_relabelled(run: _Run, env_config: EnvConfig, her_k: int, gamma: float,
-                    slots: list[int], truncated: bool) -> None:
+def _add_relabelled(seed: _Seed, env_config: EnvConfig, her_k: int, gamma: float,
+                    truncated: bool) -> None:
     """HER: the ended episode's transitions again, with goals it achieved later."""
-    copies = relabel_future(run.buffer.episode(slots, truncated), env_config.goal, her_k, gamma,
-                            run.rng)
-    run.buffer.extend(copies.transitions.obs, copies.transitions.action,
-                      copies.transitions.reward, copies.transitions.next_obs,
-                      copies.transitions.terminated, copies.return_to_go,
-                      np.ones(len(copies), np.float32))
+    copies = relabel_future(seed.buffer.episode(seed.episode_slots, truncated),
+                            env_config.goal, her_k, gamma, seed.rng)
+    seed.buffer.extend(copies.transitions.obs, copies.transitions.action,
+                       copies.transitions.reward, copies.transitions.next_obs,
+                       copies.transitions.terminated, copies.return_to_go,
+                       np.ones(len(copies), np.float32))
 
 
 def _next_multiple(step: int, checkpoints: Checkpoints | None) -> float:
@@ -399,40 +455,54 @@ def _next_multiple(step: int, checkpoints: Checkpoints | None) -> float:
     return (step // checkpoints.interval + 1) * checkpoints.interval
 
 
-def _run_key(network: QNetwork, env_config: EnvConfig, config: DQNConfig, seed: int,
-             eval_seeds: Sequence[int], warm_start: WarmStart | None, frozen: Sequence[str],
+def _run_key(members: Sequence[Member], env_config: EnvConfig, config: DQNConfig,
+             eval_seeds: Sequence[int], frozen: Sequence[str],
              unfreeze_after_steps: int | None, her_k: int) -> str:
-    """What identifies a run: settings, initial weights and warm-start data."""
-    settings = {"env": asdict(env_config), "dqn": asdict(config), "seed": seed,
-                "eval_seeds": list(eval_seeds), "frozen": list(frozen),
-                "unfreeze_after_steps": unfreeze_after_steps, "her_k": her_k}
-    data = [] if warm_start is None else [a for a in vars(warm_start).values()
-                                          if isinstance(a, np.ndarray)]
-    return run_key(settings, [*network.state_dict().values(), *data])
+    """What identifies a run: settings, seeds, initial weights and warm-start data."""
+    settings = {"env": asdict(env_config), "dqn": asdict(config),
+                "seeds": [m.seed for m in members], "eval_seeds": list(eval_seeds),
+                "frozen": list(frozen), "unfreeze_after_steps": unfreeze_after_steps,
+                "her_k": her_k}
+    arrays: list[np.ndarray | torch.Tensor] = []
+    for member in members:
+        arrays += member.network.state_dict().values()
+        if member.warm_start is not None:
+            arrays += [a for a in vars(member.warm_start).values() if isinstance(a, np.ndarray)]
+    return run_key(settings, arrays)
 
 
-def _train_burst(run: _Run, config: DQNConfig, label: str) -> None:
-    """``gradient_steps`` updates, then one host sync to check the mean loss and the weights
-    are finite; records the loss, or stops the run naming the step and last finite loss."""
-    online, optimizer = run.network, run.optimizer
-    total = torch.zeros(())
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
-    for _ in range(config.gradient_steps):
-        loss = dqn_loss(run.buffer.sample(config.batch_size), online, run.target, config)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_grad_norm(parameters, config.max_grad_norm)
-        optimizer.step()
-        total += loss.detach()
-    weights_finite = bool(torch.stack([p.isfinite().all() for p in parameters]).all())
-    mean_loss = float(total) / config.gradient_steps
-    loss_finite = bool(np.isfinite(mean_loss))
-    if not (loss_finite and weights_finite):
-        what = "weights became non-finite" if loss_finite else f"loss became {mean_loss}"
-        last = (f"last finite loss {run.last_finite_loss}"
-                if np.isfinite(run.last_finite_loss) else "no finite loss before it")
-        raise NonFiniteLossError(f"{label}: {what} at env step {run.step}; {last}. Nothing "
-                                 "from this run was saved: lower dqn.learning_rate or "
-                                 "dqn.max_grad_norm")
-    run.last_finite_loss = mean_loss
-    run.history.add(run.step, "loss", mean_loss)
+def _sample(seeds: list[_Seed], batch_size: int) -> Batch:
+    """One batch per member, stacked on the member axis."""
+    batches = [seed.buffer.sample(batch_size) for seed in seeds]
+    return Batch(*(torch.stack(column) for column in zip(*batches, strict=True)))
+
+
+def _train_burst(run: _Run, config: DQNConfig) -> None:
+    """``gradient_steps`` updates of every member, then one host sync to check each mean
+    loss and the weights are finite; records the losses, or stops the run naming the
+    member, the step and its last finite loss."""
+    total = torch.zeros(len(run.seeds))
+    parameters = [p for group in run.optimizer.param_groups for p in group["params"]]
+    with torch.no_grad():
+        for _ in range(config.gradient_steps):
+            loss, q_gradient, inputs = dqn_loss(_sample(run.seeds, config.batch_size),
+                                                run.online, run.target, config)
+            run.online.backward(q_gradient, inputs, run.trainable)
+            clip_gradients(parameters, config.max_grad_norm)
+            run.optimizer.step()
+            total += loss
+        weights_finite = torch.stack([p.flatten(1).isfinite().all(dim=1)
+                                      for p in parameters]).all(dim=0).tolist()
+    mean_losses = (total / config.gradient_steps).tolist()
+    for seed, mean_loss, finite in zip(run.seeds, mean_losses, weights_finite, strict=True):
+        if not (np.isfinite(mean_loss) and finite):
+            what = ("weights became non-finite" if np.isfinite(mean_loss)
+                    else f"loss became {mean_loss}")
+            last = (f"last finite loss {seed.last_finite_loss}"
+                    if np.isfinite(seed.last_finite_loss) else "no finite loss before it")
+            raise NonFiniteLossError(f"{seed.label}: {what} at env step {run.step}; {last}. "
+                                     "Nothing from this run was saved: lower "
+                                     "dqn.learning_rate or dqn.max_grad_norm")
+    for seed, mean_loss in zip(run.seeds, mean_losses, strict=True):
+        seed.last_finite_loss = mean_loss
+        seed.history.add(run.step, "loss", mean_loss)

@@ -3,7 +3,7 @@ and by fine-tuning a transferred network on hindsight-labelled target data."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from hindsight_rl.core.config import (
     NetworkConfig,
     TargetConfig,
 )
-from hindsight_rl.core.dqn import TrainResult, WarmStart, train_dqn
+from hindsight_rl.core.dqn import Member, TrainResult, WarmStart, train_dqn
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.hindsight import label_hindsight
 from hindsight_rl.core.networks import QNetwork, observation_normaliser, transfer_parts
@@ -101,35 +101,42 @@ def curve_seeds(evaluation: EvalConfig, episodes: int) -> list[int]:
 
 
 def train_from_scratch(env_config: EnvConfig, network_config: NetworkConfig,
-                       dqn_config: DQNConfig, seed: int, warm_start: Transitions,
+                       dqn_config: DQNConfig, warm_starts: Mapping[int, Transitions],
                        eval_seeds: Sequence[int], label: str,
-                       checkpoints: Checkpoints | None = None) -> tuple[Policy, pd.DataFrame]:
-    """DQN on a fresh network, its buffer preloaded with ``warm_start`` (uniform rollouts)."""
-    network = fresh_network(env_config, network_config, seed, warm_start.obs)
-    result = train_dqn(network, env_config, dqn_config, seed, eval_seeds,
-                       warm_start=WarmStart(warm_start.obs, warm_start.action, warm_start.reward,
-                                            warm_start.next_obs, warm_start.terminated,
-                                            episode_id=warm_start.episode_id),
-                       label=label, checkpoints=checkpoints)
-    return _policy(result, env_config, dqn_config, seed, frozen=(), parent=None), result.history
+                       checkpoints: Checkpoints | None = None
+                       ) -> list[tuple[Policy, pd.DataFrame]]:
+    """DQN on fresh networks, one per seed of ``warm_starts``, each with its replay buffer
+    preloaded with that seed's transitions (uniform rollouts); every seed shares the
+    updates (:func:`train_dqn`). Returns each seed's policy and history, in seed order."""
+    members = [Member(fresh_network(env_config, network_config, seed, data.obs), seed,
+                      WarmStart(data.obs, data.action, data.reward, data.next_obs,
+                                data.terminated, episode_id=data.episode_id))
+               for seed, data in warm_starts.items()]
+    results = train_dqn(members, env_config, dqn_config, eval_seeds, label=label,
+                        checkpoints=checkpoints)
+    return [(_policy(result, env_config, dqn_config, member.seed, frozen=(), parent=None),
+             result.history) for member, result in zip(members, results, strict=True)]
 
 
 def finetune_from(pretrained: Policy, env_config: EnvConfig, dqn_config: DQNConfig,
-                  finetune_config: FinetuneConfig, seed: int, hindsight: pd.DataFrame,
+                  finetune_config: FinetuneConfig, seeds: Sequence[int], hindsight: pd.DataFrame,
                   eval_seeds: Sequence[int], label: str,
                   checkpoints: Checkpoints | None = None,
-                  her: HERConfig | None = None) -> tuple[Policy, pd.DataFrame]:
-    """Transfer ``pretrained``, freeze the configured parts, fine-tune with hindsight data
-    (relabelling each new episode's goals too when ``her.k`` > 0)."""
+                  her: HERConfig | None = None) -> list[tuple[Policy, pd.DataFrame]]:
+    """Transfer ``pretrained`` once per seed, freeze the configured parts, fine-tune with
+    hindsight data (relabelling each new episode's goals too when ``her.k`` > 0); every
+    seed shares the updates. Returns each seed's policy and history, in seed order."""
     warm_start = warm_start_from_table(hindsight)
-    network, _ = transferred_network(pretrained, env_config, seed, warm_start.obs)
-    result = train_dqn(network, env_config, dqn_config, seed, eval_seeds, warm_start=warm_start,
-                       frozen=finetune_config.frozen,
-                       unfreeze_after_steps=finetune_config.unfreeze_after_steps, label=label,
-                       checkpoints=checkpoints, her_k=0 if her is None else her.k)
+    members = [Member(transferred_network(pretrained, env_config, seed, warm_start.obs)[0],
+                      seed, warm_start) for seed in seeds]
+    results = train_dqn(members, env_config, dqn_config, eval_seeds,
+                        frozen=finetune_config.frozen,
+                        unfreeze_after_steps=finetune_config.unfreeze_after_steps, label=label,
+                        checkpoints=checkpoints, her_k=0 if her is None else her.k)
     frozen = () if finetune_config.unfreeze_after_steps is not None else finetune_config.frozen
-    return (_policy(result, env_config, dqn_config, seed, frozen, parent=sha256_of(pretrained)),
-            result.history)
+    parent = sha256_of(pretrained)
+    return [(_policy(result, env_config, dqn_config, member.seed, frozen, parent),
+             result.history) for member, result in zip(members, results, strict=True)]
 
 
 def _policy(result: TrainResult, env_config: EnvConfig, dqn_config: DQNConfig, seed: int,

@@ -1,5 +1,6 @@
 """Branches of the DAG made from the parameters: one namespace per target, and inside it one
-per training seed (``mountaincar.seed_0.finetune``).
+per group of training seeds (``mountaincar.seeds_0_1_2.finetune``), each seed with datasets of
+its own (``mountaincar.seed_0.finetuned_policy``).
 
 Target names and seeds come from ``targets`` in the parameters of the ``base`` environment
 merged with the run environment (``local`` unless ``KEDRO_ENV`` names another), read once
@@ -21,7 +22,13 @@ from typing import Any
 from kedro.framework.project import settings
 from kedro.pipeline import Node, Pipeline
 
-from hindsight_rl.core.config import AblationConfig, ConfigError, TargetConfig, from_mapping
+from hindsight_rl.core.config import (
+    AblationConfig,
+    ConfigError,
+    TargetConfig,
+    from_mapping,
+    group_seeds,
+)
 
 SHARED_INPUTS = {"pretrained_policy"}
 SHARED_PARAMETERS = {"params:evaluation", "params:runtime"}
@@ -87,16 +94,27 @@ def per_target(template: Pipeline | Callable[[tuple[int, ...]], Pipeline]) -> Pi
     return sum(branches, Pipeline([]))
 
 
-def per_seed(template: Callable[[int], Pipeline], seeds: tuple[int, ...],
-             shared: set[str]) -> Pipeline:
-    """``template(seed)`` once per seed, namespaced ``seed_<n>.``; ``shared`` datasets and
-    every parameter keep their names (the target namespace maps them next)."""
+def seed_groups(seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """``seeds`` in groups of the parameters files' ``runtime.seeds_per_node``."""
+    size = (_parameters().get("runtime") or {}).get("seeds_per_node")
+    return group_seeds(seeds, None if size is None else max(1, int(size)))
+
+
+def per_seed_group(template: Callable[[tuple[int, ...]], Pipeline], seeds: tuple[int, ...],
+                   shared: set[str]) -> Pipeline:
+    """``template(group)`` once per group of seeds (:func:`seed_groups`), namespaced
+    ``seed_<n>.`` for a single seed and ``seeds_<a>_<b>….`` for several. Its outputs
+    (``seed_<n>.…``, one branch of datasets per seed), the ``shared`` datasets and every
+    parameter keep their names (the target namespace maps them next)."""
     branches = []
-    for seed in seeds:
-        pipeline = template(seed)
+    for group in seed_groups(seeds):
+        pipeline = template(group)
         parameters = {p for p in pipeline.inputs() if p.startswith("params:")}
-        branches.append(Pipeline(pipeline, namespace=f"seed_{seed}",
+        namespace = (f"seed_{group[0]}" if len(group) == 1
+                     else "seeds_" + "_".join(str(seed) for seed in group))
+        branches.append(Pipeline(pipeline, namespace=namespace,
                                  inputs=shared & set(pipeline.inputs()) or None,
+                                 outputs=pipeline.outputs() or None,
                                  parameters=parameters or None))
     return sum(branches, Pipeline([]))
 

@@ -40,30 +40,35 @@ from hindsight_rl.core.training import (
 
 def train_arm(pretrained_policy: Policy, hindsight_dataset: pd.DataFrame,
               target: dict[str, Any], ablation: dict[str, Any], evaluation: dict[str, Any],
-              runtime: dict[str, Any], target_name: str, arm: str, seed: int) -> pd.DataFrame:
-    """One seed of one arm on the ablation's budget: fine-tuning with the arm's parts (or the
-    scratch control), then its final policy judged on the held-out evaluation episodes.
-    Returns the learning curve and the judging returns as one table."""
+              runtime: dict[str, Any], target_name: str, arm: str, seeds: tuple[int, ...]
+              ) -> list[pd.DataFrame]:
+    """One arm on the ablation's budget for a group of seeds (sharing each update):
+    fine-tuning with the arm's parts (or the scratch control), then each final policy judged
+    on the held-out evaluation episodes. Returns each seed's learning curve and judging
+    returns as one table."""
     plan = from_mapping(AblationConfig, ablation, "ablation")
     arm_config = plan.arms[arm]
     config = arm_target(from_mapping(TargetConfig, target, "target"), arm_config,
                         plan.budgets[target_name])
     eval_config = from_mapping(EvalConfig, evaluation, "evaluation")
-    label = f"ablation {target_name} {arm} seed {seed}"
+    label = f"ablation {target_name} {arm}"
     checkpoints = checkpoints_for(from_mapping(RuntimeConfig, runtime, "runtime"))
     curve = curve_seeds(eval_config, config.dqn.eval_episodes)
     if arm_config.transfer:
-        policy, history = finetune_from(
-            pretrained_policy, config.env, config.dqn, config.finetune, seed,
+        runs = finetune_from(
+            pretrained_policy, config.env, config.dqn, config.finetune, seeds,
             hindsight_as_configured(hindsight_dataset, config), curve, label, checkpoints,
             her=config.her)
     else:
-        policy, history = train_from_scratch(
-            config.env, network_config_of(pretrained_policy.network), config.dqn, seed,
-            uniform_warm_start(config.env, config.collect.steps, seed), curve, label,
-            checkpoints)
-    judged = score_policies({label: policy}, config.env, eval_config)[label]
-    return run_table(history, judged, int(policy.provenance["env_steps"]), arm, seed)
+        runs = train_from_scratch(
+            config.env, network_config_of(pretrained_policy.network), config.dqn,
+            {seed: uniform_warm_start(config.env, config.collect.steps, seed) for seed in seeds},
+            curve, label, checkpoints)
+    names = [f"{label} seed {seed}" for seed in seeds]
+    judged = score_policies({name: policy for name, (policy, _) in zip(names, runs, strict=True)},
+                            config.env, eval_config)
+    return [run_table(history, judged[name], int(policy.provenance["env_steps"]), arm, seed)
+            for name, (policy, history), seed in zip(names, runs, seeds, strict=True)]
 
 
 def summarise_target(target: dict[str, Any], ablation: dict[str, Any],

@@ -1,6 +1,6 @@
 """Ablation DAG (``kedro run --pipeline ablation``): the source and target stages of the
-ablated targets, then per target, arm and seed one ``train_arm`` task
-(``ablation.mountaincar.her.seed_3``), a summary per target and one report."""
+ablated targets, then per target, arm and group of seeds one ``train_arm`` task
+(``ablation.mountaincar.her.seeds_0_1_2_3_4``), a summary per target and one report."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -9,20 +9,29 @@ from hindsight_rl.pipelines.ablation.nodes import ablation_report, summarise_tar
 from hindsight_rl.pipelines.namespaces import (
     ablation_runs,
     node_reading_seed_branches,
+    seed_groups,
     with_arguments,
 )
 
 SETTINGS = {"params:ablation", "params:evaluation", "params:runtime"}
 
 
-def one_run(target_name: str, arm: str, seed: int) -> Pipeline:
-    node = Node(with_arguments(train_arm, target_name=target_name, arm=arm, seed=seed),
-                inputs=["pretrained_policy", "hindsight_dataset", "params:target",
-                        "params:ablation", "params:evaluation", "params:runtime"],
-                outputs="run", name="train_arm")
-    return Pipeline([node], namespace=f"ablation.{target_name}.{arm}.seed_{seed}",
+def one_group(target_name: str, arm: str, seeds: tuple[int, ...]) -> Pipeline:
+    """One ``train_arm`` task for a group of seeds (``runtime.seeds_per_node``), saving a run
+    table per seed: ``ablation.mountaincar.her.seed_3.run``."""
+    node = node_reading_seed_branches(
+        with_arguments(train_arm, target_name=target_name, arm=arm, seeds=seeds),
+        inputs=["pretrained_policy", "hindsight_dataset", "params:target", "params:ablation",
+                "params:evaluation", "params:runtime"],
+        outputs=[f"seed_{seed}.run" for seed in seeds], name="train_arm")
+    namespace = f"ablation.{target_name}.{arm}"
+    group = (f"seed_{seeds[0]}" if len(seeds) == 1
+             else "seeds_" + "_".join(str(seed) for seed in seeds))
+    return Pipeline([node], namespace=f"{namespace}.{group}",
                     inputs={"pretrained_policy": "pretrained_policy",
                             "hindsight_dataset": f"{target_name}.hindsight_dataset"},
+                    outputs={f"seed_{seed}.run": f"{namespace}.seed_{seed}.run"
+                             for seed in seeds},
                     parameters={"params:target": f"params:targets.{target_name}",
                                 **{p: p for p in SETTINGS}})
 
@@ -42,8 +51,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     plan = ablation_runs()
     if not plan:
         return Pipeline([])
-    runs = [one_run(name, arm, seed) for name, arms in plan.items()
-            for arm, seeds in arms.items() for seed in seeds]
+    runs = [one_group(name, arm, group) for name, arms in plan.items()
+            for arm, seeds in arms.items() for group in seed_groups(seeds)]
     report = node_reading_seed_branches(
         ablation_report, inputs={f"{name}_summary": f"ablation.{name}.summary" for name in plan},
         outputs="ablation_report", name="report", namespace="ablation")

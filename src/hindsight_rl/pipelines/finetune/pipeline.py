@@ -1,24 +1,36 @@
-"""Fine-tune stage DAG: per target and per training seed, ``finetune`` and its control
-``train_scratch`` (``mountaincar.seed_0.finetune``): independent tasks for any runner."""
+"""Fine-tune stage DAG: per target and per group of training seeds, ``finetune`` and its
+control ``train_scratch`` (``mountaincar.seeds_0_1_2.finetune``; ``mountaincar.seed_0.finetune``
+with ``runtime.seeds_per_node: 1``). Every seed saves its own datasets
+(``mountaincar.seed_0.finetuned_policy``) whichever group trained it."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Pipeline
 
 from hindsight_rl.pipelines.finetune.nodes import finetune, train_scratch
-from hindsight_rl.pipelines.namespaces import per_seed, per_target, with_arguments
+from hindsight_rl.pipelines.namespaces import (
+    node_reading_seed_branches,
+    per_seed_group,
+    per_target,
+    with_arguments,
+)
 
 SETTINGS = ["params:target", "params:evaluation", "params:runtime"]
 
 
-def one_seed(seed: int) -> Pipeline:
+def one_group(seeds: tuple[int, ...]) -> Pipeline:
+    def outputs(policy: str, history: str) -> list[str]:
+        return [f"seed_{seed}.{name}" for seed in seeds for name in (policy, history)]
+
     return Pipeline([
-        Node(with_arguments(finetune, seed=seed), inputs=["pretrained_policy", "hindsight_dataset",
-                                                *SETTINGS],
-             outputs=["finetuned_policy", "finetune_history"], name="finetune"),
-        Node(with_arguments(train_scratch, seed=seed), inputs=["pretrained_policy", *SETTINGS],
-             outputs=["scratch_policy", "scratch_history"], name="train_scratch"),
+        node_reading_seed_branches(
+            with_arguments(finetune, seeds=seeds),
+            inputs=["pretrained_policy", "hindsight_dataset", *SETTINGS],
+            outputs=outputs("finetuned_policy", "finetune_history"), name="finetune"),
+        node_reading_seed_branches(
+            with_arguments(train_scratch, seeds=seeds), inputs=["pretrained_policy", *SETTINGS],
+            outputs=outputs("scratch_policy", "scratch_history"), name="train_scratch"),
     ])
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return per_target(lambda seeds: per_seed(one_seed, seeds,
-                                             shared={"pretrained_policy", "hindsight_dataset"}))
+    return per_target(lambda seeds: per_seed_group(
+        one_group, seeds, shared={"pretrained_policy", "hindsight_dataset"}))

@@ -46,8 +46,8 @@ def pretrain(source_rollouts: pd.DataFrame, source: dict[str, Any],
     """
     config = from_mapping(SourceConfig, source, "source")
     eval_config = from_mapping(EvalConfig, evaluation, "evaluation")
-    policy, history = train_from_scratch(
-        config.env, config.network, config.dqn, config.seed, from_table(source_rollouts),
+    [(policy, history)] = train_from_scratch(
+        config.env, config.network, config.dqn, {config.seed: from_table(source_rollouts)},
         curve_seeds(eval_config, config.dqn.eval_episodes),
         label="pretrain",
         checkpoints=checkpoints_for(from_mapping(RuntimeConfig, runtime, "runtime")))

@@ -1,0 +1,124 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hindsight_rl.core.config import DQNConfig, NetworkConfig
+from hindsight_rl.core.dqn import dqn_loss
+from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.replay import Batch
+from hindsight_rl.core.stacked import StackedQ, clip_gradients, release
+
+OBS, ACTIONS, ROWS = 3, 2, 16
+
+
+def _networks(seeds) -> list[QNetwork]:
+    networks = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        networks.append(QNetwork(OBS, ACTIONS, NetworkConfig(hidden_sizes=(16, 8))))
+    return networks
+
+
+def _batch(members: int) -> Batch:
+    g = torch.Generator().manual_seed(7)
+    return Batch(obs=torch.randn(members, ROWS, OBS, generator=g),
+                 action=torch.randint(0, ACTIONS, (members, ROWS, 1), generator=g),
+                 reward=torch.randn(members, ROWS, generator=g),
+                 next_obs=torch.randn(members, ROWS, OBS, generator=g),
+                 discount=torch.full((members, ROWS), 0.9),
+                 return_to_go=torch.randn(members, ROWS, generator=g) * 3,
+                 rtg_valid=(torch.rand(members, ROWS, generator=g) > 0.5).float())
+
+
+def _autograd_loss(network: QNetwork, target: QNetwork, batch: Batch, k: int,
+                   config: DQNConfig) -> torch.Tensor:
+    """The loss of member ``k`` written the plain way, for autograd to differentiate."""
+    with torch.no_grad():
+        best = network(batch.next_obs[k]).argmax(dim=1, keepdim=True)
+        td_target = batch.reward[k] + batch.discount[k] * target(batch.next_obs[k]).gather(
+            1, best).squeeze(1)
+    q_taken = network(batch.obs[k]).gather(1, batch.action[k]).squeeze(1)
+    loss = F.smooth_l1_loss(q_taken, td_target)
+    shortfall = batch.return_to_go[k] - q_taken
+    if config.rtg_loss == "lower_bound":
+        shortfall = shortfall.clamp(min=0.0)
+    valid = batch.rtg_valid[k]
+    return loss + config.rtg_coef * (shortfall.pow(2) * valid).sum() / valid.sum().clamp(min=1.0)
+
+
+@pytest.mark.parametrize(("rtg_coef", "rtg_loss", "frozen"), [
+    (0.0, "squared", ()), (0.5, "squared", ("trunk",)), (0.5, "lower_bound", ("encoder",))])
+def test_hand_written_gradient_is_autograds(rtg_coef, rtg_loss, frozen):
+    config = DQNConfig(rtg_coef=rtg_coef, rtg_loss=rtg_loss)
+    networks, targets = _networks([0, 1, 2]), _networks([3, 4, 5])
+    references = [copy.deepcopy(n) for n in networks]
+    online, target = StackedQ(networks), StackedQ(targets)
+    batch = _batch(3)
+    trainable = [part not in frozen for part in online.parts]
+    with torch.no_grad():
+        loss, q_gradient, inputs = dqn_loss(batch, online, target, config)
+        online.backward(q_gradient, inputs, trainable)
+    for k, (reference, target_k) in enumerate(zip(references, targets, strict=True)):
+        expected = _autograd_loss(reference, target_k, batch, k, config)
+        expected.backward()
+        assert loss[k].item() == pytest.approx(expected.item(), rel=1e-5)
+        for i, (_, layer) in enumerate(reference.linear_layers()):
+            if not trainable[i]:
+                assert online.weights[i].grad is None and online.biases[i].grad is None
+                continue
+            torch.testing.assert_close(online.weights[i].grad[k], layer.weight.grad)
+            torch.testing.assert_close(online.biases[i].grad[k, 0], layer.bias.grad)
+
+
+def test_members_share_memory_with_the_stack_until_released():
+    networks = _networks([0, 1])
+    stack = StackedQ(networks)
+    obs = torch.randn(2, ROWS, OBS)
+    q, _ = stack.forward(obs)
+    for k in range(2):
+        torch.testing.assert_close(q[k], networks[k](obs[k]))
+    stack.biases[-1][1].add_(1.0)
+    assert torch.equal(networks[1].head.bias, stack.biases[-1][1, 0])
+    release(networks)
+    stack.biases[-1][1].add_(1.0)
+    assert not torch.equal(networks[1].head.bias, stack.biases[-1][1, 0])
+
+
+def test_networks_of_different_shapes_do_not_stack():
+    small = QNetwork(OBS, ACTIONS, NetworkConfig(hidden_sizes=(8, 8)))
+    with pytest.raises(ValueError, match="one shape"):
+        StackedQ([*_networks([0]), small])
+
+
+@pytest.mark.parametrize("scale", [0.01, 100.0])
+def test_each_member_is_clipped_as_torch_clips_one_network(scale):
+    stack = StackedQ(_networks([0, 1, 2]))
+    torch.manual_seed(0)
+    for p in stack.parameters():
+        p.grad = torch.randn_like(p) * scale * torch.tensor([1.0, 0.001, 1.0])[:, None, None]
+    per_member = [[torch.nn.Parameter(torch.zeros_like(p[k])) for p in stack.parameters()]
+                  for k in range(3)]
+    for k, parameters in enumerate(per_member):
+        for p, stacked in zip(parameters, stack.parameters(), strict=True):
+            p.grad = stacked.grad[k].clone()
+        torch.nn.utils.clip_grad_norm_(parameters, 10.0)
+    clip_gradients(stack.parameters(), 10.0)
+    for k, parameters in enumerate(per_member):
+        for p, stacked in zip(parameters, stack.parameters(), strict=True):
+            torch.testing.assert_close(stacked.grad[k], p.grad)
+    norms = [torch.linalg.vector_norm(torch.cat([p.grad[k].flatten()
+                                                 for p in stack.parameters()]))
+             for k in range(3)]
+    assert norms[1] < 10.0 and (norms[0] <= 10.0 + 1e-3) and (norms[0] < 9.0) == (scale < 1)
+
+
+def test_target_update_copies_current_weights_without_sharing_them():
+    online, target = StackedQ(_networks([0, 1])), StackedQ(_networks([2, 3]))
+    online.biases[-1].add_(1.0)
+    target.copy_from(online)
+    assert all(torch.equal(a, b) for a, b in zip(online.parameters(), target.parameters(),
+                                                 strict=True))
+    online.biases[-1].add_(1.0)
+    assert not torch.equal(online.biases[-1], target.biases[-1])
