@@ -1,7 +1,7 @@
 import numpy as np
 
 from hindsight_rl.core.hindsight import Bootstrap
-from hindsight_rl.core.replay import ReplayBuffer
+from hindsight_rl.core.replay import ReplayBuffer, batch_arrays
 
 
 def _fill(buffer: ReplayBuffer, values: range) -> None:
@@ -34,12 +34,14 @@ def test_rows_bootstrap_one_step_until_their_episode_is_labelled():
     assert buffer.reward[:3].tolist() == [-1.0, -1.0, -1.0]  # the one-step facts stay
 
 
-def test_sample_shapes_and_consistency():
+def test_sampling_fills_each_members_block_with_stored_transitions():
     buffer = ReplayBuffer(16, 1, np.random.default_rng(0), gamma=0.9)
     _fill(buffer, range(10))
-    batch = buffer.sample(32)
-    assert batch.obs.shape == (32, 1) and batch.action.shape == (32, 1)
+    arrays, batch = batch_arrays(members=2, batch_size=32, obs_dim=1)
+    buffer.sample_into([array[1] for array in arrays])
+    assert batch.obs.shape == (2, 32, 1) and batch.action.shape == (2, 32, 1)
     # Each sampled row is one stored transition: next_obs = obs + 1 in _fill.
-    assert (batch.next_obs - batch.obs).eq(1).all()
-    assert (batch.action[:, 0].float() == batch.obs[:, 0]).all()
-    assert batch.discount.eq(np.float32(0.9)).all()
+    assert (batch.next_obs[1] - batch.obs[1]).eq(1).all()
+    assert (batch.action[1, :, 0].float() == batch.obs[1, :, 0]).all()
+    assert batch.discount[1].eq(np.float32(0.9)).all()
+    assert not batch.discount[0].any(), "the other member's block is left alone"

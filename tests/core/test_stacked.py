@@ -8,7 +8,7 @@ from hindsight_rl.core.config import DQNConfig, NetworkConfig
 from hindsight_rl.core.dqn import dqn_loss
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.replay import Batch
-from hindsight_rl.core.stacked import StackedQ, clip_gradients, release
+from hindsight_rl.core.stacked import StackedAdam, StackedQ, release
 
 OBS, ACTIONS, ROWS = 3, 2, 16
 
@@ -54,22 +54,20 @@ def test_hand_written_gradient_is_autograds(rtg_coef, rtg_loss, frozen):
     config = DQNConfig(rtg_coef=rtg_coef, rtg_loss=rtg_loss)
     networks, targets = _networks([0, 1, 2]), _networks([3, 4, 5])
     references = [copy.deepcopy(n) for n in networks]
-    online, target = StackedQ(networks), StackedQ(targets)
+    online, target = StackedQ(networks, frozen), StackedQ(targets)
     batch = _batch(3)
-    trainable = [part not in frozen for part in online.parts]
-    with torch.no_grad():
-        loss, q_gradient, inputs = dqn_loss(batch, online, target, config)
-        online.backward(q_gradient, inputs, trainable)
+    loss, q_gradient, inputs = dqn_loss(batch, online, target, config)
+    online.backward(q_gradient, inputs)
     for k, (reference, target_k) in enumerate(zip(references, targets, strict=True)):
         expected = _autograd_loss(reference, target_k, batch, k, config)
         expected.backward()
         assert loss[k].item() == pytest.approx(expected.item(), rel=1e-5)
-        for i, (_, layer) in enumerate(reference.linear_layers()):
-            if not trainable[i]:
-                assert online.weights[i].grad is None and online.biases[i].grad is None
+        for i, (name, layer) in enumerate(reference.linear_layers()):
+            if name.split(".")[0] in frozen:
+                assert not online.weight_grads[i].any() and not online.bias_grads[i].any()
                 continue
-            torch.testing.assert_close(online.weights[i].grad[k], layer.weight.grad)
-            torch.testing.assert_close(online.biases[i].grad[k, 0], layer.bias.grad)
+            torch.testing.assert_close(online.weight_grads[i][k], layer.weight.grad)
+            torch.testing.assert_close(online.bias_grads[i][k, 0], layer.bias.grad)
 
 
 def test_members_share_memory_with_the_stack_until_released():
@@ -96,29 +94,63 @@ def test_networks_of_different_shapes_do_not_stack():
 def test_each_member_is_clipped_as_torch_clips_one_network(scale):
     stack = StackedQ(_networks([0, 1, 2]))
     torch.manual_seed(0)
-    for p in stack.parameters():
-        p.grad = torch.randn_like(p) * scale * torch.tensor([1.0, 0.001, 1.0])[:, None, None]
-    per_member = [[torch.nn.Parameter(torch.zeros_like(p[k])) for p in stack.parameters()]
-                  for k in range(3)]
+    stack.grad.copy_(torch.randn_like(stack.grad) * scale)
+    grads = [g for pair in zip(stack.weight_grads, stack.bias_grads, strict=True) for g in pair]
+    for g in grads:
+        g[1].mul_(0.001)  # member 1 under the bound at either scale
+    per_member = [[torch.nn.Parameter(torch.zeros_like(g[k])) for g in grads] for k in range(3)]
     for k, parameters in enumerate(per_member):
-        for p, stacked in zip(parameters, stack.parameters(), strict=True):
-            p.grad = stacked.grad[k].clone()
+        for p, g in zip(parameters, grads, strict=True):
+            p.grad = g[k].clone()
         torch.nn.utils.clip_grad_norm_(parameters, 10.0)
-    clip_gradients(stack.parameters(), 10.0)
+    untouched = grads[0][1].clone()
+    stack.clip_gradients(10.0)
     for k, parameters in enumerate(per_member):
-        for p, stacked in zip(parameters, stack.parameters(), strict=True):
-            torch.testing.assert_close(stacked.grad[k], p.grad)
-    norms = [torch.linalg.vector_norm(torch.cat([p.grad[k].flatten()
-                                                 for p in stack.parameters()]))
-             for k in range(3)]
-    assert norms[1] < 10.0 and (norms[0] <= 10.0 + 1e-3) and (norms[0] < 9.0) == (scale < 1)
+        for p, g in zip(parameters, grads, strict=True):
+            torch.testing.assert_close(g[k], p.grad)
+    assert torch.equal(grads[0][1], untouched)
+    total = torch.linalg.vector_norm(torch.cat([g[0].flatten() for g in grads]))
+    assert (total < 10.0 + 1e-3) and (total < 9.0) == (scale < 1)
+
+
+def test_adam_is_torchs_bit_for_bit_and_unfrozen_layers_count_their_own_steps():
+    networks = _networks([0, 1])
+    references = [copy.deepcopy(n) for n in networks]
+    stack = StackedQ(networks, frozen=("trunk",))
+    adam = StackedAdam(stack, learning_rate=0.01)
+    torches = [torch.optim.Adam([p for name, p in n.named_parameters()
+                                 if not name.startswith("trunk")], lr=0.01, foreach=False)
+               for n in references]
+    torch.manual_seed(0)
+    for step in range(6):
+        if step == 3:
+            stack.unfreeze()
+            adam.add_frozen_span()
+            for optimiser, reference in zip(torches, references, strict=True):
+                optimiser.add_param_group({"params": list(reference.trunk.parameters())})
+        stack.grad.copy_(torch.randn_like(stack.grad))
+        for i, (name, _) in enumerate(references[0].linear_layers()):
+            if not stack.trainable[i]:
+                stack.weight_grads[i].zero_()
+                stack.bias_grads[i].zero_()
+            for k, reference in enumerate(references):
+                layer = dict(reference.linear_layers())[name]
+                layer.weight.grad = stack.weight_grads[i][k].clone()
+                layer.bias.grad = stack.bias_grads[i][k, 0].clone()
+        adam.step()
+        for optimiser in torches:
+            optimiser.step()
+    for network, reference in zip(networks, references, strict=True):
+        for name, tensor in reference.state_dict().items():
+            assert torch.equal(network.state_dict()[name], tensor), name
 
 
 def test_target_update_copies_current_weights_without_sharing_them():
-    online, target = StackedQ(_networks([0, 1])), StackedQ(_networks([2, 3]))
+    online = StackedQ(_networks([0, 1]), frozen=("encoder",))  # another order in memory
+    target = StackedQ(_networks([2, 3]))
     online.biases[-1].add_(1.0)
     target.copy_from(online)
-    assert all(torch.equal(a, b) for a, b in zip(online.parameters(), target.parameters(),
-                                                 strict=True))
+    for mine, theirs in ((online.weights, target.weights), (online.biases, target.biases)):
+        assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True))
     online.biases[-1].add_(1.0)
     assert not torch.equal(online.biases[-1], target.biases[-1])

@@ -21,8 +21,6 @@ import torch.nn.functional as F
 from hindsight_rl.core.checkpoints import (
     Checkpoint,
     Checkpoints,
-    load_optimizer_state,
-    optimizer_state,
     prefixed,
     run_key,
     unprefixed,
@@ -39,9 +37,9 @@ from hindsight_rl.core.hindsight import (
 )
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.progress import StepProgress
-from hindsight_rl.core.replay import Batch, ReplayBuffer
+from hindsight_rl.core.replay import Batch, ReplayBuffer, batch_arrays
 from hindsight_rl.core.rollouts import q_function
-from hindsight_rl.core.stacked import StackedQ, clip_gradients, release
+from hindsight_rl.core.stacked import StackedAdam, StackedQ, release
 
 logger = logging.getLogger(__name__)
 
@@ -147,17 +145,6 @@ def replay_capacity(config: DQNConfig, her_k: int) -> int:
     """Room for ``buffer_size`` env steps and their relabelled copies: an arm with HER
     remembers as many env steps as one without, instead of five times fewer (k = 4)."""
     return config.buffer_size * (1 + her_k)
-
-
-def build_optimizer(parameters: list[torch.Tensor], learning_rate: float) -> torch.optim.Adam:
-    """Adam over the trainable stacked tensors only: frozen parts never reach the optimiser.
-
-    Adam is elementwise, so one optimiser over the stack updates each member as its own
-    would. The multi-tensor (foreach) kernels keep that exact; the fused kernel rounds a
-    tensor's last few elements differently from the rest, which would make a member's
-    weights depend on how many others share its stack.
-    """
-    return torch.optim.Adam(parameters, lr=learning_rate, foreach=True)
 
 
 class _History:
@@ -293,30 +280,30 @@ class _Run:
     seeds: list[_Seed]
     online: StackedQ
     target: StackedQ
-    trainable: list[bool]
-    optimizer: torch.optim.Optimizer
+    adam: StackedAdam
+    batch: tuple[list[np.ndarray], Batch]
+    """Arrays every batch is sampled into, and the tensors sharing them."""
     step: int = 0
     unfrozen: bool = False
 
     def unfreeze(self) -> None:
-        """Frozen layers start training, in a param group of their own."""
-        frozen = [i for i, trainable in enumerate(self.trainable) if not trainable]
-        self.optimizer.add_param_group({"params": self.online.layer_parameters(frozen)})
-        self.trainable = [True] * len(self.trainable)
+        """Frozen layers start training, with Adam steps of their own."""
+        self.online.unfreeze()
+        self.adam.add_frozen_span()
         self.unfrozen = True
 
     def checkpoint(self) -> Checkpoint:
-        optimizer_tensors, groups = optimizer_state(self.optimizer)
+        adam_tensors, adam_document = self.adam.state()
         tensors = {**prefixed("online", self.online.state()),
                    **prefixed("target", self.target.state()),
-                   **prefixed("optimizer", optimizer_tensors)}
+                   **prefixed("adam", adam_tensors)}
         seeds = []
         for k, seed in enumerate(self.seeds):
             part = seed.checkpoint()
             tensors.update(prefixed(f"seed{k}", part.tensors))
             seeds.append(part.document)
-        document = {"step": self.step, "unfrozen": self.unfrozen,
-                    "optimizer_groups": groups, "seeds": seeds}
+        document = {"step": self.step, "unfrozen": self.unfrozen, "adam": adam_document,
+                    "seeds": seeds}
         return Checkpoint(tensors, document)
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -325,8 +312,7 @@ class _Run:
             self.unfreeze()
         self.online.load_state(unprefixed("online", tensors))
         self.target.load_state(unprefixed("target", tensors))
-        load_optimizer_state(self.optimizer, unprefixed("optimizer", tensors),
-                             document["optimizer_groups"])
+        self.adam.load_state(unprefixed("adam", tensors), document["adam"])
         for k, seed in enumerate(self.seeds):
             seed.restore(Checkpoint(unprefixed(f"seed{k}", tensors), document["seeds"][k]))
         self.step = document["step"]
@@ -367,14 +353,11 @@ def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfi
     key = None if checkpoints is None else _run_key(members, env_config, config, eval_seeds,
                                                     frozen, unfreeze_after_steps, her_k)
     run_label = f"{label} seeds {'-'.join(str(m.seed) for m in members)}"
+    online = StackedQ([m.network for m in members], frozen)  # before acting views weights
     seeds = [_Seed(member, env_config, config, her_k, label) for member in members]
-    online = StackedQ([m.network for m in members])
-    targets = [copy.deepcopy(m.network) for m in members]
-    target = StackedQ(targets)
-    trainable = [part not in frozen for part in online.parts]
-    run = _Run(seeds, online, target, trainable,
-               build_optimizer(online.layer_parameters(
-                   [i for i, on in enumerate(trainable) if on]), config.learning_rate),
+    target = StackedQ([copy.deepcopy(m.network) for m in members])
+    run = _Run(seeds, online, target, StackedAdam(online, config.learning_rate),
+               batch_arrays(len(members), config.batch_size, online.shift.shape[-1]),
                step=start.pop())
     evaluator = GreedyEvaluator(env_config, eval_seeds)
     stop_at = env_info(env_config).reward_threshold if config.stop_on_threshold else None
@@ -471,28 +454,23 @@ def _run_key(members: Sequence[Member], env_config: EnvConfig, config: DQNConfig
     return run_key(settings, arrays)
 
 
-def _sample(seeds: list[_Seed], batch_size: int) -> Batch:
-    """One batch per member, stacked on the member axis."""
-    batches = [seed.buffer.sample(batch_size) for seed in seeds]
-    return Batch(*(torch.stack(column) for column in zip(*batches, strict=True)))
-
-
 def _train_burst(run: _Run, config: DQNConfig) -> None:
     """``gradient_steps`` updates of every member, then one host sync to check each mean
     loss and the weights are finite; records the losses, or stops the run naming the
     member, the step and its last finite loss."""
     total = torch.zeros(len(run.seeds))
-    parameters = [p for group in run.optimizer.param_groups for p in group["params"]]
-    with torch.no_grad():
-        for _ in range(config.gradient_steps):
-            loss, q_gradient, inputs = dqn_loss(_sample(run.seeds, config.batch_size),
-                                                run.online, run.target, config)
-            run.online.backward(q_gradient, inputs, run.trainable)
-            clip_gradients(parameters, config.max_grad_norm)
-            run.optimizer.step()
-            total += loss
-        weights_finite = torch.stack([p.flatten(1).isfinite().all(dim=1)
-                                      for p in parameters]).all(dim=0).tolist()
+    arrays, batch = run.batch
+    for _ in range(config.gradient_steps):
+        for seed, block in zip(run.seeds, zip(*arrays, strict=True), strict=True):
+            seed.buffer.sample_into(block)
+        loss, q_gradient, inputs = dqn_loss(batch, run.online, run.target, config)
+        run.online.backward(q_gradient, inputs)
+        run.online.clip_gradients(config.max_grad_norm)
+        run.adam.step()
+        total += loss
+    weights_finite = torch.stack([w.flatten(1).isfinite().all(dim=1)
+                                  for w in (*run.online.weights, *run.online.biases)]
+                                 ).all(dim=0).tolist()
     mean_losses = (total / config.gradient_steps).tolist()
     for seed, mean_loss, finite in zip(run.seeds, mean_losses, weights_finite, strict=True):
         if not (np.isfinite(mean_loss) and finite):

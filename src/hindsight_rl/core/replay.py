@@ -1,7 +1,8 @@
-"""Preallocated numpy ring buffer; batches reach torch without copies beyond the gather."""
+"""Preallocated numpy ring buffer; batches are gathered straight into arrays torch shares."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -12,15 +13,16 @@ from hindsight_rl.core.trajectories import Transitions
 
 
 class Batch(NamedTuple):
-    """Sampled transitions with their TD targets' parts (:class:`Bootstrap`)."""
+    """Sampled transitions with their TD targets' parts (:class:`Bootstrap`), ``B`` rows for
+    each of ``K`` members of a stacked run."""
 
-    obs: torch.Tensor  # (B, obs_dim) float32
-    action: torch.Tensor  # (B, 1) int64
-    reward: torch.Tensor  # (B,) float32: the bootstrap's (n-step) reward
-    next_obs: torch.Tensor  # (B, obs_dim) float32: the observation it bootstraps from
-    discount: torch.Tensor  # (B,) float32: γ^m, 0 after a termination (truncation bootstraps)
-    return_to_go: torch.Tensor  # (B,) float32
-    rtg_valid: torch.Tensor  # (B,) float32: 1 where return_to_go is an exact return
+    obs: torch.Tensor  # (K, B, obs_dim) float32
+    action: torch.Tensor  # (K, B, 1) int64
+    reward: torch.Tensor  # (K, B) float32: the bootstrap's (n-step) reward
+    next_obs: torch.Tensor  # (K, B, obs_dim) float32: the observation it bootstraps from
+    discount: torch.Tensor  # (K, B) float32: γ^m, 0 after a termination (truncation bootstraps)
+    return_to_go: torch.Tensor  # (K, B) float32
+    rtg_valid: torch.Tensor  # (K, B) float32: 1 where return_to_go is an exact return
 
 
 _COLUMNS = ("obs", "next_obs", "action", "reward", "terminated", "return_to_go", "rtg_valid",
@@ -126,8 +128,23 @@ class ReplayBuffer:
             getattr(self, name)[:self.size] = arrays[name]
         self.position = position
 
-    def sample(self, batch_size: int) -> Batch:
-        idx = self.rng.integers(0, self.size, size=batch_size)
-        return Batch(*(torch.from_numpy(array[idx]) for array in (
-            self.obs, self.action, self.bootstrap_reward, self.bootstrap_obs, self.discount,
-            self.return_to_go, self.rtg_valid)))
+    def sample_into(self, out: Sequence[np.ndarray]) -> None:
+        """Fill ``out`` (the :class:`Batch` fields in order, ``batch_size`` rows each) with
+        transitions drawn uniformly with replacement: written in place, so a training run
+        reuses one set of arrays, shared with torch, for every batch."""
+        idx = self.rng.integers(0, self.size, size=len(out[0]))
+        for array, column in zip(out, (self.obs, self.action, self.bootstrap_reward,
+                                       self.bootstrap_obs, self.discount, self.return_to_go,
+                                       self.rtg_valid), strict=True):
+            np.take(column, idx, axis=0, out=array)
+
+
+def batch_arrays(members: int, batch_size: int, obs_dim: int) -> tuple[list[np.ndarray], Batch]:
+    """Arrays for :meth:`ReplayBuffer.sample_into`, one block per member, and the
+    :class:`Batch` of tensors sharing their memory (leading member axis)."""
+    rows = (members, batch_size)
+    arrays = [np.zeros((*rows, obs_dim), np.float32), np.zeros((*rows, 1), np.int64),
+              np.zeros(rows, np.float32), np.zeros((*rows, obs_dim), np.float32),
+              np.zeros(rows, np.float32), np.zeros(rows, np.float32),
+              np.zeros(rows, np.float32)]
+    return arrays, Batch(*(torch.from_numpy(array) for array in arrays))
