@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from hindsight_rl.core.config import DQNConfig, EnvConfig, NetworkConfig
-from hindsight_rl.core.dqn import train_dqn
+from hindsight_rl.core.dqn import Member, train_dqn
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.training import fresh_network
 
@@ -33,7 +33,7 @@ def seconds(env_id: str, learning_starts: int, settings: dict) -> float:
     network = fresh_network(env, NetworkConfig(), 0,
                             np.zeros((0, env_info(env).obs_dim), np.float32))
     start = time.perf_counter()
-    train_dqn(network, env, config, seed=0, eval_seeds=[1_000_000])
+    train_dqn([Member(network, seed=0)], env, config, eval_seeds=[1_000_000])
     return time.perf_counter() - start
 
 

@@ -105,8 +105,7 @@ def run_ours(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> di
     from hindsight_rl.core.training import train_from_scratch
 
     timer = CallTimer()
-    dqn._train_burst = timer.wrap(dqn._train_burst, lambda run, config, label:
-                                  config.gradient_steps)
+    dqn._train_burst = timer.wrap(dqn._train_burst, lambda run, config: config.gradient_steps)
     evals = CallTimer()
     dqn.GreedyEvaluator.run = evals.wrap(dqn.GreedyEvaluator.run, lambda *a: 0)
     env = EnvConfig(id=env_id)
@@ -116,8 +115,8 @@ def run_ours(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> di
     collect = CollectConfig(steps=WARM_STEPS, policy="uniform", seed=seed)
     act = behaviour_policy(collect, env_info(env).n_actions, None, np.random.default_rng(seed))
     warm = collect_rollouts(env, WARM_STEPS, act, seed)
-    policy, history = train_from_scratch(env, NetworkConfig(hidden_sizes=hidden), config, seed,
-                                         warm, eval_seeds(), label=f"ours {env_id}")
+    [(policy, history)] = train_from_scratch(env, NetworkConfig(hidden_sizes=hidden), config,
+                                             {seed: warm}, eval_seeds(), label=f"ours {env_id}")
     seconds = time.perf_counter() - start
     curve = history[history["metric"] == "eval_return"]
     return _record(env_id, seconds, curve["env_step"].to_numpy(), curve["value"].to_numpy(),

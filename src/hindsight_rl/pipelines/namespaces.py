@@ -55,6 +55,31 @@ def ablation_runs() -> dict[str, dict[str, tuple[int, ...]]]:
         return {}
 
 
+def ablation_budget(target_name: str) -> int | None:
+    """The ablation's env-step budget on ``target_name`` (None when it does not parse)."""
+    try:
+        return from_mapping(AblationConfig, _parameters().get("ablation"),
+                            "ablation").budgets.get(target_name)
+    except ConfigError:
+        return None
+
+
+def training_cost(target_name: str, seeds: int, budget: int | None = None) -> float:
+    """Thousands of env steps plus sampled rows of gradient updates that ``seeds`` training
+    runs on ``target_name`` take (``budget`` env steps instead of the target's own): the
+    ``cost_`` tag :class:`hindsight_rl.runners.ParallelRunner` schedules by. 1 when the
+    target's parameters do not parse (the parameter check names the error when a run
+    starts)."""
+    try:
+        dqn = from_mapping(TargetConfig, _parameters().get("targets", {}).get(target_name),
+                           f"targets.{target_name}").dqn
+    except ConfigError:
+        return 1.0
+    steps = budget or dqn.total_steps
+    updates = max(0, steps - dqn.learning_starts) / dqn.train_freq * dqn.gradient_steps
+    return seeds * (steps + updates * dqn.batch_size) / 1000
+
+
 def _parameters() -> dict[str, Any]:
     return _load_parameters(_project_root(Path.cwd()), os.environ.get("KEDRO_ENV", "local"))
 

@@ -7,11 +7,14 @@ from kedro.pipeline import Node, Pipeline
 from hindsight_rl.pipelines import source, target
 from hindsight_rl.pipelines.ablation.nodes import ablation_report, summarise_target, train_arm
 from hindsight_rl.pipelines.namespaces import (
+    ablation_budget,
     ablation_runs,
     node_reading_seed_branches,
     seed_groups,
+    training_cost,
     with_arguments,
 )
+from hindsight_rl.runners.parallel_runner import cost_tag
 
 SETTINGS = {"params:ablation", "params:evaluation", "params:runtime"}
 
@@ -23,7 +26,8 @@ def one_group(target_name: str, arm: str, seeds: tuple[int, ...]) -> Pipeline:
         with_arguments(train_arm, target_name=target_name, arm=arm, seeds=seeds),
         inputs=["pretrained_policy", "hindsight_dataset", "params:target", "params:ablation",
                 "params:evaluation", "params:runtime"],
-        outputs=[f"seed_{seed}.run" for seed in seeds], name="train_arm")
+        outputs=[f"seed_{seed}.run" for seed in seeds], name="train_arm",
+        tags=[cost_tag(training_cost(target_name, len(seeds), ablation_budget(target_name)))])
     namespace = f"ablation.{target_name}.{arm}"
     group = (f"seed_{seeds[0]}" if len(seeds) == 1
              else "seeds_" + "_".join(str(seed) for seed in seeds))

@@ -3,15 +3,17 @@ control ``train_scratch`` (``mountaincar.seeds_0_1_2.finetune``; ``mountaincar.s
 with ``runtime.seeds_per_node: 1``). Every seed saves its own datasets
 (``mountaincar.seed_0.finetuned_policy``) whichever group trained it."""
 
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
 
 from hindsight_rl.pipelines.finetune.nodes import finetune, train_scratch
 from hindsight_rl.pipelines.namespaces import (
     node_reading_seed_branches,
     per_seed_group,
     per_target,
+    training_cost,
     with_arguments,
 )
+from hindsight_rl.runners.parallel_runner import cost_tag
 
 SETTINGS = ["params:target", "params:evaluation", "params:runtime"]
 
@@ -32,5 +34,14 @@ def one_group(seeds: tuple[int, ...]) -> Pipeline:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return per_target(lambda seeds: per_seed_group(
+    pipeline = per_target(lambda seeds: per_seed_group(
         one_group, seeds, shared={"pretrained_policy", "hindsight_dataset"}))
+    return Pipeline([_with_cost(node) for node in pipeline.nodes])
+
+
+def _with_cost(node: Node) -> Node:
+    """The node tagged with its training cost, for hindsight_rl.runners.ParallelRunner
+    (namespace ``<target>.seeds_0_1_2`` or ``<target>.seed_0``)."""
+    target, group = node.namespace.split(".")[:2]
+    seeds = len(group.removeprefix("seeds_").removeprefix("seed_").split("_"))
+    return node.tag(cost_tag(training_cost(target, seeds)))
