@@ -12,6 +12,7 @@ from kedro.framework.startup import bootstrap_project
 
 from hindsight_rl.core.config import ConfigError
 from hindsight_rl.core.policy_file import NumpyPolicy
+from hindsight_rl.runners import ParallelRunner
 from tests.conftest import copy_project
 from tests.pipelines.conftest import run_session, versions
 
@@ -75,7 +76,7 @@ def test_runs_reproduce_datasets_and_weights(two_runs):
                [p.read_bytes() for p in sorted(second.rglob("*.*"))], path
 
 
-def test_seeds_per_node_changes_the_tasks_not_the_weights(two_runs, tmp_path):
+def test_one_node_per_seed_in_parallel_processes_gives_the_same_weights(two_runs, tmp_path):
     project, first, _ = two_runs
     alone = copy_project(tmp_path)
     parameters = alone / "conf/smoke/parameters.yml"
@@ -88,7 +89,7 @@ def test_seeds_per_node_changes_the_tasks_not_the_weights(two_runs, tmp_path):
         names = {node.name for node in pipelines["__default__"].nodes}
         assert {f"{target}.seed_{seed}.{stage}" for target in TARGETS for seed in SEEDS
                 for stage in ("finetune", "train_scratch")} <= names
-        run_session(alone)
+        run_session(alone, runner=ParallelRunner())
     bootstrap_project(project)
     for target in TARGETS:
         for seed in SEEDS:

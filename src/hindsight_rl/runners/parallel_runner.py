@@ -75,9 +75,9 @@ class ParallelRunner(KedroParallelRunner):
                                key=lambda n: (-priority[n], n.name))
                 for node in ready[:workers - len(futures)]:
                     todo.discard(node)
-                    task = Task(node=node, catalog=catalog, hook_manager=hook_manager,
-                                is_async=self._is_async, run_id=run_id)
-                    task.parallel = True
+                    # Workers build their own hook manager, as under Kedro's runner.
+                    task = Task(node=node, catalog=catalog, is_async=self._is_async,
+                                run_id=run_id, parallel=True)
                     futures.add(executor.submit(task))
                 if not futures:
                     raise RuntimeError(f"nodes {sorted(n.name for n in todo)} can never run: "
