@@ -299,16 +299,3 @@ def test_members_stopping_on_the_threshold_train_one_after_another(corridor, tin
     alone = train_dqn(_members([1], tiny_network), corridor, config, [10, 11])[0]
     assert results[1].env_steps == alone.env_steps < config.total_steps
     pd.testing.assert_frame_equal(results[1].history, alone.history)
-
-
-def test_acting_follows_the_weights_being_trained(corridor, tiny_network, tiny_dqn,
-                                                  monkeypatch):
-    made = []
-    real = dqn.q_function
-    monkeypatch.setattr(dqn, "q_function", lambda network: made.append(real(network))
-                        or made[-1])
-    result = train_one(QNetwork(1, 2, tiny_network), corridor, replace(tiny_dqn, keep="last"))
-    (q_values,) = made
-    obs = np.array([[0.0]], np.float32)  # one row: the numpy path acting takes
-    np.testing.assert_allclose(q_values(obs), result.network(torch.from_numpy(obs)).detach(),
-                               rtol=1e-5)

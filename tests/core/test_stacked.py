@@ -1,5 +1,6 @@
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -154,3 +155,11 @@ def test_target_update_copies_current_weights_without_sharing_them():
         assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True))
     online.biases[-1].add_(1.0)
     assert not torch.equal(online.biases[-1], target.biases[-1])
+
+
+def test_acting_q_values_follow_the_weights_as_they_train():
+    stack = StackedQ(_networks([0, 1]))
+    obs = torch.randn(2, OBS)
+    stack.flat.mul_(1.5)  # an update in place, after the numpy views were taken
+    expected, _ = stack.forward(obs[:, None, :])
+    np.testing.assert_allclose(stack.q_values(obs.numpy()), expected[:, 0].numpy(), rtol=1e-5)

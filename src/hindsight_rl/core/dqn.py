@@ -204,14 +204,15 @@ class _Seed:
                                warm_start.return_to_go, warm_start.rtg_valid,
                                warm_start.bootstrap(config.gamma, config.n_step))
 
-    def act_and_step(self, step: int, epsilon: float, env_config: EnvConfig,
-                     config: DQNConfig, her_k: int) -> None:
-        """One ε-greedy env step stored in the buffer; an ended episode is labelled (and
-        relabelled with HER) before the env resets. ``step`` counts this one."""
+    def act_and_step(self, step: int, epsilon: float, q_values: np.ndarray,
+                     env_config: EnvConfig, config: DQNConfig, her_k: int) -> None:
+        """One ε-greedy env step (greedy on ``q_values`` of the current observation) stored
+        in the buffer; an ended episode is labelled (and relabelled with HER) before the env
+        resets. ``step`` counts this one."""
         if self.rng.random() < epsilon:
             action = int(self.rng.integers(self.network.n_actions))
         else:
-            action = int(self.q_values(self.obs[None])[0].argmax())
+            action = int(q_values.argmax())
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         self.episode_slots.append(self.buffer.add(self.obs, action, reward, next_obs,
                                                   terminated))
@@ -379,8 +380,9 @@ def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfi
             epsilon = epsilon_at(run.step, config)
             run.step += 1
             step = run.step
-            for seed in seeds:
-                seed.act_and_step(step, epsilon, env_config, config, her_k)
+            q_values = online.q_values(np.stack([seed.obs for seed in seeds]))
+            for seed, member_q in zip(seeds, q_values, strict=True):
+                seed.act_and_step(step, epsilon, member_q, env_config, config, her_k)
             if frozen and not run.unfrozen and unfreeze_after_steps is not None \
                     and step >= unfreeze_after_steps:
                 run.unfreeze()

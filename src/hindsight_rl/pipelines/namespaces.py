@@ -64,20 +64,23 @@ def ablation_budget(target_name: str) -> int | None:
         return None
 
 
-def training_cost(target_name: str, seeds: int, budget: int | None = None) -> float:
-    """Thousands of env steps plus sampled rows of gradient updates that ``seeds`` training
-    runs on ``target_name`` take (``budget`` env steps instead of the target's own): the
-    ``cost_`` tag :class:`hindsight_rl.runners.ParallelRunner` schedules by. 1 when the
-    target's parameters do not parse (the parameter check names the error when a run
-    starts)."""
+def training_cost(target_name: str, seeds: int, fine_tuned: bool,
+                  budget: int | None = None) -> float:
+    """Thousands of env steps plus sampled rows through the big products of gradient
+    updates that ``seeds`` runs on ``target_name`` take (``budget`` env steps instead of the
+    target's own): the ``cost_`` tag :class:`hindsight_rl.runners.ParallelRunner` schedules
+    by. An update is five trunk-sized products per row (three forward passes, two backward
+    ones), four when fine-tuning leaves the trunk frozen. 1 when the target's parameters do
+    not parse (the parameter check names the error when a run starts)."""
     try:
-        dqn = from_mapping(TargetConfig, _parameters().get("targets", {}).get(target_name),
-                           f"targets.{target_name}").dqn
+        target = from_mapping(TargetConfig, _parameters().get("targets", {}).get(target_name),
+                              f"targets.{target_name}")
     except ConfigError:
         return 1.0
-    steps = budget or dqn.total_steps
+    dqn, steps = target.dqn, budget or target.dqn.total_steps
     updates = max(0, steps - dqn.learning_starts) / dqn.train_freq * dqn.gradient_steps
-    return seeds * (steps + updates * dqn.batch_size) / 1000
+    products = 4 if fine_tuned and "trunk" in target.finetune.frozen else 5
+    return seeds * (steps + updates * dqn.batch_size * products / 5) / 1000
 
 
 def _parameters() -> dict[str, Any]:

@@ -27,7 +27,8 @@ def one_group(target_name: str, arm: str, seeds: tuple[int, ...]) -> Pipeline:
         inputs=["pretrained_policy", "hindsight_dataset", "params:target", "params:ablation",
                 "params:evaluation", "params:runtime"],
         outputs=[f"seed_{seed}.run" for seed in seeds], name="train_arm",
-        tags=[cost_tag(training_cost(target_name, len(seeds), ablation_budget(target_name)))])
+        tags=[cost_tag(training_cost(target_name, len(seeds), fine_tuned=arm != "scratch",
+                                     budget=ablation_budget(target_name)))])
     namespace = f"ablation.{target_name}.{arm}"
     group = (f"seed_{seeds[0]}" if len(seeds) == 1
              else "seeds_" + "_".join(str(seed) for seed in seeds))

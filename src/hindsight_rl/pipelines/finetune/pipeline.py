@@ -44,4 +44,5 @@ def _with_cost(node: Node) -> Node:
     (namespace ``<target>.seeds_0_1_2`` or ``<target>.seed_0``)."""
     target, group = node.namespace.split(".")[:2]
     seeds = len(group.removeprefix("seeds_").removeprefix("seed_").split("_"))
-    return node.tag(cost_tag(training_cost(target, seeds)))
+    return node.tag(cost_tag(training_cost(target, seeds, fine_tuned=node.name.endswith(
+        ".finetune"))))
