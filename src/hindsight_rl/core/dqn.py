@@ -188,7 +188,7 @@ class _Seed:
         self.buffer = ReplayBuffer(replay_capacity(config, her_k), member.network.obs_dim,
                                    self.rng, config.gamma)
         self.history = _History()
-        self.q_values = q_function(member.network)
+        self.q_values = q_function(member.network)  # for evaluation; acting uses the stack
         self.best_return = -np.inf
         self.best_state: dict[str, torch.Tensor] | None = None
         self.last_finite_loss = float("nan")
@@ -358,7 +358,7 @@ def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfi
     seeds = [_Seed(member, env_config, config, her_k, label) for member in members]
     target = StackedQ([copy.deepcopy(m.network) for m in members])
     run = _Run(seeds, online, target, StackedAdam(online, config.learning_rate),
-               batch_arrays(len(members), config.batch_size, online.shift.shape[-1]),
+               batch_arrays(len(members), config.batch_size, members[0].network.obs_dim),
                step=start.pop())
     evaluator = GreedyEvaluator(env_config, eval_seeds)
     stop_at = env_info(env_config).reward_threshold if config.stop_on_threshold else None

@@ -39,10 +39,10 @@ class StackedQ:
 
     def __init__(self, networks: Sequence[QNetwork], frozen: Sequence[str] = ()) -> None:
         members = [network.linear_layers() for network in networks]
-        shapes = {tuple((name, tuple(layer.weight.shape)) for name, layer in member)
-                  for member in members}
-        if len(shapes) != 1:
-            raise ValueError(f"networks to stack must have one shape, got {sorted(shapes)}")
+        signatures = {tuple((name, tuple(layer.weight.shape)) for name, layer in member)
+                      for member in members}
+        if len(signatures) != 1:
+            raise ValueError(f"networks to stack must have one shape, got {sorted(signatures)}")
         self.names = [name for name, _ in members[0]]
         self.trainable = [name.split(".")[0] not in frozen for name in self.names]
         # Tensor t is layer t // 2's weight (even t) or bias (odd t).
