@@ -120,22 +120,3 @@ def unprefixed(prefix: str, tensors: Mapping[str, torch.Tensor]) -> dict[str, to
     start = len(prefix) + 1
     return {name[start:]: tensor for name, tensor in tensors.items()
             if name.startswith(f"{prefix}.")}
-
-
-def optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor],
-                                                                list[dict[str, Any]]]:
-    """An optimiser's state as flat tensors plus its param groups as JSON-able dicts."""
-    state = optimizer.state_dict()
-    tensors = {f"{index}.{name}": value.detach().clone()
-               for index, values in state["state"].items() for name, value in values.items()}
-    return tensors, state["param_groups"]
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
-                         groups: list[dict[str, Any]]) -> None:
-    """Inverse of :func:`optimizer_state`."""
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -6,8 +6,6 @@ hidden and is what carries over between tasks, ``head`` gives one Q-value per ac
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -119,14 +117,3 @@ def transfer_parts(source: QNetwork, target: QNetwork) -> list[str]:
                 f"{ {k: tuple(v.shape) for k, v in src.items()} } vs "
                 f"{ {k: tuple(v.shape) for k, v in dst.items()} }; use the same hidden_sizes")
     return copied
-
-
-def set_frozen(network: QNetwork, parts: Iterable[str], frozen: bool = True) -> None:
-    """Turn gradients of the named parts off (or back on)."""
-    for name in parts:
-        for parameter in network.part(name).parameters():
-            parameter.requires_grad_(not frozen)
-
-
-def trainable_parameters(network: QNetwork) -> list[nn.Parameter]:
-    return [p for p in network.parameters() if p.requires_grad]
