@@ -128,19 +128,24 @@ def seed_groups(seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
     return group_seeds(seeds, None if size is None else max(1, int(size)))
 
 
+def group_namespace(group: tuple[int, ...]) -> str:
+    """``seed_<n>`` for one seed, ``seeds_<a>_<b>…`` for several."""
+    if len(group) == 1:
+        return f"seed_{group[0]}"
+    return "seeds_" + "_".join(str(seed) for seed in group)
+
+
 def per_seed_group(template: Callable[[tuple[int, ...]], Pipeline], seeds: tuple[int, ...],
                    shared: set[str]) -> Pipeline:
-    """``template(group)`` once per group of seeds (:func:`seed_groups`), namespaced
-    ``seed_<n>.`` for a single seed and ``seeds_<a>_<b>….`` for several. Its outputs
+    """``template(group)`` once per group of seeds (:func:`seed_groups`), namespaced by
+    :func:`group_namespace`. Its outputs
     (``seed_<n>.…``, one branch of datasets per seed), the ``shared`` datasets and every
     parameter keep their names (the target namespace maps them next)."""
     branches = []
     for group in seed_groups(seeds):
         pipeline = template(group)
         parameters = {p for p in pipeline.inputs() if p.startswith("params:")}
-        namespace = (f"seed_{group[0]}" if len(group) == 1
-                     else "seeds_" + "_".join(str(seed) for seed in group))
-        branches.append(Pipeline(pipeline, namespace=namespace,
+        branches.append(Pipeline(pipeline, namespace=group_namespace(group),
                                  inputs=shared & set(pipeline.inputs()) or None,
                                  outputs=pipeline.outputs() or None,
                                  parameters=parameters or None))

@@ -9,6 +9,7 @@ from hindsight_rl.pipelines.ablation.nodes import ablation_report, summarise_tar
 from hindsight_rl.pipelines.namespaces import (
     ablation_budget,
     ablation_runs,
+    group_namespace,
     node_reading_seed_branches,
     seed_groups,
     training_cost,
@@ -30,9 +31,7 @@ def one_group(target_name: str, arm: str, seeds: tuple[int, ...]) -> Pipeline:
         tags=[cost_tag(training_cost(target_name, len(seeds), fine_tuned=arm != "scratch",
                                      budget=ablation_budget(target_name)))])
     namespace = f"ablation.{target_name}.{arm}"
-    group = (f"seed_{seeds[0]}" if len(seeds) == 1
-             else "seeds_" + "_".join(str(seed) for seed in seeds))
-    return Pipeline([node], namespace=f"{namespace}.{group}",
+    return Pipeline([node], namespace=f"{namespace}.{group_namespace(seeds)}",
                     inputs={"pretrained_policy": "pretrained_policy",
                             "hindsight_dataset": f"{target_name}.hindsight_dataset"},
                     outputs={f"seed_{seed}.run": f"{namespace}.seed_{seed}.run"

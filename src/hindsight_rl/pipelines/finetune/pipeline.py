@@ -41,8 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 def _with_cost(node: Node) -> Node:
     """The node tagged with its training cost, for hindsight_rl.runners.ParallelRunner
-    (namespace ``<target>.seeds_0_1_2`` or ``<target>.seed_0``)."""
-    target, group = node.namespace.split(".")[:2]
-    seeds = len(group.removeprefix("seeds_").removeprefix("seed_").split("_"))
-    return node.tag(cost_tag(training_cost(target, seeds, fine_tuned=node.name.endswith(
-        ".finetune"))))
+    (outputs ``<target>.seed_<n>.…``, two per seed)."""
+    seeds = {output.split(".")[1] for output in node.outputs}
+    return node.tag(cost_tag(training_cost(node.namespace.split(".")[0], len(seeds),
+                                           fine_tuned=node.name.endswith(".finetune"))))
