@@ -158,9 +158,10 @@ def with_arguments(func: Callable[..., Any], **fixed: Any) -> Callable[..., Any]
     return functools.update_wrapper(functools.partial(func, **fixed), func)
 
 
-def node_reading_seed_branches(func: Callable[..., Any], **kwargs: Any) -> Node:
-    """A target-level node whose inputs include seed branches' datasets (``seed_0.…``):
-    dotted on purpose, so Kedro's warning about dots in dataset names is silenced here."""
+def node_on_seed_branches(func: Callable[..., Any], **kwargs: Any) -> Node:
+    """A node that reads or writes seed branches' datasets (``seed_0.…``) from outside their
+    namespace: dotted on purpose, so Kedro's warning about dots in dataset names is silenced
+    here."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
         return Node(func, **kwargs)

@@ -10,7 +10,7 @@ from hindsight_rl.pipelines.namespaces import (
     ablation_budget,
     ablation_runs,
     group_namespace,
-    node_reading_seed_branches,
+    node_on_seed_branches,
     seed_groups,
     training_cost,
     with_arguments,
@@ -23,7 +23,7 @@ SETTINGS = {"params:ablation", "params:evaluation", "params:runtime"}
 def one_group(target_name: str, arm: str, seeds: tuple[int, ...]) -> Pipeline:
     """One ``train_arm`` task for a group of seeds (``runtime.seeds_per_node``), saving a run
     table per seed: ``ablation.mountaincar.her.seed_3.run``."""
-    node = node_reading_seed_branches(
+    node = node_on_seed_branches(
         with_arguments(train_arm, target_name=target_name, arm=arm, seeds=seeds),
         inputs=["pretrained_policy", "hindsight_dataset", "params:target", "params:ablation",
                 "params:evaluation", "params:runtime"],
@@ -43,7 +43,7 @@ def one_group(target_name: str, arm: str, seeds: tuple[int, ...]) -> Pipeline:
 def summary(target_name: str, arms: dict[str, tuple[int, ...]]) -> Node:
     runs = {f"{arm}_seed_{seed}": f"ablation.{target_name}.{arm}.seed_{seed}.run"
             for arm, seeds in arms.items() for seed in seeds}
-    return node_reading_seed_branches(
+    return node_on_seed_branches(
         with_arguments(summarise_target, target_name=target_name),
         inputs={"target": f"params:targets.{target_name}", "ablation": "params:ablation",
                 "evaluation": "params:evaluation", **runs},
@@ -57,7 +57,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         return Pipeline([])
     runs = [one_group(name, arm, group) for name, arms in plan.items()
             for arm, seeds in arms.items() for group in seed_groups(seeds)]
-    report = node_reading_seed_branches(
+    report = node_on_seed_branches(
         ablation_report, inputs={f"{name}_summary": f"ablation.{name}.summary" for name in plan},
         outputs="ablation_report", name="report", namespace="ablation")
     collect = [node for node in target.create_pipeline().nodes

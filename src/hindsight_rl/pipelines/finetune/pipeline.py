@@ -7,7 +7,7 @@ from kedro.pipeline import Node, Pipeline
 
 from hindsight_rl.pipelines.finetune.nodes import finetune, train_scratch
 from hindsight_rl.pipelines.namespaces import (
-    node_reading_seed_branches,
+    node_on_seed_branches,
     per_seed_group,
     per_target,
     training_cost,
@@ -23,11 +23,11 @@ def one_group(seeds: tuple[int, ...]) -> Pipeline:
         return [f"seed_{seed}.{name}" for seed in seeds for name in (policy, history)]
 
     return Pipeline([
-        node_reading_seed_branches(
+        node_on_seed_branches(
             with_arguments(finetune, seeds=seeds),
             inputs=["pretrained_policy", "hindsight_dataset", *SETTINGS],
             outputs=outputs("finetuned_policy", "finetune_history"), name="finetune"),
-        node_reading_seed_branches(
+        node_on_seed_branches(
             with_arguments(train_scratch, seeds=seeds), inputs=["pretrained_policy", *SETTINGS],
             outputs=outputs("scratch_policy", "scratch_history"), name="train_scratch"),
     ])

@@ -6,13 +6,13 @@ one ``--load-versions pretrained_policy:<v>`` pins) + evaluation + promotion.
 
 from kedro.pipeline import Pipeline
 
-from hindsight_rl.pipelines.namespaces import node_reading_seed_branches, per_target
+from hindsight_rl.pipelines.namespaces import node_on_seed_branches, per_target
 from hindsight_rl.pipelines.retrain.nodes import promote
 
 
 def template(seeds: tuple[int, ...]) -> Pipeline:
     finetuned = {f"seed_{seed}": f"seed_{seed}.finetuned_policy" for seed in seeds}
-    return Pipeline([node_reading_seed_branches(
+    return Pipeline([node_on_seed_branches(
         promote, inputs={"current_champion": "current_champion", "target": "params:target",
                          "evaluation": "params:evaluation", **finetuned},
         outputs=["champion_policy", "promotion"], name="promote")])
