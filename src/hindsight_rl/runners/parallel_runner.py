@@ -27,6 +27,8 @@ from kedro.runner import ParallelRunner as KedroParallelRunner
 from kedro.runner.task import Task
 from pluggy import PluginManager
 
+from hindsight_rl.runners.completion import record_finished
+
 COST_TAG = "cost_"
 
 
@@ -83,14 +85,4 @@ class ParallelRunner(KedroParallelRunner):
                     raise RuntimeError(f"nodes {sorted(n.name for n in todo)} can never run: "
                                        "their inputs are never produced")
                 finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    try:
-                        node = future.result()
-                    except Exception:
-                        self._suggest_resume_scenario(pipeline, done_nodes, catalog)
-                        raise
-                    done_nodes.add(node)
-                    self._logger.info("Completed node: %s", node.name)
-                    self._logger.info("Completed %d out of %d tasks", len(done_nodes),
-                                      len(pipeline.nodes))
-                    self._release_datasets(node, catalog, load_counts, pipeline)
+                record_finished(self, finished, pipeline, catalog, done_nodes, load_counts)
