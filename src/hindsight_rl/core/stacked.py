@@ -72,6 +72,7 @@ class StackedQ:
         self.scale = torch.stack([network.obs_scale for network in networks])[:, None]
         self._numpy = [(w.numpy().swapaxes(1, 2), b.numpy())
                        for w, b in zip(self.weights, self.biases, strict=True)]
+        self._numpy_shift, self._numpy_scale = self.shift.numpy(), self.scale.numpy()
 
     @property
     def parts(self) -> list[str]:
@@ -107,7 +108,7 @@ class StackedQ:
         """Q-values ``(K, n_actions)`` of one observation per member ``(K, obs_dim)``, in
         numpy on views of the current weights: acting asks for one row per member every env
         step, where torch's per-call overhead would be several times the arithmetic."""
-        x = (obs[:, None, :].astype(np.float32) - self.shift.numpy()) * self.scale.numpy()
+        x = (obs[:, None, :].astype(np.float32) - self._numpy_shift) * self._numpy_scale
         for i, (weight, bias) in enumerate(self._numpy):
             x = np.matmul(x, weight) + bias
             if i < len(self._numpy) - 1:
