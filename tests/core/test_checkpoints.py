@@ -1,8 +1,11 @@
+import json
 import logging
 
 import numpy as np
 import pandas as pd
 import pytest
+import safetensors
+import safetensors.torch
 import torch
 
 from hindsight_rl.core import dqn
@@ -80,4 +83,20 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path, monkeypatch, tiny_netwo
     (path,) = tmp_path.glob("*.safetensors")
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="delete it to start this run afresh"):
+        _train(tiny_network, checkpoints)
+
+
+def test_checkpoint_of_another_format_version_is_a_clear_error(tmp_path, monkeypatch,
+                                                               tiny_network):
+    checkpoints = Checkpoints(tmp_path, interval=100)
+    _interrupt_at(monkeypatch, 500)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_network, checkpoints)
+    (path,) = tmp_path.glob("*.safetensors")
+    tensors = safetensors.torch.load(path.read_bytes())
+    document = json.loads(safetensors.safe_open(path, "pt").metadata()["hindsight_rl"])
+    document["format_version"] = 1  # before the stacked seeds' member-by-member layout
+    path.write_bytes(safetensors.torch.save(
+        tensors, metadata={"hindsight_rl": json.dumps(document)}))
+    with pytest.raises(CheckpointError, match="v2 file .*delete it to start this run afresh"):
         _train(tiny_network, checkpoints)

@@ -37,8 +37,8 @@ def test_rows_bootstrap_one_step_until_their_episode_is_labelled():
 def test_sampling_fills_each_members_block_with_stored_transitions():
     buffer = ReplayBuffer(16, 1, np.random.default_rng(0), gamma=0.9)
     _fill(buffer, range(10))
-    arrays, batch = batch_arrays(members=2, batch_size=32, obs_dim=1)
-    buffer.sample_into([array[1] for array in arrays])
+    (table, action), batch = batch_arrays(members=2, batch_size=32, obs_dim=1)
+    buffer.sample_into(table[1], action[1])
     assert batch.obs.shape == (2, 32, 1) and batch.action.shape == (2, 32, 1)
     # Each sampled row is one stored transition: next_obs = obs + 1 in _fill.
     assert (batch.next_obs[1] - batch.obs[1]).eq(1).all()

@@ -114,13 +114,13 @@ def test_each_member_is_clipped_as_torch_clips_one_network(scale):
     assert (total < 10.0 + 1e-3) and (total < 9.0) == (scale < 1)
 
 
-def test_adam_is_torchs_bit_for_bit_and_unfrozen_layers_count_their_own_steps():
+def test_adam_is_torchs_fused_adam_bit_for_bit_and_unfrozen_layers_count_their_own_steps():
     networks = _networks([0, 1])
     references = [copy.deepcopy(n) for n in networks]
     stack = StackedQ(networks, frozen=("trunk",))
     adam = StackedAdam(stack, learning_rate=0.01)
     torches = [torch.optim.Adam([p for name, p in n.named_parameters()
-                                 if not name.startswith("trunk")], lr=0.01, foreach=False)
+                                 if not name.startswith("trunk")], lr=0.01, fused=True)
                for n in references]
     torch.manual_seed(0)
     for step in range(6):

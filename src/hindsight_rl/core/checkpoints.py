@@ -31,7 +31,7 @@ from hindsight_rl.core.policy_file import metadata_document
 logger = logging.getLogger(__name__)
 
 FORMAT = "hindsight-rl/training-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Adam moments member by member (stacked seeds)
 _METADATA_KEY = "hindsight_rl"
 
 
@@ -81,7 +81,9 @@ class Checkpoints:
                                   "delete it to start this run afresh") from None
         if (document.get("format"), document.get("format_version")) != (FORMAT,
                                                                          FORMAT_VERSION):
-            raise CheckpointError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} file")
+            raise CheckpointError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} file (written by "
+                                  "another version of hindsight-rl?); delete it to start this "
+                                  "run afresh")
         if document.get("key") != key:
             raise CheckpointError(f"{path}: belongs to another run; delete it")
         logger.info("%s: resuming from %s (env step %d)", label, path, document["step"])

@@ -282,7 +282,7 @@ class _Run:
     online: StackedQ
     target: StackedQ
     adam: StackedAdam
-    batch: tuple[list[np.ndarray], Batch]
+    batch: tuple[tuple[np.ndarray, np.ndarray], Batch]
     """Arrays every batch is sampled into, and the tensors sharing them."""
     step: int = 0
     unfrozen: bool = False
@@ -461,10 +461,10 @@ def _train_burst(run: _Run, config: DQNConfig) -> None:
     loss and the weights are finite; records the losses, or stops the run naming the
     member, the step and its last finite loss."""
     total = torch.zeros(len(run.seeds))
-    arrays, batch = run.batch
+    (table, action), batch = run.batch
     for _ in range(config.gradient_steps):
-        for seed, block in zip(run.seeds, zip(*arrays, strict=True), strict=True):
-            seed.buffer.sample_into(block)
+        for k, seed in enumerate(run.seeds):
+            seed.buffer.sample_into(table[k], action[k])
         loss, q_gradient, inputs = dqn_loss(batch, run.online, run.target, config)
         run.online.backward(q_gradient, inputs)
         run.online.clip_gradients(config.max_grad_norm)

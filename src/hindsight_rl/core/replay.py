@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -41,16 +40,15 @@ class ReplayBuffer:
         self.capacity = capacity
         self.rng = rng
         self.gamma = gamma
-        self.obs = np.zeros((capacity, obs_dim), np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
+        # What a batch reads lies side by side in one table: one gather samples it all.
+        self._sampled = np.zeros((capacity, _table_width(obs_dim)), np.float32)
+        (self.obs, self.bootstrap_reward, self.bootstrap_obs, self.discount,
+         self.return_to_go, self.rtg_valid) = _table_columns(self._sampled, obs_dim)
         self.action = np.zeros((capacity, 1), np.int64)
+        self.next_obs = np.zeros((capacity, obs_dim), np.float32)
         self.reward = np.zeros(capacity, np.float32)
         self.terminated = np.zeros(capacity, np.float32)
-        self.return_to_go = np.zeros(capacity, np.float32)
-        self.rtg_valid = np.zeros(capacity, np.float32)
-        self.bootstrap_reward = np.zeros(capacity, np.float32)
-        self.bootstrap_obs = np.zeros((capacity, obs_dim), np.float32)
-        self.discount = np.zeros(capacity, np.float32)
+        self._uniform = np.zeros(0)
         self.position = 0
         self.size = 0
 
@@ -128,23 +126,38 @@ class ReplayBuffer:
             getattr(self, name)[:self.size] = arrays[name]
         self.position = position
 
-    def sample_into(self, out: Sequence[np.ndarray]) -> None:
-        """Fill ``out`` (the :class:`Batch` fields in order, ``batch_size`` rows each) with
+    def sample_into(self, table: np.ndarray, action: np.ndarray) -> None:
+        """Fill one member's block of :func:`batch_arrays` (``table``, ``action``) with
         transitions drawn uniformly with replacement: written in place, so a training run
-        reuses one set of arrays, shared with torch, for every batch."""
-        idx = self.rng.integers(0, self.size, size=len(out[0]))
-        for array, column in zip(out, (self.obs, self.action, self.bootstrap_reward,
-                                       self.bootstrap_obs, self.discount, self.return_to_go,
-                                       self.rtg_valid), strict=True):
-            np.take(column, idx, axis=0, out=array)
+        reuses one set of arrays, shared with torch, for every batch. Indices are
+        ``floor(u · size)``: ``Generator.integers`` costs more than the two gathers."""
+        if len(self._uniform) != len(action):
+            self._uniform = np.zeros(len(action))
+        uniform = self.rng.random(out=self._uniform)
+        index = np.multiply(uniform, self.size, out=uniform).astype(np.intp)
+        np.minimum(index, self.size - 1, out=index)  # u·size can round up to size
+        np.take(self._sampled, index, axis=0, out=table)
+        np.take(self.action, index, axis=0, out=action)
 
 
-def batch_arrays(members: int, batch_size: int, obs_dim: int) -> tuple[list[np.ndarray], Batch]:
-    """Arrays for :meth:`ReplayBuffer.sample_into`, one block per member, and the
-    :class:`Batch` of tensors sharing their memory (leading member axis)."""
-    rows = (members, batch_size)
-    arrays = [np.zeros((*rows, obs_dim), np.float32), np.zeros((*rows, 1), np.int64),
-              np.zeros(rows, np.float32), np.zeros((*rows, obs_dim), np.float32),
-              np.zeros(rows, np.float32), np.zeros(rows, np.float32),
-              np.zeros(rows, np.float32)]
-    return arrays, Batch(*(torch.from_numpy(array) for array in arrays))
+def _table_width(obs_dim: int) -> int:
+    return 2 * obs_dim + 4
+
+
+def _table_columns(table: np.ndarray, obs_dim: int) -> tuple[np.ndarray, ...]:
+    """Views of a sampled-columns table (rows last-but-one axis): obs, the bootstrap's reward
+    and observation, discount, return-to-go and its validity."""
+    d = obs_dim
+    return (table[..., :d], table[..., d], table[..., d + 1:2 * d + 1], table[..., 2 * d + 1],
+            table[..., 2 * d + 2], table[..., 2 * d + 3])
+
+
+def batch_arrays(members: int, batch_size: int, obs_dim: int
+                 ) -> tuple[tuple[np.ndarray, np.ndarray], Batch]:
+    """Arrays for :meth:`ReplayBuffer.sample_into` (member ``k``'s block is
+    ``(table[k], action[k])``) and the :class:`Batch` of tensors viewing them."""
+    table = torch.zeros(members, batch_size, _table_width(obs_dim))
+    action = torch.zeros(members, batch_size, 1, dtype=torch.int64)
+    obs, reward, next_obs, discount, return_to_go, rtg_valid = _table_columns(table, obs_dim)
+    return (table.numpy(), action.numpy()), Batch(obs, action, reward, next_obs, discount,
+                                                  return_to_go, rtg_valid)

@@ -6,10 +6,11 @@ policy files keep working on ordinary :class:`QNetwork` objects while the update
 the stack. Why: at 128-128 an update is about 0.6 ms of arithmetic and over a millisecond
 of PyTorch per-call overhead; stacked, the seeds of an arm pay the overhead once.
 
-Every stacked tensor is a view of one flat buffer (and every gradient of another), so Adam
-is a handful of elementwise operations over one tensor instead of a loop over six. Each
+Every stacked tensor is a view of one flat buffer (and every gradient of another) laid out
+member by member, so each member's parameters are one contiguous span: Adam is one fused
+kernel call over the members' spans and a member's gradient norm one reduction. Each
 member's arithmetic is the same whatever else shares the stack — a slice of a batched
-product is the product of the slice, Adam is elementwise, norms are taken per member — so a
+product is the product of the slice, Adam and the norm see the member's span alone — so a
 seed trains to the same weights alone or beside others (tests/core/test_dqn.py).
 
 The gradient is written out by hand: the network is linear layers and ReLUs, and its
@@ -33,8 +34,9 @@ class StackedQ:
     """``K`` same-shaped networks as stacked tensors: weights ``(K, out, in)``, biases
     ``(K, 1, out)``, input normalisation ``(K, 1, obs_dim)``.
 
-    Layers of ``frozen`` parts come last in the flat buffer, so the trainable ones are one
-    span of it (:attr:`trainable_span`) and unfreezing adds the other.
+    Member ``k``'s parameters are row ``k`` of :attr:`members` (a ``(K, member_size)``
+    view of the flat buffer), its frozen layers last, so its trainable layers are the first
+    :attr:`trainable_size` entries of the row and unfreezing adds the rest.
     """
 
     def __init__(self, networks: Sequence[QNetwork], frozen: Sequence[str] = ()) -> None:
@@ -45,21 +47,25 @@ class StackedQ:
             raise ValueError(f"networks to stack must have one shape, got {sorted(signatures)}")
         self.names = [name for name, _ in members[0]]
         self.trainable = [name.split(".")[0] not in frozen for name in self.names]
-        # Tensor t is layer t // 2's weight (even t) or bias (odd t).
-        shapes = [shape for _, layer in members[0] for shape in (
-            (len(networks), *layer.weight.shape), (len(networks), 1, layer.weight.shape[0]))]
+        # Tensor t is layer t // 2's weight (even t) or bias (odd t), shapes of one member.
+        shapes = [shape for _, layer in members[0]
+                  for shape in (tuple(layer.weight.shape), (1, layer.weight.shape[0]))]
         order = sorted(range(len(shapes)), key=lambda t: not self.trainable[t // 2])
         starts, end = {}, 0
-        self.trainable_span = 0
-        """Where the trainable layers' span of the flat buffer ends (the frozen ones' starts)."""
+        self.trainable_size = 0
+        """Parameters of a member's trainable layers: the head of its row."""
         for t in order:
             starts[t] = end
             end += math.prod(shapes[t])
             if self.trainable[t // 2]:
-                self.trainable_span = end
-        self.flat, self.grad = torch.zeros(end), torch.zeros(end)
-        tensors, grads = ([buffer[starts[t]:starts[t] + math.prod(shape)].view(shape)
-                           for t, shape in enumerate(shapes)] for buffer in (self.flat, self.grad))
+                self.trainable_size = end
+        self.member_size = end
+        count = len(networks)
+        self.flat, self.grad = torch.zeros(count * end), torch.zeros(count * end)
+        self.members, self.member_grads = self.flat.view(count, end), self.grad.view(count, end)
+        tensors, grads = ([rows[:, starts[t]:starts[t] + math.prod(shape)].view(count, *shape)
+                           for t, shape in enumerate(shapes)]
+                          for rows in (self.members, self.member_grads))
         self.weights, self.biases = tensors[0::2], tensors[1::2]
         self.weight_grads, self.bias_grads = grads[0::2], grads[1::2]
         for j, member in enumerate(members):
@@ -121,63 +127,68 @@ class StackedQ:
         gradient = q_gradient
         for i in reversed(range(len(self.weights))):
             if self.trainable[i]:
-                torch.bmm(gradient.mT, inputs[i], out=self.weight_grads[i])
-                torch.sum(gradient, dim=1, keepdim=True, out=self.bias_grads[i])
+                _weight_gradient(gradient, inputs[i], self.weight_grads[i])
+                self.bias_grads[i].copy_(gradient.sum(dim=1, keepdim=True))
             if i and any(self.trainable[:i]):
-                gradient = torch.bmm(gradient, self.weights[i]).mul_(inputs[i] > 0)
+                # ReLU's backward as autograd does it: one pass, where multiplying by
+                # ``inputs[i] > 0`` makes a mask and converts it (six times slower here).
+                gradient = torch.ops.aten.threshold_backward(
+                    torch.bmm(gradient, self.weights[i]), inputs[i], 0.0)
 
     def clip_gradients(self, max_norm: float) -> None:
-        """Each member's gradient scaled to a global norm of at most ``max_norm``, as
-        ``torch.nn.utils.clip_grad_norm_`` does for one network. Each member's norm is
-        reduced over its own slices: one reduction over the stack would sum in an order
-        that depends on how many members there are."""
-        grads = [g for i, on in enumerate(self.trainable) if on
-                 for g in (self.weight_grads[i], self.bias_grads[i])]
-        members = len(self.shift)
-        norms = torch._foreach_norm([g[k] for g in grads for k in range(members)])
-        totals = torch.stack([torch.linalg.vector_norm(torch.stack(norms[k::members]))
-                              for k in range(members)])
-        scale = torch.clamp(max_norm / (totals + 1e-6), max=1.0)[:, None, None]
-        for g in grads:
-            g.mul_(scale)
+        """Each member's gradient scaled to a norm of at most ``max_norm``, as
+        ``torch.nn.utils.clip_grad_norm_`` does for one network (the norm of all its
+        gradients), each member's taken over its own span alone. Most updates need no
+        scaling and skip it."""
+        spans = self.member_grads[:, :self.trainable_size]
+        norms = torch.stack(torch._foreach_norm(list(spans))).tolist()
+        for span, norm in zip(spans, norms, strict=True):
+            scale = max_norm / (norm + 1e-6)
+            if scale < 1.0:
+                span.mul_(scale)
 
     def unfreeze(self) -> None:
         self.trainable = [True] * len(self.trainable)
+        self.trainable_size = self.member_size
 
 
 class StackedAdam:
-    """Adam (``torch.optim.Adam``'s arithmetic, operation for operation) on spans of a
-    stack's flat buffer: one span for the layers trainable from the start, a second one with
-    its own step count once frozen layers start training, as a new param group would."""
+    """Adam as ``torch.optim.Adam(fused=True)`` computes it, on spans of each member's row
+    of a stack: the trainable layers from the start, then the frozen ones with a step count
+    of their own once they start training, as a new param group would. Every member's span
+    is its own tensor to the fused kernel, so its arithmetic does not depend on the others."""
 
     def __init__(self, stack: StackedQ, learning_rate: float, betas: tuple[float, float] =
                  (0.9, 0.999), eps: float = 1e-8) -> None:
         self.stack, self.learning_rate, self.betas, self.eps = stack, learning_rate, betas, eps
-        self.exp_avg = torch.zeros_like(stack.flat)
-        self.exp_avg_sq = torch.zeros_like(stack.flat)
+        self.exp_avg = torch.zeros_like(stack.members)
+        self.exp_avg_sq = torch.zeros_like(stack.members)
         self.groups: list[list[int]] = []
-        """``[start, end, step]`` of each span of the flat buffer it updates."""
-        if stack.trainable_span:
-            self.groups.append([0, stack.trainable_span, 0])
+        """``[start, end, step]`` of each span of the members' rows it updates."""
+        self._spans: list[list[list[torch.Tensor]]] = []
+        """Each group's per-member views: parameters, gradients, both moments."""
+        if stack.trainable_size:
+            self._add_group(0, stack.trainable_size, 0)
 
     def add_frozen_span(self) -> None:
-        """Start training the frozen layers (the rest of the flat buffer)."""
-        if self.stack.trainable_span < len(self.stack.flat):
-            self.groups.append([self.stack.trainable_span, len(self.stack.flat), 0])
+        """Start training the frozen layers (the rest of each member's row)."""
+        start = self.groups[-1][1] if self.groups else 0
+        if start < self.stack.member_size:
+            self._add_group(start, self.stack.member_size, 0)
+
+    def _add_group(self, start: int, end: int, step: int) -> None:
+        self.groups.append([start, end, step])
+        self._spans.append([list(rows[:, start:end]) for rows in (
+            self.stack.members, self.stack.member_grads, self.exp_avg, self.exp_avg_sq)])
 
     def step(self) -> None:
         beta1, beta2 = self.betas
-        for group in self.groups:
-            start, end = group[0], group[1]
+        for group, spans in zip(self.groups, self._spans, strict=True):
             group[2] += 1
-            step = group[2]
-            param, grad = self.stack.flat[start:end], self.stack.grad[start:end]
-            exp_avg, exp_avg_sq = self.exp_avg[start:end], self.exp_avg_sq[start:end]
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            step_size = self.learning_rate / (1 - beta1 ** step)
-            denominator = exp_avg_sq.sqrt().div_((1 - beta2 ** step) ** 0.5).add_(self.eps)
-            param.addcdiv_(exp_avg, denominator, value=-step_size)
+            steps = [torch.tensor(float(group[2]))] * len(spans[0])
+            torch._fused_adam_(*spans, [], steps, lr=self.learning_rate, beta1=beta1,
+                               beta2=beta2, weight_decay=0.0, eps=self.eps, amsgrad=False,
+                               maximize=False)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         return ({"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq},
@@ -186,7 +197,21 @@ class StackedAdam:
     def load_state(self, tensors: dict[str, torch.Tensor], document: dict[str, Any]) -> None:
         self.exp_avg.copy_(tensors["exp_avg"])
         self.exp_avg_sq.copy_(tensors["exp_avg_sq"])
-        self.groups = [list(group) for group in document["groups"]]
+        self.groups, self._spans = [], []
+        for start, end, step in document["groups"]:
+            self._add_group(start, end, step)
+
+
+def _weight_gradient(gradient: torch.Tensor, inputs: torch.Tensor, out: torch.Tensor) -> None:
+    """``out = gradientᵀ · inputs``, a layer's weight gradient, computed into a fresh tensor
+    and copied: written straight into ``out`` (strided member by member) torch takes another
+    path for a stack of several than for one, with other rounding. A product only a few
+    columns wide (the encoder's: ``obs_dim`` of them) is three times slower here than its
+    transpose, so that one is computed transposed."""
+    if inputs.shape[2] < gradient.shape[2]:
+        out.copy_(torch.bmm(inputs.mT, gradient).mT)
+    else:
+        out.copy_(torch.bmm(gradient.mT, inputs))
 
 
 def release(networks: Sequence[QNetwork]) -> None:
