@@ -7,7 +7,8 @@
     python benchmarks/vs_sb3.py --tasks MountainCar-v0 --sb3-n-step 5      # the same targets
 
 By default each side runs as shipped: ours with the project's defaults (RL Zoo's tuned DQN
-settings for the task, a 128-128 network, 5-step targets on MountainCar-v0), SB3 with RL
+settings for the task, a 128-128 network, n-step targets: 3 steps on CartPole-v1, 5 on
+MountainCar-v0), SB3 with RL
 Zoo's (the same settings, a 256-256 network, one-step targets); ``--sb3-hidden`` and
 ``--sb3-n-step`` give SB3 ours, ``--hidden`` and ``--n-step`` change ours. Both use one
 torch thread and the same evaluation protocol: every 2,500
@@ -15,7 +16,9 @@ env steps, 20 greedy episodes on fixed seeds (our ``GreedyEvaluator`` plays SB3'
 too); training stops at the first point at or above the task's reward threshold, or at RL
 Zoo's budget. The policy at that point is then judged on 100 greedy episodes of seeds no run
 trains or evaluates on. Ours runs the source stage's own code path: 1,000 uniform steps
-collected, then ``train_from_scratch``.
+collected, then ``train_from_scratch``. On CartPole-v1, the project's source task, each seed
+also times the whole ``kedro run --pipeline source`` command (Kedro's start, collection,
+pretraining and the 100-episode export included) with that seed, against SB3's training alone.
 
 Every run is a fresh child process (so peak RSS is its own and imports are not timed); the
 frameworks alternate seed by seed so that drift in machine load hits both. Alongside, the same
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -59,7 +63,9 @@ ZOO: dict[str, dict[str, Any]] = {
                            exploration_fraction=0.2, exploration_final_eps=0.07),
 }
 DEFAULT_SEEDS = {"CartPole-v1": 5, "MountainCar-v0": 3}
-N_STEP = {"CartPole-v1": 1, "MountainCar-v0": 5}  # ours (conf/base); RL Zoo's are 1
+SOURCE_TASK = "CartPole-v1"  # conf/base/parameters_source.yml
+PROJECT = Path(__file__).resolve().parents[1]
+N_STEP = {"CartPole-v1": 3, "MountainCar-v0": 5}  # ours (conf/base); RL Zoo's are 1
 
 
 class CallTimer:
@@ -228,6 +234,17 @@ def raw_env_rate(env_id: str, steps: int = 50_000) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def kedro_source_seconds(seed: int) -> float:
+    """Wall time of the whole ``kedro run --pipeline source`` command with ``seed`` as the
+    source's training and collection seed (its artefacts are versioned under data/)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "kedro", "run", "--pipeline", "source", "--params",
+                    f"source.seed={seed},source.collect.seed={seed}"],
+                   cwd=PROJECT, check=True, capture_output=True,
+                   env={**os.environ, "DO_NOT_TRACK": "1"})
+    return time.perf_counter() - start
+
+
 RUNNERS = {"ours": run_ours, "sb3": run_sb3}
 
 
@@ -239,10 +256,14 @@ def child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...], n_ste
 
 def run_child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...], n_step: int
               ) -> dict[str, Any]:
+    """One run in a fresh process; ``process_seconds`` is that whole process's wall time
+    (Python's start, imports, training, judging), as a user's script would take."""
+    start = time.perf_counter()
     out = subprocess.run([sys.executable, __file__, "--child", framework, env_id, str(seed),
                           "--hidden", *map(str, hidden), "--n-step", str(n_step)],
                          capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]),
+            "process_seconds": time.perf_counter() - start}
 
 
 def median(rows: list[dict[str, Any]], key: str) -> float:
@@ -252,7 +273,9 @@ def median(rows: list[dict[str, Any]], key: str) -> float:
 def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[str, tuple],
           n_step: dict[str, int], raw_updates: float, raw_env: float) -> str:
     """Markdown: medians over seeds per framework, then ours ÷ SB3 and ours ÷ raw."""
-    keys = [("seconds", "wall s to threshold", "{:.1f}"),
+    keys = [("seconds", "wall s to threshold (training)", "{:.1f}"),
+            ("process_seconds", "whole process s (start, imports, training, judging)",
+             "{:.1f}"),
             ("env_steps", "env steps to threshold", "{:.0f}"),
             ("env_steps_per_s", "env steps/s (acting)", "{:.0f}"),
             ("updates_per_s", "updates/s", "{:.0f}"),
@@ -267,8 +290,17 @@ def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[st
     for key, name, fmt in keys:
         a, b = median(ours, key), median(sb3, key)
         lines.append(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {a / b:.2f} |")
-    lines.append(f"| solved (eval ≥ threshold) | {sum(r['solved'] for r in ours)}/{len(ours)} | "
-                 f"{sum(r['solved'] for r in sb3)}/{len(sb3)} | |")
+        if key == "process_seconds" and "kedro_seconds" in ours[0]:
+            a = median(ours, "kedro_seconds")
+            lines.append(f"| `kedro run --pipeline source` (ours) vs SB3's whole process, s | "
+                         f"{a:.1f} | {b:.1f} | {a / b:.2f} |")
+    threshold = threshold_of(env_id)
+    solved = [sum(row["solved"] for row in rows) for rows in (ours, sb3)]
+    judged_solved = [sum(row["judged_return"] >= threshold for row in rows)
+                     for rows in (ours, sb3)]
+    for name, (a, b) in (("solved (eval ≥ threshold)", solved),
+                         ("judged ≥ threshold (100 held-out episodes)", judged_solved)):
+        lines.append(f"| {name} | {a}/{len(ours)} | {b}/{len(sb3)} | |")
     judged = [f"{r['judged_return']:.1f}" for r in ours], [f"{r['judged_return']:.1f}"
                                                            for r in sb3]
     lines.append(f"| judged return, 100 episodes, per seed | {' / '.join(judged[0])} | "
@@ -278,9 +310,12 @@ def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[st
               f"(ours ÷ raw = {median(ours, 'updates_per_s') / raw_updates:.2f}); one env "
               f"{raw_env:.0f} steps/s (ours acting ÷ raw = "
               f"{median(ours, 'env_steps_per_s') / raw_env:.2f})."]
-    per_seed = ["", "| seed | ours s | ours steps | SB3 s | SB3 steps |", "|---|---|---|---|---|"]
+    kedro = "kedro_seconds" in ours[0]
+    per_seed = ["", "| seed | ours s | ours steps |" + (" `kedro run` s |" if kedro else "")
+                + " SB3 s | SB3 steps |", "|---|---|---|---|---|" + ("---|" if kedro else "")]
     for seed, (a, b) in enumerate(zip(ours, sb3, strict=True)):
-        per_seed.append(f"| {seed} | {a['seconds']:.1f} | {a['env_steps']} | "
+        command = f" {a['kedro_seconds']:.1f} |" if kedro else ""
+        per_seed.append(f"| {seed} | {a['seconds']:.1f} | {a['env_steps']} |{command} "
                         f"{b['seconds']:.1f} | {b['env_steps']} |")
     return "\n".join(lines + per_seed) + "\n"
 
@@ -296,9 +331,11 @@ def main() -> None:
                         help="SB3's hidden widths (default: RL Zoo's 256 256)")
     parser.add_argument("--n-step", type=int, default=None,
                         help="our n-step targets (default: the project's for the task, "
-                             "5 on MountainCar-v0, 1 on CartPole-v1)")
+                             "5 on MountainCar-v0, 3 on CartPole-v1)")
     parser.add_argument("--sb3-n-step", type=int, default=1,
                         help="SB3's n-step targets (default: RL Zoo's 1)")
+    parser.add_argument("--no-kedro", action="store_true",
+                        help="skip timing the whole `kedro run --pipeline source` command")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/vs_sb3.md"))
     parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "ENV", "SEED"),
                         help=argparse.SUPPRESS)
@@ -318,6 +355,8 @@ def main() -> None:
                 results[framework].append(run_child(framework, env_id, seed,
                                                     hidden[framework], n_step[framework]))
                 print(env_id, framework, seed, results[framework][-1], flush=True)
+            if env_id == SOURCE_TASK and not args.no_kedro:
+                results["ours"][-1]["kedro_seconds"] = kedro_source_seconds(seed)
         report.append(table(env_id, results, hidden, n_step,
                             raw_update_rate(env_id, hidden["ours"]), raw_env_rate(env_id)))
         print(report[-1], flush=True)
