@@ -3,9 +3,10 @@
     python benchmarks/scaling.py            # prints a table; --out FILE also writes it
 
 Pretrains once (``--pipeline source``), then runs the MountainCar branch (collection, two
-seeds x fine-tune and scratch, evaluation) under SequentialRunner, ParallelRunner and
-DaskRunner, and reports each time and its speed-up over SequentialRunner. Ratios from one
-session are what to compare: absolute times on a shared machine drift.
+seeds x fine-tune and scratch, evaluation) under SequentialRunner, Kedro's ParallelRunner,
+ours (``hindsight_rl.runners.ParallelRunner``) and DaskRunner, and reports each time and its
+speed-up over SequentialRunner. Ratios from one session are what to compare: absolute times
+on a shared machine drift.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
-RUNNERS = ("SequentialRunner", "ParallelRunner", "hindsight_rl.runners.DaskRunner")
+RUNNERS = ("SequentialRunner", "ParallelRunner", "hindsight_rl.runners.ParallelRunner",
+           "hindsight_rl.runners.DaskRunner")
 
 
 def kedro_run(*args: str) -> float:
