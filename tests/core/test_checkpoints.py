@@ -41,6 +41,16 @@ def _interrupt_at(monkeypatch, step):
     return real
 
 
+def _interrupted_checkpoint(tmp_path, monkeypatch, tiny_network):
+    """A run interrupted at env step 500: its checkpoints and the one file it left."""
+    checkpoints = Checkpoints(tmp_path, interval=100)
+    _interrupt_at(monkeypatch, 500)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_network, checkpoints)
+    (path,) = tmp_path.glob("*.safetensors")
+    return checkpoints, path
+
+
 # Checkpoints every 100 env steps fall mid-episode for some seeds: resuming replays the
 # episode's stored actions to bring each env back to where it was.
 @pytest.mark.parametrize(("unfreeze_after_steps", "seeds"), [(None, (3,)), (300, (3,)),
@@ -66,21 +76,14 @@ def test_resumed_run_ends_where_an_uninterrupted_one_would(
 
 def test_a_changed_config_does_not_resume_another_runs_checkpoint(tmp_path, monkeypatch,
                                                                   tiny_network):
-    checkpoints = Checkpoints(tmp_path, interval=100)
-    _interrupt_at(monkeypatch, 500)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tiny_network, checkpoints)
+    checkpoints, _ = _interrupted_checkpoint(tmp_path, monkeypatch, tiny_network)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_network, checkpoints, unfreeze_after_steps=300)
     assert len(list(tmp_path.glob("*.safetensors"))) == 2
 
 
 def test_corrupted_checkpoint_is_a_clear_error(tmp_path, monkeypatch, tiny_network):
-    checkpoints = Checkpoints(tmp_path, interval=100)
-    _interrupt_at(monkeypatch, 500)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tiny_network, checkpoints)
-    (path,) = tmp_path.glob("*.safetensors")
+    checkpoints, path = _interrupted_checkpoint(tmp_path, monkeypatch, tiny_network)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="delete it to start this run afresh"):
         _train(tiny_network, checkpoints)
@@ -88,11 +91,7 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path, monkeypatch, tiny_netwo
 
 def test_checkpoint_of_another_format_version_is_a_clear_error(tmp_path, monkeypatch,
                                                                tiny_network):
-    checkpoints = Checkpoints(tmp_path, interval=100)
-    _interrupt_at(monkeypatch, 500)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tiny_network, checkpoints)
-    (path,) = tmp_path.glob("*.safetensors")
+    checkpoints, path = _interrupted_checkpoint(tmp_path, monkeypatch, tiny_network)
     tensors = safetensors.torch.load(path.read_bytes())
     document = json.loads(safetensors.safe_open(path, "pt").metadata()["hindsight_rl"])
     document["format_version"] = 1  # before the stacked seeds' member-by-member layout
