@@ -4,13 +4,13 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-import safetensors
 import safetensors.torch
 import torch
 
 from hindsight_rl.core import dqn
 from hindsight_rl.core.checkpoints import CheckpointError, Checkpoints
 from hindsight_rl.core.config import DQNConfig, EnvConfig
+from hindsight_rl.core.policy_file import metadata_document
 from hindsight_rl.core.training import fresh_network
 
 CARTPOLE = EnvConfig(id="CartPole-v1")
@@ -92,8 +92,8 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path, monkeypatch, tiny_netwo
 def test_checkpoint_of_another_format_version_is_a_clear_error(tmp_path, monkeypatch,
                                                                tiny_network):
     checkpoints, path = _interrupted_checkpoint(tmp_path, monkeypatch, tiny_network)
-    tensors = safetensors.torch.load(path.read_bytes())
-    document = json.loads(safetensors.safe_open(path, "pt").metadata()["hindsight_rl"])
+    data = path.read_bytes()
+    tensors, document = safetensors.torch.load(data), metadata_document(data, "hindsight_rl")
     document["format_version"] = 1  # before the stacked seeds' member-by-member layout
     path.write_bytes(safetensors.torch.save(
         tensors, metadata={"hindsight_rl": json.dumps(document)}))
