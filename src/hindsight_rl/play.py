@@ -11,8 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import evaluate_greedy
-from hindsight_rl.core.policy_file import NumpyPolicy, PolicyFileError, env_config_of
+from hindsight_rl.core.policy_file import NumpyPolicy, env_config_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,21 +21,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", type=Path, help="policy files (.safetensors)")
     parser.add_argument("--episodes", type=int, default=100, help="greedy episodes per file")
     parser.add_argument("--seed", type=int, default=2_000_000, help="seed of the first episode")
+    parser.add_argument("--entry-point", metavar="MODULE:CLASS",
+                        help="code of the custom environment the files name (a policy file "
+                             "never names code itself)")
     args = parser.parse_args(argv)
     for path in args.files:
         try:
-            policy = NumpyPolicy(path.read_bytes(), source=str(path))
-        except (OSError, PolicyFileError) as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(json.dumps(_play(path, args)))
+        except (OSError, HindsightRLError) as error:
+            print(f"Error: {error}", file=sys.stderr)
             return 1
-        env = policy.document["env"]
-        returns = evaluate_greedy(env_config_of(policy.document), policy.q_values,
-                                  range(args.seed, args.seed + args.episodes))
-        print(json.dumps({"file": str(path), "env": env["id"], "overrides": env["overrides"],
-                          "episodes": args.episodes, "mean": round(float(returns.mean()), 2),
-                          "std": round(float(returns.std()), 2),
-                          "min": float(returns.min())}))
     return 0
+
+
+def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Greedy returns of one file's policy, summarised."""
+    policy = NumpyPolicy(path.read_bytes(), source=str(path))
+    env = env_config_of(policy.document, args.entry_point)
+    returns = evaluate_greedy(env, policy.q_values, range(args.seed, args.seed + args.episodes))
+    return {"file": str(path), "env": env.id, "overrides": env.overrides,
+            "episodes": args.episodes, "mean": round(float(returns.mean()), 2),
+            "std": round(float(returns.std()), 2), "min": float(returns.min())}
 
 
 if __name__ == "__main__":

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -67,10 +69,18 @@ def test_custom_env_by_entry_point_from_config_alone():
     assert (info.max_episode_steps, info.reward_threshold) == (4, -2.5)
 
 
-def test_custom_env_travels_in_the_policy_file():
+def test_a_custom_env_travels_in_the_policy_file_without_its_code():
     policy = Policy(network=QNetwork(1, 2, NetworkConfig(hidden_sizes=(4, 4))), env=CUSTOM,
                     gamma=0.9)
-    assert env_config_of(read_document(policy_to_bytes(policy))) == CUSTOM
+    document = read_document(policy_to_bytes(policy))
+    assert "entry_point" not in document["env"]
+    assert env_config_of(document) == replace(CUSTOM, entry_point=None)
+    assert env_config_of(document, "tests.conftest:CorridorEnv") == CUSTOM
+
+
+def test_an_id_naming_a_module_is_refused_before_gymnasium_imports_it():
+    with pytest.raises(ConfigError, match="names a module to import"):
+        make_env(EnvConfig(id="tests.conftest:Corridor-v0"))
 
 
 def test_unimportable_entry_point_is_a_clear_error():

@@ -68,7 +68,14 @@ def without_goal(config: EnvConfig) -> EnvConfig:
 
 def make_env(config: EnvConfig) -> gym.Env:
     """``gymnasium.make`` plus the configured overrides, with clear errors for bad ids; the
-    desired goal appended to observations when the task declares one."""
+    desired goal appended to observations when the task declares one.
+
+    Only ``config.entry_point`` (the project's configuration, or a flag the user typed)
+    registers code; a ``module:`` prefix in the id, which ``gymnasium.make`` would import,
+    is refused."""
+    if ":" in config.id:
+        raise ConfigError(f"env.id: {config.id!r} names a module to import; give the "
+                          "registered id, and for a custom environment env.entry_point")
     if config.entry_point and config.id not in gym.registry:
         _register(config)
     if config.id not in gym.registry:

@@ -71,8 +71,10 @@ def _document(policy: Policy) -> dict[str, Any]:
                        "activation": None if part == "head" else "relu"})
     env = asdict(policy.env)
     goal = env.pop("goal")  # the document's own "goal" entry: the env is built without it
-    if env["entry_point"] is None:  # registration details only for custom environments
-        for key in ("entry_point", "max_episode_steps", "reward_threshold"):
+    # A file never names code to import: a custom environment's entry point stays in the
+    # configuration that trained it; its time limit and threshold are data and travel.
+    if env.pop("entry_point") is None:
+        for key in ("max_episode_steps", "reward_threshold"):
             del env[key]
     width = network.obs_dim - (0 if goal is None else len(goal["desired"]))
     shift, scale = network.obs_shift.tolist(), network.obs_scale.tolist()
@@ -115,7 +117,24 @@ def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
     if document.get("format_version") != FORMAT_VERSION:
         raise PolicyFileError(f"{source}: format_version is {document.get('format_version')!r}, "
                               f"this reader supports {FORMAT_VERSION}")
+    _check_names_no_code(document, source)
     return document
+
+
+def _check_names_no_code(document: dict[str, Any], source: str) -> None:
+    """A policy file is data: it may name a registered Gymnasium id, never code to import
+    (an ``entry_point``, or a ``module:`` prefix, which ``gymnasium.make`` would import)."""
+    env = document.get("env")
+    if not isinstance(env, dict) or not isinstance(env.get("id"), str):
+        raise PolicyFileError(f"{source}: metadata has no env.id string")
+    if env.get("entry_point") is not None:
+        raise PolicyFileError(
+            f"{source}: names code to import (env.entry_point {env['entry_point']!r}); a "
+            "policy file may only name a registered Gymnasium id. If you trust that code, "
+            "register the environment yourself (play: --entry-point MODULE:CLASS)")
+    if ":" in env["id"]:
+        raise PolicyFileError(f"{source}: env.id {env['id']!r} names a module to import; a "
+                              "policy file may only name a registered Gymnasium id")
 
 
 @contextmanager
@@ -179,11 +198,13 @@ def input_normalisation(document: dict[str, Any]) -> tuple[np.ndarray, np.ndarra
                  for key in ("shift", "scale"))
 
 
-def env_config_of(document: dict[str, Any]) -> EnvConfig:
+def env_config_of(document: dict[str, Any], entry_point: str | None = None) -> EnvConfig:
     """The environment a policy file was trained on, as config (the document's ``env``),
-    without its goal: observations as the task gives them."""
-    known = {f.name for f in fields(EnvConfig)}
-    return EnvConfig(**{key: value for key, value in document["env"].items() if key in known})
+    without its goal: observations as the task gives them. ``entry_point`` is the caller's
+    own (never the file's): the code of a custom environment the file's id names."""
+    known = {f.name for f in fields(EnvConfig)} - {"entry_point"}
+    settings = {key: value for key, value in document["env"].items() if key in known}
+    return EnvConfig(**settings, entry_point=entry_point)
 
 
 def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: str) -> None:
