@@ -5,17 +5,15 @@ import re
 import subprocess
 import sys
 
-import yaml
-
-from tests.conftest import PROJECT_ROOT, copy_project
+from hindsight_rl import settings
+from tests.conftest import copy_project
 
 
 def _retrain_node_names() -> set[str]:
-    targets = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_target.yml").read_text())
     names = set()
-    for target, section in targets["targets"].items():
+    for target, seeds in settings.DAG_SHAPE["targets"].items():
         names |= {f"{target}.collect_target_rollouts", f"{target}.promote"}
-        seeds = section.get("seeds", [0, 1, 2])  # one node: runtime.seeds_per_node is null
+        # the seeds of an arm in one node: seeds_per_node is None
         names.add(f"{target}.seeds_{'_'.join(str(seed) for seed in seeds)}.finetune")
     return names
 

@@ -23,7 +23,8 @@ def _files(folder):
     ("targets.mountaincar.dqn.gamma=1.5",
      "Error: targets.mountaincar.dqn.gamma: got 1.5, expected a number in (0, 1]"),
     ("targets.cartpole_long_pole.finetune.frozen=[torso]",
-     "Error: targets.cartpole_long_pole.finetune.frozen: got ['torso'], expected parts among"),
+     "Error: targets.cartpole_long_pole.finetune.frozen[0]: got 'torso', expected one of "
+     "'encoder', 'trunk' or 'head'"),
     ("targets.mountaincar.env.id=MountainCar-v1",
      "Error: targets.mountaincar.env.id: unknown Gymnasium environment 'MountainCar-v1'. "
      "Did you mean MountainCar-v0"),

@@ -1,7 +1,6 @@
 """``kedro run`` for this project: Kedro's own command, except that an error a user can fix
 from its message (:class:`~hindsight_rl.core.errors.HindsightRLError`) is printed as one
-paragraph with exit status 1 instead of a traceback, and that ``--env`` also names the
-environment the DAG's branches are read from.
+paragraph with exit status 1 instead of a traceback.
 
 Kedro picks up ``run`` from a project's ``cli.py`` in place of its built-in command; every
 option of the built-in one is kept.
@@ -11,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -34,10 +32,6 @@ def user_error(error: BaseException | None) -> HindsightRLError | None:
 def _explained(callback: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(callback)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("env"):
-            # The DAG's branches (targets, seeds) are read from the run's config environment
-            # when pipelines are registered; Kedro's own `run` does not export it.
-            os.environ["KEDRO_ENV"] = kwargs["env"]
         try:
             return callback(*args, **kwargs)
         except Exception as error:

@@ -1,4 +1,4 @@
-"""Project hooks: check every parameter and the DAG's branches before any work, keep torch
+"""Project hooks: check every parameter against the DAG's branches before any work, keep torch
 to its configured threads in every process that runs nodes, record what each run read
 and wrote, and (with the ``mlflow`` extra) add learning curves and policy files to the
 MLflow run."""
@@ -22,54 +22,24 @@ from kedro.io import AbstractVersionedDataset
 from kedro.io.core import VersionNotFoundError
 from kedro.pipeline import Pipeline
 from omegaconf import OmegaConf
+from pydantic import BaseModel
 
-from hindsight_rl.core.config import ConfigError, ProjectConfig, from_mapping, group_seeds
+from hindsight_rl.core.config import RuntimeConfig
 from hindsight_rl.core.envs import check_environments
 from hindsight_rl.datasets import PolicyFileDataset
-
-
-def project_config(parameters: dict[str, Any]) -> ProjectConfig:
-    """All parameters as typed config; keys starting with ``_`` are YAML anchors, not
-    settings."""
-    return from_mapping(ProjectConfig,
-                        {k: v for k, v in parameters.items() if not k.startswith("_")})
-
-
-def check_seed_branches(config: ProjectConfig, pipeline: Pipeline) -> None:
-    """The DAG's seed branches and their grouping into nodes must be the configured ones;
-    they disagree when the pipelines were registered from another config environment, or
-    when ``--params`` changes what the DAG was built from."""
-    for name, target in config.targets.items():
-        groups = {tuple(sorted({int(dataset.split(".")[1].removeprefix("seed_"))
-                                for dataset in node.outputs
-                                if dataset.startswith(f"{name}.seed_")}))
-                  for node in pipeline.nodes} - {()}
-        branches = set().union(*groups)
-        if branches and branches != set(target.seeds):
-            raise ConfigError(
-                f"targets.{name}.seeds: got {list(target.seeds)}, but the pipeline has "
-                f"branches for seeds {sorted(branches)}; run with "
-                "`kedro run --env <env>` or set KEDRO_ENV so both come from one environment")
-        expected = {tuple(sorted(group)) for group in
-                    group_seeds(target.seeds, config.runtime.seeds_per_node)}
-        if groups and groups != expected:
-            raise ConfigError(
-                f"runtime.seeds_per_node: got {config.runtime.seeds_per_node}, but the "
-                f"pipeline trains {name}'s seeds in groups {sorted(groups)}; the DAG is built "
-                "from the parameters files, so set it there rather than with --params")
+from hindsight_rl.pipelines.branches import dag_shape, project_config
 
 
 class ValidateParametersHook:
-    """Parses every parameters file into typed config and builds every environment before
-    the first node runs, so a typo in a target's section fails in the first second, not
-    after pretraining."""
+    """Parses every parameters file (with ``--params``) into typed config, checks it against
+    the DAG's shape and builds every environment as soon as the session's context exists:
+    before Kedro's own validation of typed node inputs and before the first node, so a typo
+    in a target's section fails in the first second, naming its key, not after pretraining."""
 
-    @hook_impl(tryfirst=True)  # before other hooks start work (kedro-mlflow opens a run)
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline,
-                            catalog: Any) -> None:
-        config = project_config(catalog.load("parameters"))
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: Any) -> None:
+        config = project_config(context.config_loader["parameters"], dag_shape())
         check_environments(config)
-        check_seed_branches(config, pipeline)
 
 
 class TorchThreadsHook:
@@ -82,9 +52,10 @@ class TorchThreadsHook:
 
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
-        threads = (inputs.get("params:runtime") or {}).get("torch_threads")
+        runtime = inputs.get("params:runtime")
+        threads = runtime.torch_threads if isinstance(runtime, RuntimeConfig) else None
         if threads and torch.get_num_threads() != threads:
-            torch.set_num_threads(int(threads))
+            torch.set_num_threads(threads)
 
 
 class RunManifestHook:
@@ -164,11 +135,24 @@ class MlflowTrackingHook:
 
     @hook_impl(trylast=True)  # after kedro-mlflow's, which starts the run
     def before_pipeline_run(self, catalog: Any) -> None:
-        """Remember the run (and the catalog, to find saved files) for this pipeline only."""
+        """Remember the run (and the catalog, to find saved files) for this pipeline only, and
+        log every setting as a parameter of its own (``source.dqn.learning_rate``):
+        kedro-mlflow flattens only plain dicts, and nodes get typed configs."""
         mlflow = sys.modules.get("mlflow")  # not imported by anyone: no run can be active
         run = mlflow.active_run() if mlflow else None
         self._run = (mlflow.get_tracking_uri(), run.info.run_id) if run else None
         self._catalog = catalog if run else None
+        if self._run is not None:
+            from mlflow import MlflowClient
+            from mlflow.entities import Param
+
+            parameters = catalog.load("parameters") if "parameters" in catalog else {}
+            settings = {key: value for key, value in _flat(parameters)
+                        if not key.startswith("_")}
+            params = [Param(key, str(value)) for key, value in settings.items()]
+            for start in range(0, len(params), 100):  # MLflow's limit per log_batch call
+                MlflowClient(self._run[0]).log_batch(self._run[1],
+                                                     params=params[start:start + 100])
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
@@ -230,6 +214,17 @@ def _numbers(data: Any, prefix: str = "") -> Iterator[tuple[str, float]]:
             yield from _numbers(value, f"{prefix}{key}.")
     elif isinstance(data, numbers.Real):  # numpy scalars too
         yield prefix[:-1], float(data)
+
+
+def _flat(data: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(key.path, value)`` of the leaves of nested dicts and config models."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _flat(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], data
 
 
 def _metric_key(key: str) -> str:

@@ -57,9 +57,9 @@ def test_summaries_and_verdicts_from_run_tables():
                                "final return, area under the curve")
     assert lines[1].startswith("rtg vs scratch:") and "worse" not in lines[1]
     assert len(lines) == 2  # an arm that did not run has no verdict
-    report = markdown_report({"mc": {"target": "MountainCar-v0", "budget": 10_000, "seeds": 5,
-                                     "reward_threshold": -110.0, "eval_episodes": 10,
-                                     "arms": summaries, "verdicts": lines,
-                                     "skipped": ["everything"]}})
-    assert "| her | 2500.0 [2500.0, 2500.0] |" in report
-    assert "not run here (relabelling needs a goal): everything" in report
+    report = markdown_report([{"name": "mc", "target": "MountainCar-v0", "budget": 10_000,
+                               "seeds": 5, "reward_threshold": -110.0, "eval_episodes": 10,
+                               "arms": summaries, "verdicts": lines,
+                               "skipped": ["everything"]}])
+    assert "## mc: MountainCar-v0" in report and "| her | 2500.0 [2500.0, 2500.0] |" in report
+    assert "not run on this target: everything" in report

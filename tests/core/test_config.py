@@ -12,7 +12,7 @@ from hindsight_rl.core.config import (
 
 def test_defaults_fill_missing_sections():
     config = from_mapping(TargetConfig, {"env": {"id": "MountainCar-v0"}}, "targets.mc")
-    assert config.finetune.frozen == ("trunk",) and config.seeds == (0, 1, 2)
+    assert config.finetune.frozen == ("trunk",) and config.collect.policy == "boltzmann"
 
 
 @pytest.mark.parametrize(("section", "message"), [
@@ -20,7 +20,18 @@ def test_defaults_fill_missing_sections():
                                      "'learning_rate'"),
     ({"dqn": {"gamma": 1.5}}, r"targets.mc.dqn.gamma: got 1.5, expected a number in \(0, 1\]"),
     ({"dqn": {"batch_size": "64"}}, "targets.mc.dqn.batch_size: got '64', expected an integer"),
-    ({"dqn": {"n_step": 0}}, "targets.mc.dqn.n_step: got 0, expected an integer >= 1"),
+    ({"dqn": {"n_step": 0}}, r"targets.mc.dqn.n_step: got 0, expected an integer in \[1, 1000\]"),
+    ({"dqn": {"batch_size": 64.0}}, "targets.mc.dqn.batch_size: got 64.0, expected an integer"),
+    ({"env": {"id": "CartPole-v1", "overrides": {"length": "1.0"}}},
+     "targets.mc.env.overrides.length: got '1.0', expected a number"),
+    ({"env": {"id": "CartPole-v1", "overrides": {"length": True}}},
+     "targets.mc.env.overrides.length: got True, expected a number"),
+    ({"env": {"id": "tests.conftest:Corridor-v0"}},
+     "targets.mc.env.id: got 'tests.conftest:Corridor-v0', expected a registered id"),
+    ({"collect": {"seed": -1}}, r"targets.mc.collect.seed: got -1, expected an integer in \[0, "),
+    ({"collect": {"temperature": 1e-9}}, "targets.mc.collect.temperature: got 1e-09"),
+    ({"dqn": {"buffer_size": 10**12}}, "targets.mc.dqn.buffer_size: got 1000000000000"),
+    ({"dqn": 5}, "targets.mc.dqn: got 5, expected a mapping"),
     ({"finetune": {"frozen": ["torso"]}}, "targets.mc.finetune.frozen"),
     ({"collect": {"policy": "greedy"}}, "targets.mc.collect.policy: got 'greedy'"),
     ({"dqn": {"total_steps": 900, "learning_starts": 100}, "collect": {"steps": 1000}},
@@ -57,13 +68,6 @@ def test_unknown_section_is_rejected():
         from_mapping(ProjectConfig, {**PROJECT, "evalution": {}})
 
 
-def test_training_seeds_must_stay_out_of_the_evaluation_block():
-    with pytest.raises(ConfigError, match=r"targets.mc.seeds\[1\]: got 1000005, expected a "
-                                          r"seed outside the evaluation block \[1000000, "):
-        from_mapping(ProjectConfig, {**PROJECT, "targets": {"mc": {
-            "env": {"id": "MountainCar-v0"}, "seeds": [0, 1_000_005]}}})
-
-
 ABLATION = {"budgets": {"mc": 5000}, "arms": {"scratch": {"transfer": False, "frozen": []},
                                                 "her": {"her_k": 4, "compare_to": "scratch"}}}
 
@@ -76,19 +80,17 @@ ABLATION = {"budgets": {"mc": 5000}, "arms": {"scratch": {"transfer": False, "fr
      r"ablation.arms.her.compare_to: got 'frozen', expected null or one of the arms \['her'\]"),
     ({**ABLATION, "arms": {"scratch": {"transfer": False}}},
      "ablation.arms.scratch.frozen: got \\['trunk'\\], expected \\[\\] for an arm without"),
-    ({**ABLATION, "seeds": [0, 1_000_001]}, r"ablation.seeds\[1\]: got 1000001"),
 ])
 def test_bad_ablation_settings_name_their_key_path(ablation, message):
     with pytest.raises(ConfigError, match=message):
         from_mapping(ProjectConfig, {**PROJECT, "ablation": ablation})
 
 
-def test_relabelling_arms_run_only_where_a_goal_exists():
-    config = from_mapping(ProjectConfig, {**PROJECT, "ablation": ABLATION})
-    assert list(config.ablation.arms_for(config.targets["mc"])) == ["scratch"]
-    goal = {"env": {"id": "MountainCar-v0", "goal": {"achieved": [0], "desired": [0.5]}}}
-    with_goal = from_mapping(TargetConfig, goal, "targets.mc")
-    assert list(config.ablation.arms_for(with_goal)) == ["scratch", "her"]
+def test_the_source_collects_with_no_network():
+    with pytest.raises(ConfigError, match="source.collect.policy: got 'boltzmann', expected "
+                                          "'uniform'"):
+        from_mapping(SourceConfig, {"env": {"id": "CartPole-v1"},
+                                    "collect": {"policy": "boltzmann"}}, "source")
 
 
 def test_seeds_are_grouped_in_order_with_a_shorter_last_group():

@@ -1,5 +1,3 @@
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +16,6 @@ from hindsight_rl.core.dqn import (
 )
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.replay import Batch, ReplayBuffer
-from hindsight_rl.core.stacked import StackedQ
 
 
 def train_one(network: QNetwork, env, config: DQNConfig, seed: int = 0, eval_seeds=(10,),
@@ -32,8 +29,8 @@ def _batch(discount: float) -> Batch:
     """One transition of one member: tensors with a leading member axis."""
     one = torch.ones(1, 1)
     return Batch(obs=torch.zeros(1, 1, 1), action=torch.zeros(1, 1, 1, dtype=torch.int64),
-                 reward=one, next_obs=torch.ones(1, 1, 1), discount=one * discount,
-                 return_to_go=one, rtg_valid=one)
+                 bootstrap_reward=one, bootstrap_obs=torch.ones(1, 1, 1),
+                 discount=one * discount, return_to_go=one, rtg_valid=one)
 
 
 def _constant_network(value: float) -> QNetwork:
@@ -46,7 +43,7 @@ def _constant_network(value: float) -> QNetwork:
 
 
 def test_td_target_bootstraps_with_the_rows_discount():
-    online, target = StackedQ([_constant_network(5.0)]), StackedQ([_constant_network(10.0)])
+    online, target = _constant_network(5.0), _constant_network(10.0)
     bootstrapped = td_targets(_batch(discount=0.9), online, target, double_dqn=True)
     terminated = td_targets(_batch(discount=0.0), online, target, double_dqn=True)
     assert bootstrapped.item() == torch.tensor(1 + 0.9 * 10.0).item()
@@ -58,7 +55,6 @@ def test_double_dqn_values_the_online_choice_with_the_target_network():
     with torch.no_grad():
         online.head.bias.copy_(torch.tensor([1.0, 0.0]))  # online prefers action 0
         target.head.bias.copy_(torch.tensor([2.0, 7.0]))  # target would prefer action 1
-    online, target = StackedQ([online]), StackedQ([target])
     double = td_targets(_batch(1.0), online, target, double_dqn=True)
     vanilla = td_targets(_batch(1.0), online, target, double_dqn=False)
     assert double.item() == 3.0 and vanilla.item() == 8.0
@@ -87,9 +83,9 @@ def test_unfreezing_lets_the_trunk_train(corridor, tiny_network, tiny_dqn):
     torch.manual_seed(0)
     network = QNetwork(1, 2, tiny_network)
     before = network.trunk[0].weight.clone()
-    config = DQNConfig(**{**tiny_dqn.__dict__, "keep": "last"})
-    train_one(network, corridor, config, frozen=["trunk"], unfreeze_after_steps=100)
-    assert not torch.equal(network.trunk[0].weight, before)
+    config = tiny_dqn.model_copy(update={"keep": "last"})
+    result = train_one(network, corridor, config, frozen=["trunk"], unfreeze_after_steps=100)
+    assert not torch.equal(result.network.trunk[0].weight, before)
 
 
 def test_training_is_reproducible(corridor, tiny_network, tiny_dqn):
@@ -120,10 +116,10 @@ def test_unfreezing_before_the_first_online_step_still_happens(corridor, tiny_ne
     obs = np.zeros((50, 1), np.float32)
     warm = WarmStart(obs, np.ones(50, np.int64), -np.ones(50, np.float32), obs + 1,
                      np.zeros(50, bool))
-    config = DQNConfig(**{**tiny_dqn.__dict__, "keep": "last"})
-    train_one(network, corridor, config, warm_start=warm, frozen=["trunk"],
-              unfreeze_after_steps=10)  # step starts at 50
-    assert not torch.equal(network.trunk[0].weight, before)
+    config = tiny_dqn.model_copy(update={"keep": "last"})
+    result = train_one(network, corridor, config, warm_start=warm, frozen=["trunk"],
+                       unfreeze_after_steps=10)  # step starts at 50
+    assert not torch.equal(result.network.trunk[0].weight, before)
 
 
 def _poison_after(monkeypatch, calls_before: int, poison):
@@ -132,10 +128,10 @@ def _poison_after(monkeypatch, calls_before: int, poison):
 
     def poisoned(batch, online, target, config):
         calls[0] += 1
-        loss, q_gradient, inputs = real(batch, online, target, config)
+        loss = real(batch, online, target, config)
         if calls[0] > calls_before:
             loss = poison(loss, online)
-        return loss, q_gradient, inputs
+        return loss
 
     monkeypatch.setattr(dqn, "dqn_loss", poisoned)
 
@@ -145,7 +141,8 @@ def _nan_loss(loss, network):
 
 
 def _inf_weight(loss, network):
-    network.biases[-1][0, 0, 0] = float("inf")
+    with torch.no_grad():
+        network.head.bias[0, 0, 0] = float("inf")
     return loss
 
 
@@ -177,8 +174,8 @@ def test_training_stops_at_the_first_curve_point_at_the_threshold(corridor, tiny
 
 def test_relabelled_copies_join_the_buffer_without_counting_as_env_steps(
         corridor, tiny_network, tiny_dqn, monkeypatch):
-    goal_corridor = replace(corridor, goal=GoalConfig(achieved=(0,), desired=(3.0,),
-                                                      reached_reward=0.0))
+    goal_corridor = corridor.model_copy(update={"goal": GoalConfig(achieved=(0,), desired=(3.0,),
+                                                                    reached_reward=0.0)})
     relabelled: list[int] = []
     real_relabel = dqn.relabel_future
 
@@ -222,7 +219,7 @@ def test_each_finished_episode_is_labelled_with_n_step_targets(
         real_label(self, slots, return_to_go, valid, bootstrap)
 
     monkeypatch.setattr(ReplayBuffer, "label", spy)
-    config = replace(tiny_dqn, n_step=3, gamma=0.9)
+    config = tiny_dqn.model_copy(update={"n_step": 3, "gamma": 0.9})
     train_one(QNetwork(1, 2, tiny_network), corridor, config)
     assert episodes
     for next_obs, terminated, bootstrap in episodes:
@@ -268,7 +265,7 @@ def _members(seeds, network_config, warm_start=None) -> list[Member]:
 def test_a_seed_trains_to_the_same_weights_alone_or_beside_others(
         corridor, tiny_network, tiny_dqn, options):
     frozen = options.pop("frozen", ())
-    config = replace(tiny_dqn, **options)
+    config = tiny_dqn.model_copy(update=options)
     alone = train_dqn(_members([1], tiny_network), corridor, config, [10], frozen=frozen)[0]
     together = train_dqn(_members([0, 1, 2], tiny_network), corridor, config, [10],
                          frozen=frozen)

@@ -15,17 +15,26 @@ def _network(seed: int = 0) -> QNetwork:
 
 
 def _through_the_parts(network: QNetwork, obs: torch.Tensor) -> torch.Tensor:
-    x = (obs - network.obs_shift) * network.obs_scale
-    return network.head(network.trunk(network.encoder(x)))
+    return network.head(network.trunk(network.encoder(obs)))
 
 
 def test_forward_is_the_composition_of_its_named_parts_bit_for_bit():
-    network, obs = _network(), torch.randn(32, 3)
+    network, obs = _network(), torch.randn(1, 32, 3)
     assert torch.equal(network(obs), _through_the_parts(network, obs))
 
 
+def test_each_member_is_initialised_as_nn_linear_initialises_one_layer():
+    torch.manual_seed(5)
+    network = QNetwork(3, 2, NetworkConfig(hidden_sizes=(16, 8)))
+    torch.manual_seed(5)
+    linears = [torch.nn.Linear(3, 16), torch.nn.Linear(16, 8), torch.nn.Linear(8, 2)]
+    for (_, layer), linear in zip(network.layers(), linears, strict=True):
+        assert torch.equal(layer.weight[0], linear.weight.detach().T)
+        assert torch.equal(layer.bias[0, 0], linear.bias.detach())
+
+
 def test_forward_follows_weights_loaded_or_copied_into_the_parts():
-    network, donor, obs = _network(0), _network(1), torch.randn(8, 3)
+    network, donor, obs = _network(0), _network(1), torch.randn(1, 8, 3)
     transfer_parts(donor, network)
     assert torch.equal(network(obs), donor(obs))
     copied = copy.deepcopy(network)

@@ -30,7 +30,7 @@ def policy() -> Policy:
 
 def test_round_trip_reproduces_q_values(policy):
     loaded = policy_from_bytes(policy_to_bytes(policy))
-    obs = torch.randn(16, 4)
+    obs = torch.randn(1, 16, 4)
     with torch.no_grad():
         assert torch.equal(loaded.network(obs), policy.network(obs))
     assert loaded.env == policy.env and loaded.frozen == ("trunk",)
@@ -39,7 +39,7 @@ def test_round_trip_reproduces_q_values(policy):
 def test_plain_numpy_forward_matches_torch(policy):
     obs = np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)
     with torch.no_grad():
-        expected = policy.network(torch.from_numpy(obs)).numpy()
+        expected = policy.network(torch.from_numpy(obs)[None])[0].numpy()
     numpy_policy = NumpyPolicy(policy_to_bytes(policy))
     np.testing.assert_allclose(numpy_policy.q_values(obs), expected, rtol=1e-5, atol=1e-5)
     assert numpy_policy.act(obs[0]) == int(expected[0].argmax())
@@ -80,7 +80,7 @@ def test_goal_policy_plays_from_raw_observations(goal_policy):
     obs = np.random.default_rng(0).uniform(-1, 0.5, size=(16, 2)).astype(np.float32)
     with_goal = np.concatenate([obs, np.full((16, 1), 0.5, np.float32)], axis=1)
     with torch.no_grad():
-        expected = goal_policy.network(torch.from_numpy(with_goal)).numpy()
+        expected = goal_policy.network(torch.from_numpy(with_goal)[None])[0].numpy()
     numpy_policy = NumpyPolicy(policy_to_bytes(goal_policy))
     np.testing.assert_allclose(numpy_policy.q_values(obs), expected, rtol=1e-5, atol=1e-5)
 
@@ -161,7 +161,7 @@ def test_broken_file_is_an_error_naming_file_and_problem(policy, case):
 
 def test_non_finite_weights_are_never_saved(policy):
     with torch.no_grad():
-        policy.network.head.weight[0, 0] = float("inf")
+        policy.network.head.weight[0, 0, 0] = float("inf")
     with pytest.raises(PolicyFileError, match="refusing to save a policy whose head.weight"):
         policy_to_bytes(policy)
 

@@ -41,7 +41,7 @@ def test_sampling_fills_each_members_block_with_stored_transitions():
     buffer.sample_into(table[1], action[1])
     assert batch.obs.shape == (2, 32, 1) and batch.action.shape == (2, 32, 1)
     # Each sampled row is one stored transition: next_obs = obs + 1 in _fill.
-    assert (batch.next_obs[1] - batch.obs[1]).eq(1).all()
+    assert (batch.bootstrap_obs[1] - batch.obs[1]).eq(1).all()
     assert (batch.action[1, :, 0].float() == batch.obs[1, :, 0]).all()
     assert batch.discount[1].eq(np.float32(0.9)).all()
     assert not batch.discount[0].any(), "the other member's block is left alone"

@@ -9,7 +9,7 @@ from hindsight_rl.core.config import DQNConfig, NetworkConfig
 from hindsight_rl.core.dqn import dqn_loss
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.replay import Batch
-from hindsight_rl.core.stacked import StackedAdam, StackedQ, release
+from hindsight_rl.core.stacked import StackedOptimizer, clip_member_gradients
 
 OBS, ACTIONS, ROWS = 3, 2, 16
 
@@ -26,20 +26,42 @@ def _batch(members: int) -> Batch:
     g = torch.Generator().manual_seed(7)
     return Batch(obs=torch.randn(members, ROWS, OBS, generator=g),
                  action=torch.randint(0, ACTIONS, (members, ROWS, 1), generator=g),
-                 reward=torch.randn(members, ROWS, generator=g),
-                 next_obs=torch.randn(members, ROWS, OBS, generator=g),
+                 bootstrap_reward=torch.randn(members, ROWS, generator=g),
+                 bootstrap_obs=torch.randn(members, ROWS, OBS, generator=g),
                  discount=torch.full((members, ROWS), 0.9),
                  return_to_go=torch.randn(members, ROWS, generator=g) * 3,
                  rtg_valid=(torch.rand(members, ROWS, generator=g) > 0.5).float())
 
 
-def _autograd_loss(network: QNetwork, target: QNetwork, batch: Batch, k: int,
-                   config: DQNConfig) -> torch.Tensor:
-    """The loss of member ``k`` written the plain way, for autograd to differentiate."""
+class _Plain(torch.nn.Module):
+    """Member ``k`` of a stack as an ordinary MLP of ``nn.Linear`` layers: the reference."""
+
+    def __init__(self, network: QNetwork) -> None:
+        super().__init__()
+        self.shift, self.scale = network.encoder.shift[0, 0], network.encoder.scale[0, 0]
+        self.linears = torch.nn.ModuleList()
+        for _, layer in network.layers():
+            linear = torch.nn.Linear(layer.weight.shape[1], layer.weight.shape[2])
+            with torch.no_grad():
+                linear.weight.copy_(layer.weight[0].T)
+                linear.bias.copy_(layer.bias[0, 0])
+            self.linears.append(linear)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = (obs - self.shift) * self.scale
+        for linear in self.linears[:-1]:
+            x = torch.relu(linear(x))
+        return self.linears[-1](x)
+
+
+def _plain_loss(network: _Plain, target: _Plain, batch: Batch, k: int,
+                config: DQNConfig) -> torch.Tensor:
+    """The loss of member ``k`` written the plain way (CleanRL's three lines and the
+    return-to-go term)."""
     with torch.no_grad():
-        best = network(batch.next_obs[k]).argmax(dim=1, keepdim=True)
-        td_target = batch.reward[k] + batch.discount[k] * target(batch.next_obs[k]).gather(
-            1, best).squeeze(1)
+        best = network(batch.bootstrap_obs[k]).argmax(dim=1, keepdim=True)
+        td_target = batch.bootstrap_reward[k] + batch.discount[k] * target(
+            batch.bootstrap_obs[k]).gather(1, best).squeeze(1)
     q_taken = network(batch.obs[k]).gather(1, batch.action[k]).squeeze(1)
     loss = F.smooth_l1_loss(q_taken, td_target)
     shortfall = batch.return_to_go[k] - q_taken
@@ -49,54 +71,52 @@ def _autograd_loss(network: QNetwork, target: QNetwork, batch: Batch, k: int,
     return loss + config.rtg_coef * (shortfall.pow(2) * valid).sum() / valid.sum().clamp(min=1.0)
 
 
-@pytest.mark.parametrize(("rtg_coef", "rtg_loss", "frozen"), [
-    (0.0, "squared", ()), (0.5, "squared", ("trunk",)), (0.5, "lower_bound", ("encoder",))])
-def test_hand_written_gradient_is_autograds(rtg_coef, rtg_loss, frozen):
+@pytest.mark.parametrize(("rtg_coef", "rtg_loss"), [(0.0, "squared"), (0.5, "squared"),
+                                                    (0.5, "lower_bound")])
+def test_each_members_loss_and_gradient_are_those_of_the_member_alone(rtg_coef, rtg_loss):
     config = DQNConfig(rtg_coef=rtg_coef, rtg_loss=rtg_loss)
-    networks, targets = _networks([0, 1, 2]), _networks([3, 4, 5])
-    references = [copy.deepcopy(n) for n in networks]
-    online, target = StackedQ(networks, frozen), StackedQ(targets)
+    members, targets = _networks([0, 1, 2]), _networks([3, 4, 5])
+    online, target = QNetwork.stack(members), QNetwork.stack(targets)
     batch = _batch(3)
-    loss, q_gradient, inputs = dqn_loss(batch, online, target, config)
-    online.backward(q_gradient, inputs)
-    for k, (reference, target_k) in enumerate(zip(references, targets, strict=True)):
-        expected = _autograd_loss(reference, target_k, batch, k, config)
-        expected.backward()
+    loss = dqn_loss(batch, online, target, config)
+    grads = torch.autograd.grad(loss.sum(), list(online.parameters()))
+    for k in range(3):
+        plain, plain_target = _Plain(members[k]), _Plain(targets[k])
+        expected = _plain_loss(plain, plain_target, batch, k, config)
         assert loss[k].item() == pytest.approx(expected.item(), rel=1e-5)
-        for i, (name, layer) in enumerate(reference.linear_layers()):
-            if name.split(".")[0] in frozen:
-                assert not online.weight_grads[i].any() and not online.bias_grads[i].any()
-                continue
-            torch.testing.assert_close(online.weight_grads[i][k], layer.weight.grad)
-            torch.testing.assert_close(online.bias_grads[i][k, 0], layer.bias.grad)
+        expected.backward()
+        reference = [g for linear in plain.linears for g in (linear.weight.grad.T,
+                                                               linear.bias.grad)]
+        for got, want in zip(grads, reference, strict=True):
+            torch.testing.assert_close(got[k].reshape(want.shape), want)
 
 
-def test_members_share_memory_with_the_stack_until_released():
-    networks = _networks([0, 1])
-    stack = StackedQ(networks)
+def test_stack_and_member_round_trip_and_members_are_independent_copies():
+    members = _networks([0, 1])
+    stack = QNetwork.stack(members)
     obs = torch.randn(2, ROWS, OBS)
-    q, _ = stack.forward(obs)
+    q = stack(obs)
     for k in range(2):
-        torch.testing.assert_close(q[k], networks[k](obs[k]))
-    stack.biases[-1][1].add_(1.0)
-    assert torch.equal(networks[1].head.bias, stack.biases[-1][1, 0])
-    release(networks)
-    stack.biases[-1][1].add_(1.0)
-    assert not torch.equal(networks[1].head.bias, stack.biases[-1][1, 0])
+        torch.testing.assert_close(q[k], members[k](obs[k][None])[0])
+        assert all(torch.equal(a, b) for a, b in zip(stack.member(k).state_dict().values(),
+                                                     members[k].state_dict().values(),
+                                                     strict=True))
+    with torch.no_grad():
+        stack.head.bias.add_(1.0)
+    assert not torch.equal(members[1].head.bias, stack.head.bias[1:])
 
 
 def test_networks_of_different_shapes_do_not_stack():
     small = QNetwork(OBS, ACTIONS, NetworkConfig(hidden_sizes=(8, 8)))
     with pytest.raises(ValueError, match="one shape"):
-        StackedQ([*_networks([0]), small])
+        QNetwork.stack([*_networks([0]), small])
 
 
 @pytest.mark.parametrize("scale", [0.01, 100.0])
 def test_each_member_is_clipped_as_torch_clips_one_network(scale):
-    stack = StackedQ(_networks([0, 1, 2]))
+    stack = QNetwork.stack(_networks([0, 1, 2]))
     torch.manual_seed(0)
-    stack.grad.copy_(torch.randn_like(stack.grad) * scale)
-    grads = [g for pair in zip(stack.weight_grads, stack.bias_grads, strict=True) for g in pair]
+    grads = [torch.randn_like(p) * scale for p in stack.parameters()]
     for g in grads:
         g[1].mul_(0.001)  # member 1 under the bound at either scale
     per_member = [[torch.nn.Parameter(torch.zeros_like(g[k])) for g in grads] for k in range(3)]
@@ -105,7 +125,7 @@ def test_each_member_is_clipped_as_torch_clips_one_network(scale):
             p.grad = g[k].clone()
         torch.nn.utils.clip_grad_norm_(parameters, 10.0)
     untouched = grads[0][1].clone()
-    stack.clip_gradients(10.0)
+    clip_member_gradients(grads, 10.0)
     for k, parameters in enumerate(per_member):
         for p, g in zip(parameters, grads, strict=True):
             torch.testing.assert_close(g[k], p.grad)
@@ -114,52 +134,50 @@ def test_each_member_is_clipped_as_torch_clips_one_network(scale):
     assert (total < 10.0 + 1e-3) and (total < 9.0) == (scale < 1)
 
 
-def test_adam_is_torchs_fused_adam_bit_for_bit_and_unfrozen_layers_count_their_own_steps():
-    networks = _networks([0, 1])
-    references = [copy.deepcopy(n) for n in networks]
-    stack = StackedQ(networks, frozen=("trunk",))
-    adam = StackedAdam(stack, learning_rate=0.01)
+def test_adam_is_torchs_adam_and_unfrozen_parts_count_their_own_steps():
+    members = _networks([0, 1])
+    stack = QNetwork.stack(members)
+    optimizer = StackedOptimizer(stack, frozen=("trunk",), learning_rate=0.01,
+                                 max_grad_norm=1e9)
+    references = [copy.deepcopy(member) for member in members]
     torches = [torch.optim.Adam([p for name, p in n.named_parameters()
                                  if not name.startswith("trunk")], lr=0.01, fused=True)
                for n in references]
-    torch.manual_seed(0)
+    obs = torch.randn(2, ROWS, OBS)
     for step in range(6):
         if step == 3:
-            stack.unfreeze()
-            adam.add_frozen_span()
-            for optimiser, reference in zip(torches, references, strict=True):
-                optimiser.add_param_group({"params": list(reference.trunk.parameters())})
-        stack.grad.copy_(torch.randn_like(stack.grad))
-        for i, (name, _) in enumerate(references[0].linear_layers()):
-            if not stack.trainable[i]:
-                stack.weight_grads[i].zero_()
-                stack.bias_grads[i].zero_()
-            for k, reference in enumerate(references):
-                layer = dict(reference.linear_layers())[name]
-                layer.weight.grad = stack.weight_grads[i][k].clone()
-                layer.bias.grad = stack.bias_grads[i][k, 0].clone()
-        adam.step()
-        for optimiser in torches:
-            optimiser.step()
-    for network, reference in zip(networks, references, strict=True):
+            optimizer.unfreeze()
+            for adam, reference in zip(torches, references, strict=True):
+                adam.add_param_group({"params": list(reference.trunk.parameters())})
+        optimizer.step(stack(obs).pow(2).mean(dim=(1, 2)).sum())
+        for k, (adam, reference) in enumerate(zip(torches, references, strict=True)):
+            adam.zero_grad()
+            reference(obs[k:k + 1]).pow(2).mean().backward()
+            adam.step()
+    for k, reference in enumerate(references):
         for name, tensor in reference.state_dict().items():
-            assert torch.equal(network.state_dict()[name], tensor), name
+            torch.testing.assert_close(stack.member(k).state_dict()[name], tensor)
+    assert stack.trunk[0].weight.requires_grad
 
 
-def test_target_update_copies_current_weights_without_sharing_them():
-    online = StackedQ(_networks([0, 1]), frozen=("encoder",))  # another order in memory
-    target = StackedQ(_networks([2, 3]))
-    online.biases[-1].add_(1.0)
-    target.copy_from(online)
-    for mine, theirs in ((online.weights, target.weights), (online.biases, target.biases)):
-        assert all(torch.equal(a, b) for a, b in zip(mine, theirs, strict=True))
-    online.biases[-1].add_(1.0)
-    assert not torch.equal(online.biases[-1], target.biases[-1])
+def test_frozen_parts_get_no_gradient_and_do_not_move():
+    stack = QNetwork.stack(_networks([0, 1]))
+    trunk = copy.deepcopy(stack.trunk.state_dict())
+    optimizer = StackedOptimizer(stack, frozen=("trunk",), learning_rate=0.01,
+                                 max_grad_norm=10.0)
+    optimizer.step(stack(torch.randn(2, ROWS, OBS)).sum())
+    assert not stack.trunk[0].weight.requires_grad
+    assert all(torch.equal(v, trunk[k]) for k, v in stack.trunk.state_dict().items())
 
 
 def test_acting_q_values_follow_the_weights_as_they_train():
-    stack = StackedQ(_networks([0, 1]))
-    obs = torch.randn(2, OBS)
-    stack.flat.mul_(1.5)  # an update in place, after the numpy views were taken
-    expected, _ = stack.forward(obs[:, None, :])
-    np.testing.assert_allclose(stack.q_values(obs.numpy()), expected[:, 0].numpy(), rtol=1e-5)
+    stack = QNetwork.stack(_networks([0, 1]))
+    acting = stack.numpy_forward()
+    obs = torch.randn(2, 1, OBS)
+    with torch.no_grad():
+        for parameter in stack.parameters():
+            parameter.mul_(1.5)  # an update in place, after the numpy views were taken
+        expected = stack(obs)
+    np.testing.assert_allclose(acting(obs.numpy()), expected.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(acting.q_function(1)(obs[1].numpy()), expected[1].numpy(),
+                               rtol=1e-5)

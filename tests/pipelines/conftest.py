@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from hindsight_rl import settings
 from tests.conftest import copy_project
 
 
@@ -18,9 +21,19 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = copy_project(tmp_path_factory.mktemp("project"))
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        patch.setenv("KEDRO_ENV", "smoke")  # the DAG's seed branches come from conf/smoke
         bootstrap_project(root)
         yield root
+
+
+@contextmanager
+def dag_shape(root: Path, **changes: Any) -> Iterator[None]:
+    """The project at ``root`` registered with ``DAG_SHAPE`` changed (as a user edits
+    settings.py), then the original shape registered again."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(settings, "DAG_SHAPE", {**settings.DAG_SHAPE, **changes})
+        bootstrap_project(root)
+        yield
+    bootstrap_project(root)
 
 
 def run_session(project: Path, runtime_params: dict | None = None, **run_args) -> dict:

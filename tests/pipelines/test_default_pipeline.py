@@ -6,18 +6,16 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
 from kedro.framework.project import pipelines
-from kedro.framework.startup import bootstrap_project
 
 from hindsight_rl.core.config import ConfigError
 from hindsight_rl.core.policy_file import NumpyPolicy
 from hindsight_rl.runners import ParallelRunner
 from tests.conftest import copy_project
-from tests.pipelines.conftest import run_session, versions
+from tests.pipelines.conftest import dag_shape, run_session, versions
 
 TARGETS = ("mountaincar", "cartpole_long_pole")
-SEEDS = (0, 1)  # conf/smoke
+SEEDS = (0, 1, 2)  # DAG_SHAPE in settings
 VERSIONED = ["data/01_raw/source_rollouts.parquet", "data/06_models/pretrained_policy.safetensors",
              "data/07_model_output/pretrain_history.parquet",
              "data/08_reporting/run_manifest.json"] + [
@@ -52,8 +50,8 @@ def test_registered_pipelines_and_node_names(project):
     assert {"collect_source_rollouts", "pretrain", "export_weights"} <= names
     for target in TARGETS:
         assert {f"{target}.collect_target_rollouts", f"{target}.evaluate"} <= names
-        assert {f"{target}.seeds_0_1.{stage}" for stage in ("finetune", "train_scratch")} \
-            <= names  # both seeds of an arm in one node: runtime.seeds_per_node is null
+        assert {f"{target}.seeds_0_1_2.{stage}" for stage in ("finetune", "train_scratch")} \
+            <= names  # the seeds of an arm in one node: seeds_per_node is None
     assert len(names) == 3 + len(TARGETS) * (2 + 2)
 
 
@@ -79,18 +77,12 @@ def test_runs_reproduce_datasets_and_weights(two_runs):
 def test_one_node_per_seed_in_parallel_processes_gives_the_same_weights(two_runs, tmp_path):
     project, first, _ = two_runs
     alone = copy_project(tmp_path)
-    parameters = alone / "conf/smoke/parameters.yml"
-    config = yaml.safe_load(parameters.read_text())
-    config["runtime"]["seeds_per_node"] = 1
-    parameters.write_text(yaml.safe_dump(config))
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, dag_shape(alone, seeds_per_node=1):
         patch.chdir(alone)
-        bootstrap_project(alone)
         names = {node.name for node in pipelines["__default__"].nodes}
         assert {f"{target}.seed_{seed}.{stage}" for target in TARGETS for seed in SEEDS
                 for stage in ("finetune", "train_scratch")} <= names
         run_session(alone, runner=ParallelRunner())
-    bootstrap_project(project)
     for target in TARGETS:
         for seed in SEEDS:
             for arm in ("finetuned", "scratch"):
@@ -100,9 +92,14 @@ def test_one_node_per_seed_in_parallel_processes_gives_the_same_weights(two_runs
                 assert grouped.read_bytes() == single.read_bytes(), path
 
 
-def test_seeds_per_node_given_only_as_a_runtime_parameter_is_refused(project):
-    with pytest.raises(ConfigError, match="runtime.seeds_per_node: got 1"):
-        run_session(project, runtime_params={"runtime": {"seeds_per_node": 1}})
+@pytest.mark.parametrize(("params", "message"), [
+    ({"runtime": {"seeds_per_node": 1}}, "runtime.seeds_per_node: the grouping of seeds"),
+    ({"targets": {"mountaincar": {"seeds": [0]}}}, "targets.mountaincar.seeds: seeds are the"),
+    ({"targets": {"acrobot": {"env": {"id": "Acrobot-v1"}}}},
+     "targets.acrobot: the DAG has no branch for this target")])
+def test_parameters_change_values_never_the_dags_shape(project, params, message):
+    with pytest.raises(ConfigError, match=message):
+        run_session(project, runtime_params=params)
 
 
 def test_hindsight_dataset_follows_the_contract(two_runs):
@@ -137,7 +134,7 @@ def test_metrics_compare_both_arms(two_runs):
     assert set(metrics["arms"]) == {"finetuned", "scratch"}
     assert metrics["reward_threshold"] == -110.0 and metrics["eval_episodes"] == 3
     for arm in metrics["arms"].values():
-        assert arm["seeds"] == 2 and len(arm["per_seed"]) == 2
+        assert arm["seeds"] == len(SEEDS) and len(arm["per_seed"]) == len(SEEDS)
         assert arm["final_return"]["ci"][0] <= arm["final_return"]["iqm"]
     assert metrics["verdict"].startswith("Transfer ")
 
@@ -155,4 +152,4 @@ def test_finetune_from_a_pinned_pretrained_version(two_runs):
     assert manifest["status"] == "completed"
     assert manifest["loaded_versions"] == {"pretrained_policy": pinned}
     assert manifest["saved_version"] == hindsight[-1].name
-    assert "mountaincar.seeds_0_1.finetune" in manifest["nodes"]
+    assert "mountaincar.seeds_0_1_2.finetune" in manifest["nodes"]

@@ -14,7 +14,6 @@ def test_every_artefact_lands_in_the_configured_store(tmp_path):
     (project / "conf/smoke/globals.yml").write_text("data_root: memory://shared-store\n")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(project)
-        patch.setenv("KEDRO_ENV", "smoke")
         bootstrap_project(project)
         with KedroSession.create(project_path=project, env="smoke") as session:
             session.run(pipeline_names=["source"])

@@ -8,6 +8,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from hindsight_rl import settings
 from hindsight_rl.runners import DaskRunner
 from tests.conftest import copy_project
 
@@ -28,11 +29,12 @@ def test_dask_run_writes_the_same_artefacts_as_a_sequential_run(tmp_path):
                    check=True, capture_output=True, env={**os.environ, "DO_NOT_TRACK": "1"})
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(dask)
-        patch.setenv("KEDRO_ENV", "smoke")
         bootstrap_project(dask)
         with KedroSession.create(project_path=dask, env="smoke") as session:
             session.run(runner=DaskRunner(cluster_args={"n_workers": 2}))
     expected, got = _artefacts(sequential), _artefacts(dask)
-    assert len(expected) == 3 + 2 * (6 + 2 * 4) and sorted(got) == sorted(expected)
+    targets = settings.DAG_SHAPE["targets"]
+    assert len(expected) == 3 + sum(6 + len(seeds) * 4 for seeds in targets.values())
+    assert sorted(got) == sorted(expected)
     different = [path for path in expected if got[path] != expected[path]]
     assert not different

@@ -3,7 +3,6 @@ part to, over several seeds at equal env-step budgets."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,9 +22,10 @@ _METRICS: tuple[MetricSpec, ...] = (("steps_to_threshold", "env steps to thresho
 
 def arm_target(target: TargetConfig, arm: ArmConfig, budget: int) -> TargetConfig:
     """``target``'s settings as ``arm`` runs them, on ``budget`` env steps."""
-    return replace(target, dqn=replace(target.dqn, total_steps=budget, rtg_coef=arm.rtg_coef),
-                   finetune=replace(target.finetune, frozen=arm.frozen),
-                   her=HERConfig(k=arm.her_k))
+    return target.model_copy(update={
+        "dqn": target.dqn.model_copy(update={"total_steps": budget, "rtg_coef": arm.rtg_coef}),
+        "finetune": target.finetune.model_copy(update={"frozen": arm.frozen}),
+        "her": HERConfig(k=arm.her_k)})
 
 
 def run_table(history: pd.DataFrame, judge_returns: np.ndarray, env_steps: int, arm: str,
@@ -85,11 +85,11 @@ def markdown_table(summaries: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-def markdown_report(results: dict[str, dict[str, Any]]) -> str:
-    """Every target's table and verdicts, as one page."""
+def markdown_report(results: list[dict[str, Any]]) -> str:
+    """Every target's table and verdicts (summaries naming their target), as one page."""
     lines = ["# Ablation: what each part of hindsight fine-tuning buys", ""]
-    for name, result in results.items():
-        lines += [f"## {name}: {result['target']}", "",
+    for result in results:
+        lines += [f"## {result['name']}: {result['target']}", "",
                   f"Budget {result['budget']} env steps per run, {result['seeds']} seeds per "
                   f"arm, reward threshold {result['reward_threshold']}; final return over "
                   f"{result['eval_episodes']} held-out greedy episodes per policy.", ""]
@@ -97,7 +97,7 @@ def markdown_report(results: dict[str, dict[str, Any]]) -> str:
         lines += ["", *[f"- {line}" for line in result["verdicts"]]]
         skipped = result.get("skipped") or []
         if skipped:
-            lines += [f"- not run here (relabelling needs a goal): {', '.join(skipped)}"]
+            lines += [f"- not run on this target: {', '.join(skipped)}"]
         lines.append("")
     lines += ["Seeds that never reach the threshold count as the full budget in the "
               "steps-to-threshold statistic.", ""]

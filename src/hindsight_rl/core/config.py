@@ -1,39 +1,59 @@
-"""Typed configuration objects, built from plain parameter mappings at the boundary.
+"""Typed configuration: one frozen pydantic model per section of the parameters files.
 
-Every section of the parameters files becomes one of these frozen dataclasses through
-:func:`from_mapping`, which rejects unknown keys (with a "did you mean") and checks
-ranges, so a typo fails before any environment is stepped.
+Every model forbids unknown keys and is strict about types (``"64"`` is not an integer,
+``"1.0"`` is not a number, YAML lists become tuples), and ranges are declared on the fields.
+:func:`from_mapping` validates a mapping and turns the first problem into one line that names
+its key path and what was expected (with a "did you mean" for unknown keys), so a typo fails
+before any environment is stepped. Kedro hands nodes the same models for their typed
+``params:`` inputs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from hindsight_rl.core.errors import HindsightRLError
 
-T = TypeVar("T")
-
 PART_NAMES = ("encoder", "trunk", "head")
+Part = Literal["encoder", "trunk", "head"]
 CollectionPolicy = Literal["uniform", "epsilon_greedy", "boltzmann"]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+MAX_ROWS = 50_000_000
+"""Upper bound of a replay buffer or a collection, in transitions: about 2 GB at the widest
+observation we train on; larger is a typo that would otherwise fail after minutes of work."""
+
+
+def _list(item: Any) -> Any:
+    """A tuple field that YAML writes as a list."""
+    return Annotated[tuple[item, ...], Field(strict=False)]
 
 
 class ConfigError(HindsightRLError, ValueError):
     """A parameter has the wrong name, type or value; the message names its key path."""
 
 
-def _check(ok: bool, key: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}: got {value!r}, expected {expected}")
+def invalid(key: str, value: Any, expected: str) -> ConfigError:
+    """The error for ``key`` (relative to the section being checked)."""
+    return ConfigError(f"{key}: got {value!r}, expected {expected}")
 
 
-@dataclass(frozen=True)
-class GoalConfig:
+class Section(BaseModel):
+    """Base of every config section: frozen, strict, unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True,
+                              use_attribute_docstrings=True)
+
+
+class GoalConfig(Section):
     """A goal-reaching task: which observation entries are the achieved goal, the goal the
     task asks for, and the reward as a function of the two (what relabelling recomputes).
 
@@ -41,51 +61,47 @@ class GoalConfig:
     position is at least the goal, -1 every step: exactly the environment's own reward.
     """
 
-    achieved: tuple[int, ...]
+    achieved: Annotated[_list(NonNegativeInt), Field(min_length=1)]
     """Indices of the observation entries that make up the achieved goal."""
-    desired: tuple[float, ...]
+    desired: _list(float)
     """The goal the task asks for; the network sees it beside the observation."""
     reached: Literal["at_least", "within"] = "at_least"
     """``at_least``: every achieved entry ≥ the goal's; ``within``: Euclidean distance to the
     goal ≤ ``tolerance``."""
-    tolerance: float = 0.0
+    tolerance: float = Field(0.0, ge=0)
     """Distance that counts as reaching the goal with ``reached: within``."""
     step_reward: float = -1.0
     """Reward of a step that does not reach the goal."""
     reached_reward: float = -1.0
     """Reward of the step that reaches it (MountainCar pays -1 on that step too)."""
 
-    def __post_init__(self) -> None:
-        _check(len(self.achieved) >= 1 and all(i >= 0 for i in self.achieved), "achieved",
-               list(self.achieved), "a non-empty list of observation indices")
-        _check(len(self.desired) == len(self.achieved), "desired", list(self.desired),
-               f"{len(self.achieved)} numbers, one per achieved index")
-        _check(self.tolerance >= 0, "tolerance", self.tolerance, "a number >= 0")
+    @model_validator(mode="after")
+    def _one_desired_entry_per_achieved_index(self) -> GoalConfig:
+        if len(self.desired) != len(self.achieved):
+            raise invalid("desired", list(self.desired),
+                          f"{len(self.achieved)} numbers, one per achieved index")
+        return self
 
 
-@dataclass(frozen=True)
-class HERConfig:
+class HERConfig(Section):
     """Hindsight experience replay (Andrychowicz et al. 2017) for goal-reaching targets."""
 
-    k: int = 0
+    k: int = Field(0, ge=0, le=64)
     """Relabelled copies of each transition, with goals achieved later in its episode
     ("future" strategy); 0 turns relabelling off."""
     strategy: Literal["future"] = "future"
     """Where relabelled goals come from: a uniformly drawn later step of the same episode."""
 
-    def __post_init__(self) -> None:
-        _check(self.k >= 0, "k", self.k, "an integer >= 0")
 
-
-@dataclass(frozen=True)
-class EnvConfig:
+class EnvConfig(Section):
     """Which Gymnasium environment to build and how to alter it."""
 
-    id: str
-    """Registered Gymnasium id, e.g. ``CartPole-v1``."""
-    make_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments for ``gymnasium.make``."""
-    overrides: dict[str, float] = field(default_factory=dict)
+    id: str = Field(pattern=r"^[^:]+$")
+    """Registered Gymnasium id, e.g. ``CartPole-v1`` (never ``module:id``: configuration
+    names code only through ``entry_point``)."""
+    make_kwargs: dict[str, Any] = Field(default_factory=dict, strict=False)
+    """Keyword arguments for ``gymnasium.make`` (checked by building the environment)."""
+    overrides: dict[str, float] = Field(default_factory=dict)
     """Attributes set on ``env.unwrapped`` after ``make`` (e.g. CartPole ``length``)."""
     success: Literal["terminated", "truncated", "none"] = "none"
     """Which episode end counts as a success: reaching a goal (``terminated``),
@@ -93,7 +109,7 @@ class EnvConfig:
     entry_point: str | None = None
     """``module:Class`` of an environment Gymnasium does not know yet; it is registered under
     ``id`` on first use, with the two settings below."""
-    max_episode_steps: int | None = None
+    max_episode_steps: PositiveInt | None = None
     """Time limit of an ``entry_point`` environment."""
     reward_threshold: float | None = None
     """Return that counts as solved for an ``entry_point`` environment."""
@@ -102,85 +118,73 @@ class EnvConfig:
     (the network is goal-conditioned) and ``her`` can relabel transitions."""
 
 
-@dataclass(frozen=True)
-class NetworkConfig:
+class NetworkConfig(Section):
     """Shape of the Q-network: one encoder layer, then trunk layers, then a linear head."""
 
-    hidden_sizes: tuple[int, ...] = (128, 128)
+    hidden_sizes: Annotated[_list(Annotated[int, Field(ge=1, le=4096)]),
+                            Field(min_length=2)] = (128, 128)
     """Width of the encoder output followed by each trunk layer's output."""
 
-    def __post_init__(self) -> None:
-        _check(len(self.hidden_sizes) >= 2, "hidden_sizes", self.hidden_sizes,
-               "at least two sizes (encoder, then one or more trunk layers)")
-        _check(all(h >= 1 for h in self.hidden_sizes), "hidden_sizes", self.hidden_sizes,
-               "positive integers")
 
-
-@dataclass(frozen=True)
-class CollectConfig:
+class CollectConfig(Section):
     """How a rollout dataset is collected."""
 
-    steps: int = 1000
+    steps: int = Field(1000, ge=1, le=MAX_ROWS)
     """Environment steps to collect (whole episodes are not required)."""
     policy: CollectionPolicy = "uniform"
     """Behaviour policy: uniform random, ε-greedy or Boltzmann softmax(Q/τ)."""
-    epsilon: float = 0.1
+    epsilon: float = Field(0.1, ge=0, le=1)
     """ε for the ε-greedy behaviour policy."""
-    temperature: float = 1.0
-    """τ for the Boltzmann behaviour policy."""
-    seed: int = 0
+    temperature: float = Field(1.0, ge=1e-3, le=1e6)
+    """τ for the Boltzmann behaviour policy (below 1e-3 it is greedy, and softmax(Q/τ)
+    underflows)."""
+    seed: Seed = 0
     """Seed of the environment and of the behaviour policy's randomness."""
 
-    def __post_init__(self) -> None:
-        _check(self.steps >= 1, "steps", self.steps, "an integer >= 1")
-        _check(0.0 <= self.epsilon <= 1.0, "epsilon", self.epsilon, "a number in [0, 1]")
-        _check(self.temperature > 0.0, "temperature", self.temperature, "a number > 0")
 
-
-@dataclass(frozen=True)
-class DQNConfig:
+class DQNConfig(Section):
     """Double DQN with a replay buffer and a hard-updated target network."""
 
-    total_steps: int = 50_000
+    total_steps: int = Field(50_000, ge=1, le=MAX_ROWS)
     """Environment steps of training, including any warm-start transitions."""
-    learning_rate: float = 2.3e-3
+    learning_rate: float = Field(2.3e-3, gt=0, le=1)
     """Adam learning rate."""
-    batch_size: int = 64
+    batch_size: int = Field(64, ge=1, le=65_536)
     """Transitions per gradient step."""
-    buffer_size: int = 100_000
+    buffer_size: int = Field(100_000, ge=1, le=MAX_ROWS)
     """Replay capacity in env steps' transitions (with HER, room for their relabelled
     copies is added)."""
-    learning_starts: int = 1000
+    learning_starts: int = Field(1000, ge=1)
     """Transitions in the buffer before the first gradient step."""
-    gamma: float = 0.99
+    gamma: float = Field(0.99, gt=0, le=1)
     """Discount factor."""
-    target_update_interval: int = 10
+    target_update_interval: PositiveInt = 10
     """Environment steps between hard copies of the online network into the target."""
-    train_freq: int = 256
+    train_freq: PositiveInt = 256
     """Environment steps between training bursts."""
-    gradient_steps: int = 128
+    gradient_steps: int = Field(128, ge=1, le=100_000)
     """Gradient steps per training burst."""
-    exploration_fraction: float = 0.16
+    exploration_fraction: float = Field(0.16, gt=0, le=1)
     """Fraction of ``total_steps`` over which ε decays linearly."""
-    exploration_initial_eps: float = 1.0
+    exploration_initial_eps: float = Field(1.0, ge=0, le=1)
     """ε at the first step."""
-    exploration_final_eps: float = 0.04
+    exploration_final_eps: float = Field(0.04, ge=0, le=1)
     """ε after the decay."""
-    max_grad_norm: float = 10.0
-    """Gradient-norm clip."""
-    n_step: int = 1
+    max_grad_norm: float = Field(10.0, gt=0)
+    """Gradient-norm clip, per member."""
+    n_step: int = Field(1, ge=1, le=1000)
     """Steps of real reward before the TD target bootstraps (multi-step returns); the rows of
     an episode still running use one step until it ends."""
     double_dqn: bool = True
     """Select the next action with the online network, value it with the target."""
-    rtg_coef: float = 0.0
+    rtg_coef: float = Field(0.0, ge=0)
     """β of the hindsight loss β·(G_t − Q(s_t,a_t))² on labelled transitions; 0 turns it off."""
     rtg_loss: Literal["squared", "lower_bound"] = "squared"
     """``squared``: (G_t − Q)² as in the seed text; ``lower_bound``: max(0, G_t − Q)², which
     only lifts Q up to a return that was actually achieved (self-imitation)."""
-    eval_interval: int = 5000
+    eval_interval: PositiveInt = 5000
     """Environment steps between greedy evaluations for the learning curve."""
-    eval_episodes: int = 10
+    eval_episodes: int = Field(10, ge=1, le=10_000)
     """Greedy episodes per learning-curve point."""
     keep: Literal["best", "last"] = "best"
     """Return the weights of the best learning-curve point or the last ones."""
@@ -189,313 +193,324 @@ class DQNConfig:
     (SB3's ``StopTrainingOnRewardThreshold``): the source task only has to be solved. Arms
     that are compared keep it off, so their curves span the same budget."""
 
-    def __post_init__(self) -> None:
-        _check(self.total_steps >= 1, "total_steps", self.total_steps, "an integer >= 1")
-        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a number > 0")
-        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        _check(self.buffer_size >= self.batch_size, "buffer_size", self.buffer_size,
-               f"an integer >= batch_size ({self.batch_size})")
-        _check(self.learning_starts >= self.batch_size, "learning_starts", self.learning_starts,
-               f"an integer >= batch_size ({self.batch_size})")
-        _check(0.0 < self.gamma <= 1.0, "gamma", self.gamma, "a number in (0, 1]")
-        for name in ("n_step", "target_update_interval", "train_freq", "gradient_steps",
-                     "eval_interval", "eval_episodes"):
-            _check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
-        _check(0.0 < self.exploration_fraction <= 1.0, "exploration_fraction",
-               self.exploration_fraction, "a number in (0, 1]")
-        for name in ("exploration_initial_eps", "exploration_final_eps"):
-            _check(0.0 <= getattr(self, name) <= 1.0, name, getattr(self, name),
-                   "a number in [0, 1]")
-        _check(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "a number > 0")
-        _check(self.rtg_coef >= 0, "rtg_coef", self.rtg_coef, "a number >= 0")
-        _check(self.total_steps >= self.learning_starts, "total_steps", self.total_steps,
-               f"an integer >= learning_starts ({self.learning_starts}), or nothing is learned")
+    @model_validator(mode="after")
+    def _budgets_fit_together(self) -> DQNConfig:
+        if self.buffer_size < self.batch_size:
+            raise invalid("buffer_size", self.buffer_size,
+                          f"an integer >= batch_size ({self.batch_size})")
+        if self.learning_starts < self.batch_size:
+            raise invalid("learning_starts", self.learning_starts,
+                          f"an integer >= batch_size ({self.batch_size})")
+        if self.total_steps < self.learning_starts:
+            raise invalid("total_steps", self.total_steps,
+                          f"an integer >= learning_starts ({self.learning_starts}), or nothing "
+                          "is learned")
+        return self
 
 
-@dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneConfig(Section):
     """What carries over from the pretrained network and what stays fixed."""
 
-    frozen: tuple[str, ...] = ("trunk",)
+    frozen: _list(Part) = ("trunk",)
     """Parts excluded from the optimiser: any of ``encoder``, ``trunk``, ``head``."""
-    unfreeze_after_steps: int | None = None
+    unfreeze_after_steps: NonNegativeInt | None = None
     """Environment step at which frozen parts join the optimiser; ``None`` keeps them frozen."""
 
-    def __post_init__(self) -> None:
-        unknown = [p for p in self.frozen if p not in PART_NAMES]
-        _check(not unknown, "frozen", list(self.frozen), f"parts among {list(PART_NAMES)}")
-        if self.unfreeze_after_steps is not None:
-            _check(self.unfreeze_after_steps >= 0, "unfreeze_after_steps",
-                   self.unfreeze_after_steps, "an integer >= 0 or null")
 
-
-@dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(Section):
     """How final policies are judged."""
 
-    episodes: int = 100
+    episodes: int = Field(100, ge=1, le=100_000)
     """Greedy episodes per final policy."""
-    seed: int = 1_000_000
+    seed: Seed = 1_000_000
     """First evaluation seed; episode i uses ``seed + i``. Keep it far from training seeds."""
-    bootstrap_samples: int = 2000
+    bootstrap_samples: int = Field(2000, ge=1, le=1_000_000)
     """Bootstrap resamples for the confidence intervals."""
-    confidence: float = 0.95
+    confidence: float = Field(0.95, gt=0, lt=1)
     """Confidence level of the intervals."""
-    promotion_margin: float = 0.0
+    promotion_margin: float = Field(0.0, ge=0)
     """``retrain``: a challenger replaces the champion only if its mean return is higher by
     more than this."""
 
-    def __post_init__(self) -> None:
-        _check(self.episodes >= 1, "episodes", self.episodes, "an integer >= 1")
-        _check(self.bootstrap_samples >= 1, "bootstrap_samples", self.bootstrap_samples,
-               "an integer >= 1")
-        _check(0.0 < self.confidence < 1.0, "confidence", self.confidence, "a number in (0, 1)")
+
+def _includes_collection(dqn: DQNConfig, collect: CollectConfig) -> None:
+    if dqn.total_steps <= collect.steps:
+        raise invalid("dqn.total_steps", dqn.total_steps,
+                      f"more than collect.steps ({collect.steps}), which it includes")
 
 
-@dataclass(frozen=True)
-class SourceConfig:
+class SourceConfig(Section):
     """The source task: where the transferable trunk is learned."""
 
     env: EnvConfig
     """Source environment (default CartPole-v1)."""
-    network: NetworkConfig = field(default_factory=NetworkConfig)
+    network: NetworkConfig = NetworkConfig()
     """Q-network shape; targets reuse it so the trunk fits."""
-    collect: CollectConfig = field(default_factory=CollectConfig)
+    collect: CollectConfig = CollectConfig()
     """Rollouts that warm-start the pretraining replay buffer."""
-    dqn: DQNConfig = field(default_factory=DQNConfig)
+    dqn: DQNConfig = DQNConfig()
     """Pretraining hyperparameters."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of pretraining (weights, exploration, replay sampling)."""
 
-    def __post_init__(self) -> None:
-        _check(self.dqn.total_steps > self.collect.steps, "dqn.total_steps",
-               self.dqn.total_steps, f"more than collect.steps ({self.collect.steps}), "
-               "which it includes")
+    @model_validator(mode="after")
+    def _budget_includes_collection(self) -> SourceConfig:
+        _includes_collection(self.dqn, self.collect)
+        if self.collect.policy != "uniform":
+            raise invalid("collect.policy", self.collect.policy,
+                          "'uniform' (before pretraining there is no network to act with)")
+        return self
 
 
-@dataclass(frozen=True)
-class TargetConfig:
+class TargetConfig(Section):
     """One target task: transfer, fine-tune, and the from-scratch control."""
 
     env: EnvConfig
     """Target environment."""
-    collect: CollectConfig = field(default_factory=lambda: CollectConfig(policy="boltzmann"))
+    collect: CollectConfig = CollectConfig(policy="boltzmann")
     """Hindsight-dataset collection with the transferred network."""
-    dqn: DQNConfig = field(default_factory=DQNConfig)
+    dqn: DQNConfig = DQNConfig()
     """Fine-tuning (and scratch) hyperparameters; both arms get the same budget."""
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    finetune: FinetuneConfig = FinetuneConfig()
     """What stays frozen."""
-    seeds: tuple[int, ...] = (0, 1, 2)
-    """Training seeds, one fine-tuned and one scratch policy each."""
-    her: HERConfig = field(default_factory=HERConfig)
+    her: HERConfig = HERConfig()
     """Goal relabelling of the hindsight dataset and of fine-tuning episodes."""
 
-    def __post_init__(self) -> None:
-        _check(self.her.k == 0 or self.env.goal is not None, "her.k", self.her.k,
-               "0 for a task without env.goal (nothing to relabel)")
-        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
-               list(self.seeds), "a non-empty list of distinct integers")
-        _check(self.dqn.total_steps > self.collect.steps, "dqn.total_steps",
-               self.dqn.total_steps, f"more than collect.steps ({self.collect.steps}), "
-               "which it includes")
+    @model_validator(mode="after")
+    def _consistent(self) -> TargetConfig:
+        if self.her.k and self.env.goal is None:
+            raise invalid("her.k", self.her.k,
+                          "0 for a task without env.goal (nothing to relabel)")
+        _includes_collection(self.dqn, self.collect)
+        return self
 
 
-@dataclass(frozen=True)
-class ArmConfig:
+class ArmConfig(Section):
     """One arm of the ablation: which parts of hindsight fine-tuning it uses."""
 
     transfer: bool = True
     """Start from the pretrained network (false: fresh weights, the scratch control)."""
-    frozen: tuple[str, ...] = ("trunk",)
+    frozen: _list(Part) = ("trunk",)
     """Parts kept out of the optimiser (only with ``transfer``)."""
-    rtg_coef: float = 0.0
+    rtg_coef: float = Field(0.0, ge=0)
     """β of the return-to-go loss."""
-    her_k: int = 0
-    """Relabelled copies per transition; an arm with ``her_k`` > 0 runs only on targets
-    that declare a goal."""
+    her_k: int = Field(0, ge=0, le=64)
+    """Relabelled copies per transition (targets that declare a goal only)."""
     compare_to: str | None = None
     """The arm this one adds a part to: the report's verdict compares the two."""
 
-    def __post_init__(self) -> None:
-        unknown = [p for p in self.frozen if p not in PART_NAMES]
-        _check(not unknown, "frozen", list(self.frozen), f"parts among {list(PART_NAMES)}")
-        _check(self.transfer or not self.frozen, "frozen", list(self.frozen),
-               "[] for an arm without transfer (nothing pretrained to freeze)")
-        _check(self.rtg_coef >= 0, "rtg_coef", self.rtg_coef, "a number >= 0")
-        _check(self.her_k >= 0, "her_k", self.her_k, "an integer >= 0")
+    @model_validator(mode="after")
+    def _nothing_frozen_without_transfer(self) -> ArmConfig:
+        if not self.transfer and self.frozen:
+            raise invalid("frozen", list(self.frozen),
+                          "[] for an arm without transfer (nothing pretrained to freeze)")
+        return self
 
 
-@dataclass(frozen=True)
-class AblationConfig:
-    """What each part buys: every arm on every listed target, several seeds, equal budgets."""
+class AblationConfig(Section):
+    """What each part buys: the values of the ablation's arms and budgets (which targets,
+    arms and seeds run is the DAG's shape, in settings)."""
 
-    budgets: dict[str, int] = field(default_factory=dict)
-    """Targets to ablate (names in ``targets``) and each one's env-step budget per run."""
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    """Training seeds of every arm."""
-    arms: dict[str, ArmConfig] = field(default_factory=dict)
+    budgets: dict[str, PositiveInt] = Field(default_factory=dict)
+    """Env-step budget per run on each ablated target."""
+    arms: dict[str, ArmConfig] = Field(default_factory=dict)
     """Arms by name."""
 
-    def __post_init__(self) -> None:
-        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
-               list(self.seeds), "a non-empty list of distinct integers")
+    @model_validator(mode="after")
+    def _comparisons_name_arms(self) -> AblationConfig:
         for name, arm in self.arms.items():
-            _check(arm.compare_to is None or arm.compare_to in self.arms,
-                   f"arms.{name}.compare_to", arm.compare_to,
-                   f"null or one of the arms {list(self.arms)}")
-
-    def arms_for(self, target: TargetConfig) -> dict[str, ArmConfig]:
-        """The arms that apply to ``target``: relabelling needs a goal."""
-        return {name: arm for name, arm in self.arms.items()
-                if arm.her_k == 0 or target.env.goal is not None}
+            if arm.compare_to is not None and arm.compare_to not in self.arms:
+                raise invalid(f"arms.{name}.compare_to", arm.compare_to,
+                              f"null or one of the arms {list(self.arms)}")
+        return self
 
 
-@dataclass(frozen=True)
-class RuntimeConfig:
+class RuntimeConfig(Section):
     """How a run uses the machine; nothing here changes a result."""
 
-    torch_threads: int | None = None
+    torch_threads: int | None = Field(None, ge=1, le=1024)
     """Torch intra-op threads; ``None`` keeps torch's default."""
     checkpoint_dir: str | None = None
     """Folder of training checkpoints; ``None`` turns them off."""
-    checkpoint_interval: int = 10_000
+    checkpoint_interval: PositiveInt = 10_000
     """Environment steps between training checkpoints."""
-    seeds_per_node: int | None = None
-    """Training seeds of an arm trained together, sharing each update, in one node; ``None``
-    for all of a target's seeds. A seed ends with the same weights in any group."""
-
-    def __post_init__(self) -> None:
-        if self.torch_threads is not None:
-            _check(self.torch_threads >= 1, "torch_threads", self.torch_threads,
-                   "an integer >= 1 or null")
-        if self.seeds_per_node is not None:
-            _check(self.seeds_per_node >= 1, "seeds_per_node", self.seeds_per_node,
-                   "an integer >= 1 or null")
-        _check(self.checkpoint_interval >= 1, "checkpoint_interval", self.checkpoint_interval,
-               "an integer >= 1")
 
 
-def group_seeds(seeds: tuple[int, ...], size: int | None) -> list[tuple[int, ...]]:
-    """``seeds`` in groups of ``size`` (``runtime.seeds_per_node``) in order, the last one
-    shorter; all in one group for None."""
-    size = size or len(seeds)
-    return [tuple(seeds[i:i + size]) for i in range(0, len(seeds), size)]
-
-
-@dataclass(frozen=True)
-class ProjectConfig:
+class ProjectConfig(Section):
     """All parameters of a run, checked together before the first node starts."""
 
     source: SourceConfig
     """The source task (``parameters_source.yml``)."""
-    targets: dict[str, TargetConfig] = field(default_factory=dict)
+    targets: dict[str, TargetConfig] = Field(default_factory=dict)
     """Target tasks by namespace (``parameters_target.yml``)."""
-    evaluation: EvalConfig = field(default_factory=EvalConfig)
+    evaluation: EvalConfig = EvalConfig()
     """Final-policy evaluation (``parameters_evaluate.yml``)."""
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    runtime: RuntimeConfig = RuntimeConfig()
     """Threads and checkpoints (``parameters.yml``)."""
-    ablation: AblationConfig = field(default_factory=AblationConfig)
-    """The ablation pipeline (``parameters_ablation.yml``)."""
+    ablation: AblationConfig = AblationConfig()
+    """The ablation pipeline's values (``parameters_ablation.yml``)."""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _ablation_budgets_fit_their_targets(self) -> ProjectConfig:
         for name, budget in self.ablation.budgets.items():
-            _check(name in self.targets, f"ablation.budgets.{name}", name,
-                   f"one of the targets {list(self.targets)}")
+            if name not in self.targets:
+                raise invalid(f"ablation.budgets.{name}", name,
+                              f"one of the targets {list(self.targets)}")
             target = self.targets[name]
-            _check(budget > target.collect.steps and budget >= target.dqn.learning_starts,
-                   f"ablation.budgets.{name}", budget,
-                   f"more than targets.{name}.collect.steps ({target.collect.steps}) and at "
-                   f"least its dqn.learning_starts ({target.dqn.learning_starts})")
-        held_out = range(self.evaluation.seed, self.evaluation.seed + self.evaluation.episodes
-                         + max(t.dqn.eval_episodes for t in self.all_runs().values()))
-        for path, seed in self.training_seeds().items():
-            _check(seed not in held_out, path, seed,
-                   f"a seed outside the evaluation block [{held_out.start}, {held_out.stop})")
+            if budget <= target.collect.steps or budget < target.dqn.learning_starts:
+                raise invalid(f"ablation.budgets.{name}", budget,
+                              f"more than targets.{name}.collect.steps "
+                              f"({target.collect.steps}) and at least its dqn.learning_starts "
+                              f"({target.dqn.learning_starts})")
+        return self
 
     def all_runs(self) -> dict[str, SourceConfig | TargetConfig]:
         """The source and every target, by key path."""
         return {"source": self.source, **{f"targets.{n}": t for n, t in self.targets.items()}}
 
-    def training_seeds(self) -> dict[str, int]:
-        """Every seed that training or collection uses, by key path."""
-        seeds = {"source.seed": self.source.seed,
-                 "source.collect.seed": self.source.collect.seed}
-        for name, target in self.targets.items():
-            seeds[f"targets.{name}.collect.seed"] = target.collect.seed
-            seeds.update({f"targets.{name}.seeds[{i}]": s for i, s in enumerate(target.seeds)})
-        seeds.update({f"ablation.seeds[{i}]": s for i, s in enumerate(self.ablation.seeds)})
-        return seeds
+    def held_out_seeds(self) -> range:
+        """Seeds of the final judging episodes and of the learning curves after them: no
+        training or collection may use one."""
+        curve = max(run.dqn.eval_episodes for run in self.all_runs().values())
+        start = self.evaluation.seed
+        return range(start, start + self.evaluation.episodes + curve)
+
+
+def group_seeds(seeds: tuple[int, ...], size: int | None) -> list[tuple[int, ...]]:
+    """``seeds`` in groups of ``size`` in order, the last one shorter; all in one group for
+    None."""
+    size = size or len(seeds)
+    return [tuple(seeds[i:i + size]) for i in range(0, len(seeds), size)]
+
+
+T = TypeVar("T", bound=BaseModel)
 
 
 def from_mapping(cls: type[T], mapping: Mapping[str, Any] | None, path: str = "") -> T:
-    """Build dataclass ``cls`` from ``mapping``, naming ``path.key`` in every error."""
-    mapping = dict(mapping or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
-    for key in mapping:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"{_join(path, key)}: unknown key{hint} "
-                              f"Known keys: {', '.join(fields)}")
-    missing = [name for name, f in fields.items() if name not in mapping
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ConfigError(f"{_join(path, missing[0])}: required key is missing")
-    values = {key: _coerce(value, hints[key], _join(path, key)) for key, value in mapping.items()}
+    """Validate ``mapping`` as ``cls``; the first problem becomes a :class:`ConfigError`
+    naming ``path.key`` and what was expected."""
     try:
-        return cls(**values)
-    except ConfigError as error:
-        raise ConfigError(f"{_join(path, str(error))}") from None
+        return cls.model_validate(dict(mapping or {}))
+    except ValidationError as error:
+        raise ConfigError(_explain(cls, error.errors()[0], path)) from None
+
+
+def _explain(cls: type[BaseModel], error: dict[str, Any], path: str) -> str:
+    """One line for one pydantic error, in our words."""
+    loc = [part for part in error["loc"] if not _is_tag(part)]
+    key = _join(path, _key_path(loc))
+    kind, value = error["type"], error.get("input")
+    if kind == "value_error" and isinstance(error.get("ctx", {}).get("error"), ConfigError):
+        return _join(key, str(error["ctx"]["error"]))
+    if kind == "extra_forbidden":
+        known = list(_walk(cls, loc[:-1])[0].model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return f"{key}: unknown key{hint} Known keys: {', '.join(known)}"
+    if kind == "missing":
+        return f"{key}: required key is missing"
+    _, constraints, annotation = _walk(cls, loc)
+    return f"{key}: got {value!r}, expected {_expected(kind, error, constraints, annotation)}"
+
+
+_TYPES = {"int_type": "an integer", "int_from_float": "an integer", "float_type": "a number",
+          "bool_type": "true or false", "string_type": "a string", "tuple_type": "a list",
+          "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
+          "model_attributes_type": "a mapping", "none_required": "null"}
+
+
+def _expected(kind: str, error: dict[str, Any], constraints: list[Any], annotation: Any) -> str:
+    """What a value must be, from the error and the constraints declared on its field."""
+    if kind in _TYPES:
+        return _TYPES[kind]
+    if kind == "literal_error":
+        return f"one of {error['ctx']['expected']}"
+    if kind == "string_pattern_mismatch":
+        return "a registered id (no 'module:' prefix)"
+    if kind == "too_short":
+        return f"a list of at least {error['ctx']['min_length']}"
+    bounds = _bounds(constraints)
+    noun = "an integer" if annotation is int else "a number"
+    return f"{noun} {bounds}" if bounds else error["msg"].lower()
+
+
+def _bounds(constraints: list[Any]) -> str:
+    """A range as ``in (0, 1]``, ``>= 1`` or ``<= 64``."""
+    low = high = None
+    for constraint in constraints:
+        if isinstance(constraint, annotated_types.Gt):
+            low = ("(", constraint.gt)
+        elif isinstance(constraint, annotated_types.Ge):
+            low = ("[", constraint.ge)
+        elif isinstance(constraint, annotated_types.Lt):
+            high = (")", constraint.lt)
+        elif isinstance(constraint, annotated_types.Le):
+            high = ("]", constraint.le)
+    if low and high:
+        return f"in {low[0]}{low[1]}, {high[1]}{high[0]}"
+    if low:
+        return f"{'>' if low[0] == '(' else '>='} {low[1]}"
+    if high:
+        return f"{'<' if high[0] == ')' else '<='} {high[1]}"
+    return ""
+
+
+def _walk(cls: type[BaseModel], loc: list[Any]) -> tuple[type[BaseModel], list[Any], Any]:
+    """Follow the key path ``loc`` through ``cls``'s annotations: the last model reached
+    (whose keys an unknown key is compared with), and the constraints and type of where the
+    path ends."""
+    model: type[BaseModel] = cls
+    constraints: list[Any] = []
+    current: Any = cls
+    for part in loc:
+        current, found = _unwrap(current)
+        constraints += found
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            model = current
+            field = current.model_fields.get(part) if isinstance(part, str) else None
+            if field is None:
+                return model, [], None
+            current, constraints = field.annotation, list(field.metadata)
+        elif get_origin(current) is dict:
+            current, constraints = get_args(current)[1], []
+        elif get_origin(current) is tuple:
+            current, constraints = get_args(current)[0], []
+        else:
+            return model, constraints, current
+    current, found = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        model = current
+    return model, constraints + found, current
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """``Annotated[X, ...]`` and ``X | None`` down to ``X``, with the constraints met."""
+    constraints: list[Any] = []
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation, *extras = get_args(annotation)
+            for extra in extras:
+                constraints += extra.metadata if isinstance(extra, FieldInfo) else [extra]
+        elif get_origin(annotation) in (Union, UnionType):
+            options = [a for a in get_args(annotation) if a is not type(None)]
+            annotation = options[0]
+        else:
+            return annotation, constraints
+
+
+def _is_tag(part: Any) -> bool:
+    """Pydantic puts the branch of a union (``GoalConfig``, ``none``...) into error paths."""
+    return isinstance(part, str) and (part[:1].isupper() or part in ("none", "function-after"))
+
+
+def _key_path(loc: list[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 def _join(path: str, key: str) -> str:
+    if not key:
+        return path
     return f"{path}.{key}" if path else key
-
-
-def _coerce(value: Any, hint: Any, path: str) -> Any:
-    """Check ``value`` against a field's type hint, converting lists to tuples."""
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: got {value!r}, expected a mapping")
-        return from_mapping(hint, value, path)
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], path)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{path}: got {value!r}, expected one of {list(args)}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{path}: got {value!r}, expected a list")
-        return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-    if origin is dict or hint is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{path}: got {value!r}, expected a mapping")
-        if args and dataclasses.is_dataclass(args[1]):
-            return {key: _coerce(item, args[1], _join(path, key)) for key, item in value.items()}
-        return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: got {value!r}, expected true or false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{path}: got {value!r}, expected an integer")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: got {value!r}, expected a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: got {value!r}, expected a string")
-        return value
-    return value

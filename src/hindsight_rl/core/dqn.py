@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,11 +36,10 @@ from hindsight_rl.core.hindsight import (
     relabel_future,
     returns_to_go,
 )
-from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.networks import NumpyStack, QNetwork
 from hindsight_rl.core.progress import StepProgress
 from hindsight_rl.core.replay import Batch, ReplayBuffer, batch_arrays
-from hindsight_rl.core.rollouts import q_function
-from hindsight_rl.core.stacked import StackedAdam, StackedQ, release
+from hindsight_rl.core.stacked import StackedOptimizer
 
 logger = logging.getLogger(__name__)
 
@@ -95,50 +95,66 @@ def epsilon_at(step: int, config: DQNConfig) -> float:
 
 @dataclass(frozen=True)
 class Member:
-    """One seed of a training run: its starting weights, its seed (environment, exploration,
-    replay sampling) and its replay preload."""
+    """One network of a training run: its starting weights (a one-member network), its seed
+    (environment, exploration, replay sampling) and its replay preload."""
 
     network: QNetwork
     seed: int
     warm_start: WarmStart | None = None
 
 
-def td_targets(batch: Batch, online: StackedQ, target: StackedQ,
+@dataclass(frozen=True)
+class RunSpec:
+    """What every member of a run shares: the task, the settings and what stays frozen."""
+
+    env_config: EnvConfig
+    config: DQNConfig
+    eval_seeds: Sequence[int]
+    frozen: Sequence[str] = ()
+    unfreeze_after_steps: int | None = None
+    label: str = "dqn"
+    her_k: int = 0
+
+    def unfreezes_at(self, step: int, unfrozen: bool) -> bool:
+        return (bool(self.frozen) and not unfrozen and self.unfreeze_after_steps is not None
+                and step >= self.unfreeze_after_steps)
+
+
+def td_targets(batch: Batch, online: QNetwork, target: QNetwork,
                double_dqn: bool) -> torch.Tensor:
-    """``r + discount · Q_target(s', a*)``: ``discount`` is ``γ^m`` for an m-step target and
-    0 after a termination; a truncated episode keeps its bootstrap."""
-    next_q, _ = target.forward(batch.next_obs)
-    if double_dqn:
-        best = online.forward(batch.next_obs)[0].argmax(dim=2, keepdim=True)
-        next_value = next_q.gather(2, best).squeeze(2)
-    else:
-        next_value = next_q.amax(dim=2)
-    return batch.reward + batch.discount * next_value
+    """``r + discount · Q_target(s', a*)`` per member and row: ``discount`` is ``γ^m`` for an
+    m-step target and 0 after a termination; a truncated episode keeps its bootstrap."""
+    with torch.no_grad():
+        next_q = target(batch.bootstrap_obs)
+        if double_dqn:
+            best = online(batch.bootstrap_obs).argmax(dim=2, keepdim=True)
+            next_value = next_q.gather(2, best).squeeze(2)
+        else:
+            next_value = next_q.amax(dim=2)
+        return batch.bootstrap_reward + batch.discount * next_value
 
 
-def dqn_loss(batch: Batch, online: StackedQ, target: StackedQ, config: DQNConfig
-             ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
-    """Each member's Huber TD loss plus β·mean((G_t − Q(s_t,a_t))²) over rows with an exact
-    return-to-go (only the part of G_t above Q with ``rtg_loss: lower_bound``).
+def return_to_go_loss(q_taken: torch.Tensor, batch: Batch,
+                      kind: str = "squared") -> torch.Tensor:
+    """Each member's mean of ``(G_t − Q(s_t,a_t))²`` over the rows whose return-to-go is
+    exact (only the part of ``G_t`` above ``Q`` with ``lower_bound``)."""
+    shortfall = batch.return_to_go - q_taken
+    if kind == "lower_bound":
+        shortfall = shortfall.clamp(min=0.0)
+    rows = batch.rtg_valid.sum(dim=1).clamp(min=1.0)
+    return (shortfall.pow(2) * batch.rtg_valid).sum(dim=1) / rows
 
-    Returns the losses ``(K,)``, their gradient with respect to the Q-values ``(K, B, A)``
-    and the layers' inputs, which :meth:`StackedQ.backward` takes from there.
-    """
-    q, inputs = online.forward(batch.obs)
-    q_taken = q.gather(2, batch.action).squeeze(2)
+
+def dqn_loss(batch: Batch, online: QNetwork, target: QNetwork,
+             config: DQNConfig) -> torch.Tensor:
+    """Each member's loss ``(K,)``: the mean Huber TD error plus β times the return-to-go
+    loss. Members never mix, so the sum's gradient is each member's own."""
     td_target = td_targets(batch, online, target, config.double_dqn)
+    q_taken = online(batch.obs).gather(2, batch.action).squeeze(2)
     loss = F.smooth_l1_loss(q_taken, td_target, reduction="none").mean(dim=1)
-    gradient = (q_taken - td_target).clamp_(-1.0, 1.0).div_(q_taken.shape[1])
     if config.rtg_coef > 0:
-        shortfall = batch.return_to_go - q_taken
-        if config.rtg_loss == "lower_bound":
-            shortfall = shortfall.clamp(min=0.0)
-        rows = batch.rtg_valid.sum(dim=1, keepdim=True).clamp(min=1.0)
-        loss = loss + config.rtg_coef * (shortfall.pow(2) * batch.rtg_valid).sum(dim=1) \
-            / rows.squeeze(1)
-        gradient -= (2 * config.rtg_coef) * shortfall * batch.rtg_valid / rows
-    q_gradient = torch.zeros_like(q).scatter_(2, batch.action, gradient.unsqueeze(2))
-    return loss, q_gradient, inputs
+        loss = loss + config.rtg_coef * return_to_go_loss(q_taken, batch, config.rtg_loss)
+    return loss
 
 
 def replay_capacity(config: DQNConfig, her_k: int) -> int:
@@ -175,20 +191,22 @@ class _History:
                                                     tensors["value"], strict=True)]
 
 
-class _Seed:
-    """One member's side of a run: its environment, replay buffer, exploration and history."""
+class _MemberRun:
+    """Member ``index``'s side of a run: its environment, replay buffer, exploration, history
+    and best weights so far."""
 
-    def __init__(self, member: Member, env_config: EnvConfig, config: DQNConfig,
-                 her_k: int, label: str) -> None:
-        self.network, self.seed = member.network, member.seed
-        self.label = f"{label} seed {member.seed}"
+    def __init__(self, index: int, member: Member, spec: RunSpec, acting: NumpyStack) -> None:
+        self.index, self.seed = index, member.seed
+        self.label = f"{spec.label} seed {member.seed}"
+        self.n_actions = member.network.n_actions
         self.rng = np.random.default_rng(member.seed)
-        self.env = make_env(env_config)
+        self.env = make_env(spec.env_config)
         self.env.action_space.seed(member.seed)
-        self.buffer = ReplayBuffer(replay_capacity(config, her_k), member.network.obs_dim,
-                                   self.rng, config.gamma)
+        self.buffer = ReplayBuffer(replay_capacity(spec.config, spec.her_k),
+                                   member.network.obs_dim, self.rng, spec.config.gamma)
         self.history = _History()
-        self.q_values = q_function(member.network)  # for evaluation; acting uses the stack
+        self.q_values = acting.q_function(index)
+        """This member's Q-values of a batch of observations, on its current weights."""
         self.best_return = -np.inf
         self.best_state: dict[str, torch.Tensor] | None = None
         self.last_finite_loss = float("nan")
@@ -202,15 +220,15 @@ class _Seed:
             self.buffer.extend(warm_start.obs, warm_start.action, warm_start.reward,
                                warm_start.next_obs, warm_start.terminated,
                                warm_start.return_to_go, warm_start.rtg_valid,
-                               warm_start.bootstrap(config.gamma, config.n_step))
+                               warm_start.bootstrap(spec.config.gamma, spec.config.n_step))
 
     def act_and_step(self, step: int, epsilon: float, q_values: np.ndarray,
-                     env_config: EnvConfig, config: DQNConfig, her_k: int) -> None:
+                     spec: RunSpec) -> None:
         """One ε-greedy env step (greedy on ``q_values`` of the current observation) stored
         in the buffer; an ended episode is labelled (and relabelled with HER) before the env
         resets. ``step`` counts this one."""
         if self.rng.random() < epsilon:
-            action = int(self.rng.integers(self.network.n_actions))
+            action = int(self.rng.integers(self.n_actions))
         else:
             action = int(q_values.argmax())
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
@@ -219,22 +237,23 @@ class _Seed:
         if not (terminated or truncated):
             self.obs = next_obs
             return
-        rewards = _label_episode(self.buffer, self.episode_slots, terminated, config)
-        if her_k:
-            _add_relabelled(self, env_config, her_k, config.gamma, truncated)
+        rewards = _label_episode(self.buffer, self.episode_slots, terminated, spec.config)
+        if spec.her_k:
+            _add_relabelled(self, spec.env_config, spec.her_k, spec.config.gamma, truncated)
         self.history.add(step, "episode_return", rewards.sum())
         self.recent_return = float(rewards.sum())
         self.episode_slots = []
         self.episode_start = copy.deepcopy(self.env.unwrapped.np_random.bit_generator.state)
         self.obs, _ = self.env.reset()
 
-    def evaluate(self, evaluator: GreedyEvaluator, step: int, total: int) -> float:
+    def evaluate(self, evaluator: GreedyEvaluator, online: QNetwork, step: int,
+                 total: int) -> float:
         """Add a learning-curve point (keeping the best weights so far); return its mean."""
         returns = evaluator.run(self.q_values)
         self.history.add(step, "eval_return", returns.mean())
         if returns.mean() >= self.best_return:
             self.best_return = float(returns.mean())
-            self.best_state = copy.deepcopy(self.network.state_dict())
+            self.best_state = online.member_state(self.index)
         logger.info("%s: step %d/%d, greedy return %.1f ± %.1f", self.label, step, total,
                     returns.mean(), returns.std())
         return float(returns.mean())
@@ -274,64 +293,94 @@ class _Seed:
         self.env.close()
 
 
-@dataclass
-class _Run:
+class _StackRun:
     """Everything the training loop changes: exactly what a checkpoint holds."""
 
-    seeds: list[_Seed]
-    online: StackedQ
-    target: StackedQ
-    adam: StackedAdam
-    batch: tuple[tuple[np.ndarray, np.ndarray], Batch]
-    """Arrays every batch is sampled into, and the tensors sharing them."""
-    step: int = 0
-    unfrozen: bool = False
+    def __init__(self, members: Sequence[Member], spec: RunSpec) -> None:
+        self.spec = spec
+        self.online = QNetwork.stack([m.network for m in members])
+        self.target = QNetwork.stack([m.network for m in members]).requires_grad_(False)
+        self.optimizer = StackedOptimizer(self.online, spec.frozen, spec.config.learning_rate,
+                                          spec.config.max_grad_norm)
+        self.acting = self.online.numpy_forward()
+        self.members = [_MemberRun(k, member, spec, self.acting)
+                        for k, member in enumerate(members)]
+        self.sample_arrays, self.batch = batch_arrays(len(members), spec.config.batch_size,
+                                                      self.online.obs_dim)
+        self.step = min(members[0].warm_start.steps_taken if members[0].warm_start else 0,
+                        spec.config.total_steps)
+        self.unfrozen = False
+
+    def act(self, epsilon: float) -> None:
+        """One env step of every member, greedy on the current weights with prob. 1 − ε."""
+        self.step += 1
+        q_values = self.acting(np.stack([member.obs for member in self.members])[:, None])
+        for member, member_q in zip(self.members, q_values[:, 0], strict=True):
+            member.act_and_step(self.step, epsilon, member_q, self.spec)
+
+    def sync_target(self) -> None:
+        """The hard target update: every parameter copied in place."""
+        with torch.no_grad():
+            for target, online in zip(self.target.parameters(), self.online.parameters(),
+                                      strict=True):
+                target.copy_(online)
 
     def unfreeze(self) -> None:
-        """Frozen layers start training, with Adam steps of their own."""
-        self.online.unfreeze()
-        self.adam.add_frozen_span()
+        self.optimizer.unfreeze()
         self.unfrozen = True
 
     def checkpoint(self) -> Checkpoint:
-        adam_tensors, adam_document = self.adam.state()
-        tensors = {**prefixed("online", self.online.state()),
-                   **prefixed("target", self.target.state()),
-                   **prefixed("adam", adam_tensors)}
-        seeds = []
-        for k, seed in enumerate(self.seeds):
-            part = seed.checkpoint()
-            tensors.update(prefixed(f"seed{k}", part.tensors))
-            seeds.append(part.document)
-        document = {"step": self.step, "unfrozen": self.unfrozen, "adam": adam_document,
-                    "seeds": seeds}
+        optimizer_tensors, optimizer_document = self.optimizer.state()
+        tensors = {**prefixed("online", self.online.state_dict()),
+                   **prefixed("target", self.target.state_dict()),
+                   **prefixed("adam", optimizer_tensors)}
+        members = []
+        for k, member in enumerate(self.members):
+            part = member.checkpoint()
+            tensors.update(prefixed(f"member{k}", part.tensors))
+            members.append(part.document)
+        document = {"step": self.step, "unfrozen": self.unfrozen, "adam": optimizer_document,
+                    "members": members}
         return Checkpoint(tensors, document)
 
     def restore(self, checkpoint: Checkpoint) -> None:
         tensors, document = checkpoint.tensors, checkpoint.document
         if document["unfrozen"] and not self.unfrozen:
             self.unfreeze()
-        self.online.load_state(unprefixed("online", tensors))
-        self.target.load_state(unprefixed("target", tensors))
-        self.adam.load_state(unprefixed("adam", tensors), document["adam"])
-        for k, seed in enumerate(self.seeds):
-            seed.restore(Checkpoint(unprefixed(f"seed{k}", tensors), document["seeds"][k]))
+        self.online.load_state_dict(unprefixed("online", tensors))
+        self.target.load_state_dict(unprefixed("target", tensors))
+        self.optimizer.load_state(unprefixed("adam", tensors), document["adam"])
+        for k, member in enumerate(self.members):
+            member.restore(Checkpoint(unprefixed(f"member{k}", tensors),
+                                      document["members"][k]))
         self.step = document["step"]
+
+    def results(self) -> list[TrainResult]:
+        """Each member's network (its best or last weights) and history; closes the envs."""
+        results = []
+        for member in self.members:
+            member.close()
+            network = self.online.member(member.index)
+            if self.spec.config.keep == "best" and member.best_state is not None:
+                network.load_state_dict(member.best_state)
+            results.append(TrainResult(network=network, history=member.history.frame(),
+                                       env_steps=self.step))
+        return results
 
 
 def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfig,
               eval_seeds: Sequence[int], frozen: Sequence[str] = (),
               unfreeze_after_steps: int | None = None, label: str = "dqn",
               checkpoints: Checkpoints | None = None, her_k: int = 0) -> list[TrainResult]:
-    """Train every member's network in place for ``config.total_steps`` env steps (its warm
-    start included), all members in step and sharing each update (:class:`StackedQ`).
+    """Train every member for ``config.total_steps`` env steps (its warm start included), all
+    members in step as one stacked network sharing each update.
 
     Args:
         members: initial weights (fresh, or transferred), seeds and replay preloads; their
-            warm starts must count the same env steps. Members stopping on a threshold
-            (``config.stop_on_threshold``) train one after another instead.
+            warm starts must count the same env steps.
         env_config: the task to train on.
-        config: DQN hyperparameters.
+        config: DQN hyperparameters. With ``stop_on_threshold`` each member trains in a
+            stack of its own, since each stops at its own step.
         eval_seeds: seeds of the greedy episodes behind each learning-curve point.
         frozen: parts kept out of the optimiser.
         unfreeze_after_steps: env step at which ``frozen`` parts start training.
@@ -341,73 +390,82 @@ def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfi
             interrupted.
         her_k: relabelled copies of each transition added to the buffer when its episode
             ends (HER "future", ``env_config.goal``'s reward); 0 for none.
+
+    Returns:
+        Each member's trained network (a new one-member network), history and env steps.
     """
-    if config.stop_on_threshold and len(members) > 1:
-        return [result for member in members
-                for result in train_dqn([member], env_config, config, eval_seeds, frozen,
-                                        unfreeze_after_steps, label, checkpoints, her_k)]
-    start = {min(m.warm_start.steps_taken if m.warm_start is not None else 0,
-                 config.total_steps) for m in members}
-    if len(start) != 1:
-        raise ValueError(f"{label}: members' warm starts count different env steps {start}; "
-                         "train them separately")
-    key = None if checkpoints is None else _run_key(members, env_config, config, eval_seeds,
-                                                    frozen, unfreeze_after_steps, her_k)
-    run_label = f"{label} seeds {'-'.join(str(m.seed) for m in members)}"
-    online = StackedQ([m.network for m in members], frozen)  # before acting views weights
-    seeds = [_Seed(member, env_config, config, her_k, label) for member in members]
-    target = StackedQ([copy.deepcopy(m.network) for m in members])
-    run = _Run(seeds, online, target, StackedAdam(online, config.learning_rate),
-               batch_arrays(len(members), config.batch_size, members[0].network.obs_dim),
-               step=start.pop())
-    evaluator = GreedyEvaluator(env_config, eval_seeds)
-    stop_at = env_info(env_config).reward_threshold if config.stop_on_threshold else None
+    spec = RunSpec(env_config, config, eval_seeds, tuple(frozen), unfreeze_after_steps, label,
+                   her_k)
+    stacks = [[member] for member in members] if config.stop_on_threshold else [members]
+    with subnormals_flushed():
+        return [result for stack in stacks for result in _train_stack(stack, spec, checkpoints)]
 
-    def evaluate() -> bool:
-        """A learning-curve point for every member; True once they all reach ``stop_at``."""
-        means = [seed.evaluate(evaluator, run.step, config.total_steps) for seed in seeds]
-        return stop_at is not None and min(means) >= stop_at
 
-    saved = None if checkpoints is None else checkpoints.load(key, run_label)
-    solved = False
-    if saved is None:
-        solved = evaluate()
-    else:
+@contextmanager
+def subnormals_flushed() -> Iterator[None]:
+    """Subnormal floats computed as zero while training: Adam's second moments of rarely
+    moving weights decay into that range, where this CPU is tens of times slower (an update
+    ~25% slower overall, ``benchmarks/RESULTS.md``). Flushed in every run alike, so results
+    stay reproducible."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def _train_stack(members: Sequence[Member], spec: RunSpec,
+                 checkpoints: Checkpoints | None) -> list[TrainResult]:
+    _check_warm_starts(members, spec)
+    config = spec.config
+    run = _StackRun(members, spec)
+    evaluator = GreedyEvaluator(spec.env_config, spec.eval_seeds)
+    stop_at = env_info(spec.env_config).reward_threshold if config.stop_on_threshold else None
+    key = None if checkpoints is None else _run_key(members, spec)
+    label = f"{spec.label} seeds {'-'.join(str(m.seed) for m in members)}"
+    saved = None if checkpoints is None else checkpoints.load(key, label)
+    if saved is not None:
         run.restore(saved)
+        solved = False
+    else:
+        solved = _evaluate(run, evaluator, stop_at)
     next_checkpoint = _next_multiple(run.step, checkpoints)
-    with StepProgress(run_label, config.total_steps, start=run.step) as progress:
+    with StepProgress(label, config.total_steps, start=run.step) as progress:
         while run.step < config.total_steps and not solved:
-            epsilon = epsilon_at(run.step, config)
-            run.step += 1
+            run.act(epsilon_at(run.step, config))
             step = run.step
-            q_values = online.q_values(np.stack([seed.obs for seed in seeds]))
-            for seed, member_q in zip(seeds, q_values, strict=True):
-                seed.act_and_step(step, epsilon, member_q, env_config, config, her_k)
-            if frozen and not run.unfrozen and unfreeze_after_steps is not None \
-                    and step >= unfreeze_after_steps:
+            if spec.unfreezes_at(step, run.unfrozen):
                 run.unfreeze()
             if step % config.train_freq == 0 and step >= config.learning_starts:
                 _train_burst(run, config)
             if step % config.target_update_interval == 0:
-                run.target.copy_from(run.online)
+                run.sync_target()
             if step % config.eval_interval == 0 or step == config.total_steps:
-                solved = evaluate()
+                solved = _evaluate(run, evaluator, stop_at)
             if step >= next_checkpoint and step < config.total_steps and not solved:
-                checkpoints.save(key, run_label, run.checkpoint())
+                checkpoints.save(key, label, run.checkpoint())
                 next_checkpoint = _next_multiple(step, checkpoints)
-            progress.update(step, seeds[0].recent_return)
+            progress.update(step, run.members[0].recent_return)
     evaluator.close()
     if checkpoints is not None:
-        checkpoints.remove(key, run_label)
-    release([m.network for m in members])
-    results = []
-    for seed in seeds:
-        seed.close()
-        if config.keep == "best" and seed.best_state is not None:
-            seed.network.load_state_dict(seed.best_state)
-        results.append(TrainResult(network=seed.network, history=seed.history.frame(),
-                                   env_steps=run.step))
-    return results
+        checkpoints.remove(key, label)
+    return run.results()
+
+
+def _check_warm_starts(members: Sequence[Member], spec: RunSpec) -> None:
+    """Members step together, so their warm starts must count the same env steps."""
+    start = {min(m.warm_start.steps_taken if m.warm_start is not None else 0,
+                 spec.config.total_steps) for m in members}
+    if len(start) != 1:
+        raise ValueError(f"{spec.label}: members' warm starts count different env steps "
+                         f"{start}; train them separately")
+
+
+def _evaluate(run: _StackRun, evaluator: GreedyEvaluator, stop_at: float | None) -> bool:
+    """A learning-curve point for every member; True once they all reach ``stop_at``."""
+    means = [member.evaluate(evaluator, run.online, run.step, run.spec.config.total_steps)
+             for member in run.members]
+    return stop_at is not None and min(means) >= stop_at
 
 
 def _label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,
@@ -422,15 +480,15 @@ def _label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,
     return rewards
 
 
-def _add_relabelled(seed: _Seed, env_config: EnvConfig, her_k: int, gamma: float,
+def _add_relabelled(member: _MemberRun, env_config: EnvConfig, her_k: int, gamma: float,
                     truncated: bool) -> None:
     """HER: the ended episode's transitions again, with goals it achieved later."""
-    copies = relabel_future(seed.buffer.episode(seed.episode_slots, truncated),
-                            env_config.goal, her_k, gamma, seed.rng)
-    seed.buffer.extend(copies.transitions.obs, copies.transitions.action,
-                       copies.transitions.reward, copies.transitions.next_obs,
-                       copies.transitions.terminated, copies.return_to_go,
-                       np.ones(len(copies), np.float32))
+    copies = relabel_future(member.buffer.episode(member.episode_slots, truncated),
+                            env_config.goal, her_k, gamma, member.rng)
+    member.buffer.extend(copies.transitions.obs, copies.transitions.action,
+                         copies.transitions.reward, copies.transitions.next_obs,
+                         copies.transitions.terminated, copies.return_to_go,
+                         np.ones(len(copies), np.float32))
 
 
 def _next_multiple(step: int, checkpoints: Checkpoints | None) -> float:
@@ -440,14 +498,12 @@ def _next_multiple(step: int, checkpoints: Checkpoints | None) -> float:
     return (step // checkpoints.interval + 1) * checkpoints.interval
 
 
-def _run_key(members: Sequence[Member], env_config: EnvConfig, config: DQNConfig,
-             eval_seeds: Sequence[int], frozen: Sequence[str],
-             unfreeze_after_steps: int | None, her_k: int) -> str:
+def _run_key(members: Sequence[Member], spec: RunSpec) -> str:
     """What identifies a run: settings, seeds, initial weights and warm-start data."""
-    settings = {"env": asdict(env_config), "dqn": asdict(config),
-                "seeds": [m.seed for m in members], "eval_seeds": list(eval_seeds),
-                "frozen": list(frozen), "unfreeze_after_steps": unfreeze_after_steps,
-                "her_k": her_k}
+    settings = {"env": spec.env_config.model_dump(), "dqn": spec.config.model_dump(),
+                "seeds": [m.seed for m in members], "eval_seeds": list(spec.eval_seeds),
+                "frozen": list(spec.frozen), "unfreeze_after_steps": spec.unfreeze_after_steps,
+                "her_k": spec.her_k}
     arrays: list[np.ndarray | torch.Tensor] = []
     for member in members:
         arrays += member.network.state_dict().values()
@@ -456,33 +512,31 @@ def _run_key(members: Sequence[Member], env_config: EnvConfig, config: DQNConfig
     return run_key(settings, arrays)
 
 
-def _train_burst(run: _Run, config: DQNConfig) -> None:
-    """``gradient_steps`` updates of every member, then one host sync to check each mean
-    loss and the weights are finite; records the losses, or stops the run naming the
-    member, the step and its last finite loss."""
-    total = torch.zeros(len(run.seeds))
-    (table, action), batch = run.batch
+def _train_burst(run: _StackRun, config: DQNConfig) -> None:
+    """``gradient_steps`` updates of every member, then one check that each mean loss and
+    the weights are finite; records the losses, or stops the run naming the member, the
+    step and its last finite loss."""
+    total = torch.zeros(len(run.members))
+    table, action = run.sample_arrays
     for _ in range(config.gradient_steps):
-        for k, seed in enumerate(run.seeds):
-            seed.buffer.sample_into(table[k], action[k])
-        loss, q_gradient, inputs = dqn_loss(batch, run.online, run.target, config)
-        run.online.backward(q_gradient, inputs)
-        run.online.clip_gradients(config.max_grad_norm)
-        run.adam.step()
-        total += loss
-    weights_finite = torch.stack([w.flatten(1).isfinite().all(dim=1)
-                                  for w in (*run.online.weights, *run.online.biases)]
-                                 ).all(dim=0).tolist()
+        for k, member in enumerate(run.members):
+            member.buffer.sample_into(table[k], action[k])
+        loss = dqn_loss(run.batch, run.online, run.target, config)
+        run.optimizer.step(loss.sum())
+        total += loss.detach()
+    with torch.no_grad():
+        weights_finite = torch.stack([p.flatten(1).isfinite().all(dim=1)
+                                      for p in run.online.parameters()]).all(dim=0).tolist()
     mean_losses = (total / config.gradient_steps).tolist()
-    for seed, mean_loss, finite in zip(run.seeds, mean_losses, weights_finite, strict=True):
+    for member, mean_loss, finite in zip(run.members, mean_losses, weights_finite, strict=True):
         if not (np.isfinite(mean_loss) and finite):
             what = ("weights became non-finite" if np.isfinite(mean_loss)
                     else f"loss became {mean_loss}")
-            last = (f"last finite loss {seed.last_finite_loss}"
-                    if np.isfinite(seed.last_finite_loss) else "no finite loss before it")
-            raise NonFiniteLossError(f"{seed.label}: {what} at env step {run.step}; {last}. "
+            last = (f"last finite loss {member.last_finite_loss}"
+                    if np.isfinite(member.last_finite_loss) else "no finite loss before it")
+            raise NonFiniteLossError(f"{member.label}: {what} at env step {run.step}; {last}. "
                                      "Nothing from this run was saved: lower "
                                      "dqn.learning_rate or dqn.max_grad_norm")
-    for seed, mean_loss in zip(run.seeds, mean_losses, strict=True):
-        seed.last_finite_loss = mean_loss
-        seed.history.add(run.step, "loss", mean_loss)
+    for member, mean_loss in zip(run.members, mean_losses, strict=True):
+        member.last_finite_loss = mean_loss
+        member.history.add(run.step, "loss", mean_loss)

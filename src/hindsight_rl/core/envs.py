@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
@@ -63,7 +63,7 @@ class GoalObservation(gym.ObservationWrapper):
 def without_goal(config: EnvConfig) -> EnvConfig:
     """The plain environment: observations as the task gives them (how a policy file is
     played: it appends its own normalised goal)."""
-    return replace(config, goal=None)
+    return config.model_copy(update={"goal": None})
 
 
 def make_env(config: EnvConfig) -> gym.Env:
@@ -71,11 +71,8 @@ def make_env(config: EnvConfig) -> gym.Env:
     desired goal appended to observations when the task declares one.
 
     Only ``config.entry_point`` (the project's configuration, or a flag the user typed)
-    registers code; a ``module:`` prefix in the id, which ``gymnasium.make`` would import,
-    is refused."""
-    if ":" in config.id:
-        raise ConfigError(f"env.id: {config.id!r} names a module to import; give the "
-                          "registered id, and for a custom environment env.entry_point")
+    registers code (``EnvConfig`` refuses ids with a ``module:`` prefix, which
+    ``gymnasium.make`` would import)."""
     if config.entry_point and config.id not in gym.registry:
         _register(config)
     if config.id not in gym.registry:

@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,13 @@ from safetensors.numpy import load as load_numpy_bytes
 from safetensors.torch import load as load_torch_bytes
 from safetensors.torch import save as save_torch_bytes
 
-from hindsight_rl.core.config import PART_NAMES, EnvConfig, GoalConfig, NetworkConfig
+from hindsight_rl.core.config import (
+    PART_NAMES,
+    EnvConfig,
+    GoalConfig,
+    NetworkConfig,
+    from_mapping,
+)
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.networks import QNetwork, numpy_forward
 
@@ -46,14 +52,22 @@ class Policy:
 
 def policy_to_bytes(policy: Policy) -> bytes:
     """Serialise to safetensors bytes; the same policy always gives the same bytes."""
-    network = policy.network
-    tensors = {f"{prefix}.{kind}": getattr(layer, kind).detach().to(torch.float32).contiguous()
-               for prefix, layer in network.linear_layers() for kind in ("weight", "bias")}
+    tensors = {}
+    for prefix, layer in _one_member(policy.network).layers():
+        tensors[f"{prefix}.weight"] = layer.weight[0].detach().T.contiguous()  # (out, in)
+        tensors[f"{prefix}.bias"] = layer.bias[0, 0].detach().contiguous()
     for name, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise PolicyFileError(f"refusing to save a policy whose {name} is not finite")
     document = _document(policy)
     return save_torch_bytes(tensors, metadata={METADATA_KEY: json.dumps(document, sort_keys=True)})
+
+
+def _one_member(network: QNetwork) -> QNetwork:
+    if network.members != 1:
+        raise PolicyFileError(f"a policy file holds one network, got a stack of "
+                              f"{network.members}")
+    return network
 
 
 def sha256_of(policy: Policy) -> str:
@@ -64,12 +78,12 @@ def sha256_of(policy: Policy) -> str:
 def _document(policy: Policy) -> dict[str, Any]:
     network = policy.network
     layers, parts = [], {name: [] for name in PART_NAMES}
-    for index, (prefix, _) in enumerate(network.linear_layers()):
+    for index, (prefix, _) in enumerate(network.layers()):
         part = prefix.split(".")[0]
         parts[part].append(index)
         layers.append({"weight": f"{prefix}.weight", "bias": f"{prefix}.bias",
                        "activation": None if part == "head" else "relu"})
-    env = asdict(policy.env)
+    env = policy.env.model_dump()
     goal = env.pop("goal")  # the document's own "goal" entry: the env is built without it
     # A file never names code to import: a custom environment's entry point stays in the
     # configuration that trained it; its time limit and threshold are data and travel.
@@ -77,7 +91,7 @@ def _document(policy: Policy) -> dict[str, Any]:
         for key in ("max_episode_steps", "reward_threshold"):
             del env[key]
     width = network.obs_dim - (0 if goal is None else len(goal["desired"]))
-    shift, scale = network.obs_shift.tolist(), network.obs_scale.tolist()
+    shift, scale = network.encoder.shift[0, 0].tolist(), network.encoder.scale[0, 0].tolist()
     if goal is not None:
         goal = {**goal, "shift": shift[width:], "scale": scale[width:]}
     return {
@@ -176,16 +190,16 @@ def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
     network = QNetwork(len(shift), int(document["n_actions"]),
                        NetworkConfig(hidden_sizes=tuple(widths)), shift.astype(np.float32),
                        scale.astype(np.float32))
-    state = {name: tensor for name, tensor in tensors.items()}
-    state["obs_shift"], state["obs_scale"] = network.obs_shift, network.obs_scale
-    network.load_state_dict(state)
+    with torch.no_grad():
+        for prefix, layer in network.layers():
+            layer.weight[0].copy_(tensors[f"{prefix}.weight"].T)
+            layer.bias[0, 0].copy_(tensors[f"{prefix}.bias"])
     goal = document["goal"]
     env = env_config_of(document)
     if goal is not None:
-        known = {f.name for f in fields(GoalConfig)}
-        env = replace(env, goal=GoalConfig(**{key: tuple(value) if isinstance(value, list)
-                                              else value for key, value in goal.items()
-                                              if key in known}))
+        definition = {key: value for key, value in goal.items()
+                      if key in GoalConfig.model_fields}
+        env = env.model_copy(update={"goal": from_mapping(GoalConfig, definition, "goal")})
     return Policy(network=network, env=env,
                   gamma=float(document["gamma"]), frozen=tuple(document["frozen"]),
                   provenance=document["provenance"])
@@ -202,9 +216,9 @@ def env_config_of(document: dict[str, Any], entry_point: str | None = None) -> E
     """The environment a policy file was trained on, as config (the document's ``env``),
     without its goal: observations as the task gives them. ``entry_point`` is the caller's
     own (never the file's): the code of a custom environment the file's id names."""
-    known = {f.name for f in fields(EnvConfig)} - {"entry_point"}
-    settings = {key: value for key, value in document["env"].items() if key in known}
-    return EnvConfig(**settings, entry_point=entry_point)
+    settings = {key: value for key, value in document["env"].items()
+                if key in EnvConfig.model_fields and key != "entry_point"}
+    return from_mapping(EnvConfig, {**settings, "entry_point": entry_point}, "env")
 
 
 def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: str) -> None:

@@ -13,12 +13,12 @@ from hindsight_rl.core.trajectories import Transitions
 
 class Batch(NamedTuple):
     """Sampled transitions with their TD targets' parts (:class:`Bootstrap`), ``B`` rows for
-    each of ``K`` members of a stacked run."""
+    each of ``K`` members of a stacked network."""
 
     obs: torch.Tensor  # (K, B, obs_dim) float32
     action: torch.Tensor  # (K, B, 1) int64
-    reward: torch.Tensor  # (K, B) float32: the bootstrap's (n-step) reward
-    next_obs: torch.Tensor  # (K, B, obs_dim) float32: the observation it bootstraps from
+    bootstrap_reward: torch.Tensor  # (K, B) float32: Σ γ^j r over the target's m steps
+    bootstrap_obs: torch.Tensor  # (K, B, obs_dim) float32: the observation m steps ahead
     discount: torch.Tensor  # (K, B) float32: γ^m, 0 after a termination (truncation bootstraps)
     return_to_go: torch.Tensor  # (K, B) float32
     rtg_valid: torch.Tensor  # (K, B) float32: 1 where return_to_go is an exact return
@@ -158,6 +158,8 @@ def batch_arrays(members: int, batch_size: int, obs_dim: int
     ``(table[k], action[k])``) and the :class:`Batch` of tensors viewing them."""
     table = torch.zeros(members, batch_size, _table_width(obs_dim))
     action = torch.zeros(members, batch_size, 1, dtype=torch.int64)
-    obs, reward, next_obs, discount, return_to_go, rtg_valid = _table_columns(table, obs_dim)
-    return (table.numpy(), action.numpy()), Batch(obs, action, reward, next_obs, discount,
-                                                  return_to_go, rtg_valid)
+    columns = _table_columns(table, obs_dim)
+    return (table.numpy(), action.numpy()), Batch(obs=columns[0], action=action,
+                                                  bootstrap_reward=columns[1],
+                                                  bootstrap_obs=columns[2], discount=columns[3],
+                                                  return_to_go=columns[4], rtg_valid=columns[5])

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 from hindsight_rl.core.config import CollectConfig, EnvConfig
 from hindsight_rl.core.envs import make_env
-from hindsight_rl.core.networks import QNetwork, numpy_forward
+from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.progress import StepProgress
 from hindsight_rl.core.trajectories import Transitions, transitions_from_lists
 
@@ -18,25 +17,10 @@ QFunction = Callable[[np.ndarray], np.ndarray]
 
 
 def q_function(network: QNetwork) -> QFunction:
-    """Numpy-in, numpy-out Q-values of ``network``'s current weights.
-
-    Acting asks for one observation at a time, where torch's per-call overhead is several
-    times the arithmetic (about 180 µs against 40 µs here): a single row goes through numpy
-    views of the parameters, which share their memory and so always hold the current
-    weights. Batches go through torch, whose matrix products are the faster ones.
-    """
-    linear = network.linear_layers()
-    layers = [(layer.weight.detach().numpy(), layer.bias.detach().numpy(),
-               "relu" if i < len(linear) - 1 else None) for i, (_, layer) in enumerate(linear)]
-    shift, scale = network.obs_shift.numpy(), network.obs_scale.numpy()
-
-    def q_values(obs: np.ndarray) -> np.ndarray:
-        if len(obs) == 1:
-            return numpy_forward(np.asarray(obs, np.float32), shift, scale, layers)
-        with torch.inference_mode():
-            return network(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-
-    return q_values
+    """Numpy-in, numpy-out Q-values of a one-member network's current weights (numpy views of
+    its parameters: acting asks for one observation at a time, where torch's per-call
+    overhead would be several times the arithmetic)."""
+    return network.numpy_forward().q_function(0)
 
 
 def boltzmann_probabilities(q_values: np.ndarray, temperature: float) -> np.ndarray:

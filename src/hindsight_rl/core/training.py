@@ -74,23 +74,11 @@ def fresh_network(env_config: EnvConfig, network_config: NetworkConfig, seed: in
 
 def transferred_network(pretrained: Policy, env_config: EnvConfig, seed: int,
                         observations: np.ndarray) -> tuple[QNetwork, list[str]]:
-    """The target network: every part of ``pretrained`` whose shape fits, the rest fresh.
-
-    When the encoder carries over (same observation size) so does its input normalisation,
-    since the encoder's weights only make sense with it.
-    """
+    """The target network: every part of ``pretrained`` whose shape fits (the encoder with
+    its input normalisation, which its weights only make sense with), the rest fresh."""
     source = pretrained.network
-    network = fresh_network(env_config, network_config_of(source), seed, observations)
-    if network.obs_dim == source.obs_dim:
-        network.obs_shift.copy_(source.obs_shift)
-        network.obs_scale.copy_(source.obs_scale)
+    network = fresh_network(env_config, source.config, seed, observations)
     return network, transfer_parts(source, network)
-
-
-def network_config_of(network: QNetwork) -> NetworkConfig:
-    """The shape of an existing network, so a control arm can match it exactly."""
-    widths = [layer.out_features for _, layer in network.linear_layers()][:-1]
-    return NetworkConfig(hidden_sizes=tuple(widths))
 
 
 def curve_seeds(evaluation: EvalConfig, episodes: int) -> list[int]:

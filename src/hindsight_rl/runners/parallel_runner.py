@@ -9,14 +9,16 @@ one order and 5.6 in another, when both MountainCar nodes queued behind each oth
 This runner keeps nodes back until a worker is free and then starts the one whose critical
 path (its own cost plus the costliest chain of nodes after it) is longest: the classic
 list-scheduling rule, which starts a cheap collection node before an expensive training
-node that does not need it. A node's cost is its ``cost_<n>`` tag (training nodes carry
-one, estimated from their budgets); untagged nodes count 1.
+node that does not need it. A training node's cost is estimated from its budget
+(:func:`hindsight_rl.pipelines.branches.node_costs`, from the DAG's shape and the run's
+parameters); every other node counts 1.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, wait
 from itertools import chain
 
@@ -27,34 +29,31 @@ from kedro.runner import ParallelRunner as KedroParallelRunner
 from kedro.runner.task import Task
 from pluggy import PluginManager
 
+from hindsight_rl.pipelines.branches import dag_shape, node_costs, project_config
 from hindsight_rl.runners.completion import record_finished
 
-COST_TAG = "cost_"
 
-
-def cost_tag(cost: float) -> str:
-    """The tag giving a node its cost for :class:`ParallelRunner` (any unit, >= 1)."""
-    return f"{COST_TAG}{max(1, round(cost))}"
-
-
-def node_cost(node: Node) -> int:
-    return max((int(tag.removeprefix(COST_TAG)) for tag in node.tags
-                if tag.startswith(COST_TAG) and tag.removeprefix(COST_TAG).isdigit()),
-               default=1)
-
-
-def critical_paths(pipeline: Pipeline) -> dict[Node, int]:
-    """Each node's cost plus the costliest chain of its descendants."""
+def critical_paths(pipeline: Pipeline, costs: Mapping[str, float]) -> dict[Node, float]:
+    """Each node's cost (``costs`` by node name, 1 if absent) plus the costliest chain of
+    its descendants."""
     children: dict[Node, set[Node]] = {node: set() for node in pipeline.nodes}
     for node, parents in pipeline.node_dependencies.items():
         for parent in parents:
             children[parent].add(node)
 
     @functools.cache
-    def path(node: Node) -> int:
-        return node_cost(node) + max((path(child) for child in children[node]), default=0)
+    def path(node: Node) -> float:
+        own = max(1.0, costs.get(node.name, 1.0))
+        return own + max((path(child) for child in children[node]), default=0.0)
 
     return {node: path(node) for node in pipeline.nodes}
+
+
+def run_costs(catalog: SharedMemoryCatalogProtocol) -> dict[str, float]:
+    """Training nodes' estimated costs for this run: the DAG's shape with the run's
+    parameters (already checked when the session started)."""
+    shape = dag_shape()
+    return node_costs(shape, project_config(catalog.load("parameters"), shape))
 
 
 class ParallelRunner(KedroParallelRunner):
@@ -68,7 +67,7 @@ class ParallelRunner(KedroParallelRunner):
         self._set_manager_datasets(catalog)
         load_counts = Counter(chain.from_iterable(n.inputs for n in pipeline.nodes))
         dependencies = pipeline.node_dependencies
-        priority = critical_paths(pipeline)
+        priority = critical_paths(pipeline, run_costs(catalog))
         todo, done_nodes, futures = set(dependencies), set(), set()
         workers = self._get_required_workers_count(pipeline)
         with self._get_executor(workers) as executor:

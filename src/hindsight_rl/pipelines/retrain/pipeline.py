@@ -6,17 +6,22 @@ one ``--load-versions pretrained_policy:<v>`` pins) + evaluation + promotion.
 
 from kedro.pipeline import Pipeline
 
-from hindsight_rl.pipelines.namespaces import node_on_seed_branches, per_target
+from hindsight_rl.pipelines.branches import (
+    DagShape,
+    node_on_seed_branches,
+    per_target,
+    seed_branch,
+)
 from hindsight_rl.pipelines.retrain.nodes import promote
 
 
 def template(seeds: tuple[int, ...]) -> Pipeline:
-    finetuned = {f"seed_{seed}": f"seed_{seed}.finetuned_policy" for seed in seeds}
+    finetuned = {seed_branch(seed): f"{seed_branch(seed)}.finetuned_policy" for seed in seeds}
     return Pipeline([node_on_seed_branches(
         promote, inputs={"current_champion": "current_champion", "target": "params:target",
                          "evaluation": "params:evaluation", **finetuned},
         outputs=["champion_policy", "promotion"], name="promote")])
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    return per_target(template)
+def create_pipeline(shape: DagShape) -> Pipeline:
+    return per_target(shape, template)

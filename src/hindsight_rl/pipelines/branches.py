@@ -1,0 +1,298 @@
+"""The DAG's shape and every name made from it.
+
+Which branches the DAG has — the targets, each target's training seeds, how many seeds share
+a node, the ablation's targets, arms and seeds — is structure, set in ``DAG_SHAPE`` in the
+project's ``settings.py`` and read once when pipelines are registered: the same in every
+config environment, so ``--env`` and ``--params`` change values, never the DAG. Parameters
+give each branch its values, and :func:`check_parameters` refuses parameters that name a
+branch the DAG does not have (or leave one without values).
+
+This module builds every branch, node and dataset name, and reads them back where that is
+needed (the evaluate node's inputs, the scheduler's costs), so no other code parses names.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Annotated, Any
+
+from kedro.pipeline import Node, Pipeline
+from pydantic import Field, model_validator
+
+from hindsight_rl.core.config import (
+    ConfigError,
+    DQNConfig,
+    ProjectConfig,
+    Section,
+    from_mapping,
+    group_seeds,
+    invalid,
+)
+
+SETTINGS_MODULE = "hindsight_rl.settings"
+WHERE = "DAG_SHAPE in src/hindsight_rl/settings.py"
+BranchName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+Seeds = Annotated[tuple[Annotated[int, Field(ge=0, le=2**32 - 1)], ...],
+                  Field(strict=False, min_length=1)]
+ARMS = ("finetuned", "scratch")
+"""The default pipeline's two arms: fine-tuned (transferred) and the from-scratch control."""
+ARM_DATASETS = {"finetuned": ("finetuned_policy", "finetune_history"),
+                "scratch": ("scratch_policy", "scratch_history")}
+"""Each arm's outputs in a seed branch: (policy, history)."""
+
+
+def _distinct(values: tuple[Any, ...], key: str) -> None:
+    if len(set(values)) != len(values):
+        raise invalid(key, list(values), "distinct values")
+
+
+class AblationShape(Section):
+    """Which ablation runs exist: the arms on each ablated target, and the seeds of every
+    arm (their budgets and what each arm is are parameters)."""
+
+    targets: dict[BranchName, Annotated[tuple[BranchName, ...], Field(strict=False)]] = {}
+    """Ablated targets and the arms that run on each."""
+    seeds: Seeds = (0, 1, 2, 3, 4)
+    """Training seeds of every arm."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AblationShape:
+        _distinct(self.seeds, "seeds")
+        for name, arms in self.targets.items():
+            _distinct(arms, f"targets.{name}")
+        return self
+
+
+class DagShape(Section):
+    """The branches of the DAG (``DAG_SHAPE`` in settings)."""
+
+    targets: dict[BranchName, Seeds]
+    """Targets by namespace, each with its training seeds: one branch of datasets per seed."""
+    seeds_per_node: int | None = Field(None, ge=1)
+    """Seeds of an arm trained in one node, sharing every update; None for all of them."""
+    ablation: AblationShape = AblationShape()
+    """The ablation pipeline's runs."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DagShape:
+        for name, seeds in self.targets.items():
+            _distinct(seeds, f"targets.{name}")
+        for name in self.ablation.targets:
+            if name not in self.targets:
+                raise invalid(f"ablation.targets.{name}", name,
+                              f"one of the targets {list(self.targets)}")
+        return self
+
+    def groups(self, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """``seeds`` in the groups that share a node."""
+        return group_seeds(seeds, self.seeds_per_node)
+
+
+def dag_shape() -> DagShape:
+    """The DAG's shape, from the project's settings."""
+    settings = importlib.import_module(SETTINGS_MODULE)
+    return from_mapping(DagShape, settings.DAG_SHAPE, WHERE)
+
+
+def seed_branch(seed: int) -> str:
+    """``seed_<n>``: one training seed's datasets."""
+    return f"seed_{seed}"
+
+
+def group_branch(group: tuple[int, ...]) -> str:
+    """``seed_<n>`` for one seed, ``seeds_<a>_<b>…`` for a node training several."""
+    if len(group) == 1:
+        return seed_branch(group[0])
+    return "seeds_" + "_".join(str(seed) for seed in group)
+
+
+def run_inputs(seeds: tuple[int, ...]) -> list[str]:
+    """The evaluate node's per-seed inputs in order: each seed's policy and history of each
+    arm (``seed_0.finetuned_policy``, ``seed_0.finetune_history``, ...)."""
+    return [f"{seed_branch(seed)}.{dataset}" for seed in seeds for arm in ARMS
+            for dataset in ARM_DATASETS[arm]]
+
+
+def runs_by_arm(seeds: tuple[int, ...], values: tuple[Any, ...]
+                ) -> dict[str, dict[int, tuple[Any, Any]]]:
+    """Inverse of :func:`run_inputs`: per arm, each seed's (policy, history)."""
+    pairs = iter(zip(values[0::2], values[1::2], strict=True))
+    runs: dict[str, dict[int, tuple[Any, Any]]] = {arm: {} for arm in ARMS}
+    for seed in seeds:
+        for arm in ARMS:
+            runs[arm][seed] = next(pairs)
+    return runs
+
+
+def with_arguments(func: Callable[..., Any], **fixed: Any) -> Callable[..., Any]:
+    """``func`` with some keyword arguments fixed (a branch's seeds, arm...), keeping its name
+    and docstring for logs and kedro-viz (and picklable, for parallel runners)."""
+    return functools.update_wrapper(functools.partial(func, **fixed), func)
+
+
+def node_on_seed_branches(func: Callable[..., Any], **kwargs: Any) -> Node:
+    """A node that reads or writes seed branches' datasets (``seed_0.…``) from outside their
+    namespace: dotted on purpose, so Kedro's warning about dots in dataset names is silenced
+    here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="One or more dataset names contain '.'")
+        return Node(func, **kwargs)
+
+
+SHARED_INPUTS = {"pretrained_policy"}
+SHARED_PARAMETERS = {"params:evaluation", "params:runtime"}
+
+
+def per_target(shape: DagShape,
+               template: Callable[[tuple[int, ...]], Pipeline]) -> Pipeline:
+    """``template(seeds)`` once per target, namespaced ``<target>.``; ``params:target`` maps
+    to ``params:targets.<target>``, the pretrained policy and shared settings keep their
+    names."""
+    branches = []
+    for name, seeds in shape.targets.items():
+        pipeline = template(seeds)
+        inputs = SHARED_INPUTS & set(pipeline.inputs())
+        parameters = {"params:target": f"params:targets.{name}"}
+        parameters.update({p: p for p in SHARED_PARAMETERS if p in pipeline.inputs()})
+        branches.append(Pipeline(pipeline, namespace=name, inputs=inputs or None,
+                                 parameters=parameters))
+    return sum(branches, Pipeline([]))
+
+
+def per_seed_group(shape: DagShape, template: Callable[[tuple[int, ...]], Pipeline],
+                   seeds: tuple[int, ...], shared: set[str]) -> Pipeline:
+    """``template(group)`` once per group of seeds, namespaced by :func:`group_branch`. Its
+    outputs (``seed_<n>.…``, one branch of datasets per seed), the ``shared`` datasets and
+    every parameter keep their names (the target namespace maps them next)."""
+    branches = []
+    for group in shape.groups(seeds):
+        pipeline = template(group)
+        parameters = {p for p in pipeline.inputs() if p.startswith("params:")}
+        branches.append(Pipeline(pipeline, namespace=group_branch(group),
+                                 inputs=shared & set(pipeline.inputs()) or None,
+                                 outputs=pipeline.outputs() or None,
+                                 parameters=parameters or None))
+    return sum(branches, Pipeline([]))
+
+
+def ablation_namespace(target: str, arm: str) -> str:
+    return f"ablation.{target}.{arm}"
+
+
+# What the scheduler needs to know of each training node, by node name (built from the
+# shape with the same helpers as the nodes themselves).
+TrainingNode = tuple[str, tuple[int, ...], str]
+"""(target, seeds, arm): ``finetuned``/``scratch``, or an ablation arm's name."""
+
+
+def training_nodes(shape: DagShape) -> dict[str, TrainingNode]:
+    """Every training node of every pipeline, by name."""
+    nodes: dict[str, TrainingNode] = {}
+    for target, seeds in shape.targets.items():
+        for group in shape.groups(seeds):
+            prefix = f"{target}.{group_branch(group)}"
+            nodes[f"{prefix}.finetune"] = (target, group, "finetuned")
+            nodes[f"{prefix}.train_scratch"] = (target, group, "scratch")
+    for target, arms in shape.ablation.targets.items():
+        for arm in arms:
+            for group in shape.groups(shape.ablation.seeds):
+                name = f"{ablation_namespace(target, arm)}.{group_branch(group)}.train_arm"
+                nodes[name] = (target, group, arm)
+    return nodes
+
+
+def node_costs(shape: DagShape, config: ProjectConfig) -> dict[str, float]:
+    """Each training node's estimated cost, by name: what
+    :class:`hindsight_rl.runners.ParallelRunner` schedules by (other nodes cost 1)."""
+    costs = {}
+    for name, (target_name, seeds, arm) in training_nodes(shape).items():
+        target = config.targets[target_name]
+        ablated = arm not in ARMS
+        budget = config.ablation.budgets[target_name] if ablated else target.dqn.total_steps
+        frozen = (config.ablation.arms[arm].frozen if ablated
+                  else () if arm == "scratch" else target.finetune.frozen)
+        costs[name] = training_cost(target.dqn, budget, len(seeds), "trunk" in frozen)
+    return costs
+
+
+def training_cost(dqn: DQNConfig, budget: int, seeds: int, trunk_frozen: bool) -> float:
+    """Thousands of env steps plus sampled rows through the big products of gradient
+    updates that ``seeds`` stacked runs of ``budget`` env steps take. An update is five
+    trunk-sized products per row (three forward passes, two backward ones), four when the
+    trunk is frozen."""
+    updates = max(0, budget - dqn.learning_starts) / dqn.train_freq * dqn.gradient_steps
+    products = 4 if trunk_frozen else 5
+    return seeds * (budget + updates * dqn.batch_size * products / 5) / 1000
+
+
+def check_parameters(config: ProjectConfig, shape: DagShape) -> None:
+    """The parameters give values to exactly the DAG's branches, and no training seed falls
+    in the held-out evaluation block."""
+    for name in config.targets:
+        if name not in shape.targets:
+            raise ConfigError(
+                f"targets.{name}: the DAG has no branch for this target; targets are "
+                f"structure: add {name!r} with its seeds to {WHERE} (the parameters give "
+                "its values)")
+    for name in shape.targets:
+        if name not in config.targets:
+            raise ConfigError(f"targets.{name}: required: {WHERE} has a branch for it, so "
+                              "the parameters must give its values (at least env.id)")
+    for name, arms in shape.ablation.targets.items():
+        if name not in config.ablation.budgets:
+            raise ConfigError(f"ablation.budgets.{name}: required: {WHERE} ablates it")
+        for arm in arms:
+            if arm not in config.ablation.arms:
+                raise ConfigError(f"ablation.arms.{arm}: required: {WHERE} runs it on {name}")
+            if config.ablation.arms[arm].her_k and config.targets[name].env.goal is None:
+                raise ConfigError(f"ablation.arms.{arm}.her_k: got "
+                                  f"{config.ablation.arms[arm].her_k}, but {name} has no "
+                                  f"env.goal to relabel; take {arm!r} off {name} in {WHERE}")
+    held_out = config.held_out_seeds()
+    for key, seed in _training_seeds(config, shape):
+        if seed in held_out:
+            raise invalid(key, seed, f"a seed outside the evaluation block [{held_out.start}, "
+                                     f"{held_out.stop})")
+
+
+def _training_seeds(config: ProjectConfig, shape: DagShape) -> Iterator[tuple[str, int]]:
+    """Every seed training or collection uses, with the key that sets it."""
+    yield "source.seed", config.source.seed
+    yield "source.collect.seed", config.source.collect.seed
+    for name, target in config.targets.items():
+        yield f"targets.{name}.collect.seed", target.collect.seed
+    for name, seeds in shape.targets.items():
+        for i, seed in enumerate(seeds):
+            yield f"{WHERE}: targets.{name}[{i}]", seed
+    for i, seed in enumerate(shape.ablation.seeds):
+        yield f"{WHERE}: ablation.seeds[{i}]", seed
+
+
+def refuse_structure_in_parameters(parameters: Mapping[str, Any]) -> None:
+    """Seeds and their grouping are structure; a parameters file (or ``--params``) that sets
+    them gets told where they live, not "unknown key"."""
+    for name, section in (parameters.get("targets") or {}).items():
+        if isinstance(section, Mapping) and "seeds" in section:
+            raise ConfigError(f"targets.{name}.seeds: seeds are the DAG's structure: set "
+                              f"them in {WHERE} (targets: {{{name}: [...]}})")
+    if isinstance(parameters.get("runtime"), Mapping) and "seeds_per_node" in \
+            parameters["runtime"]:
+        raise ConfigError(f"runtime.seeds_per_node: the grouping of seeds into nodes is the "
+                          f"DAG's structure: set seeds_per_node in {WHERE}")
+    if isinstance(parameters.get("ablation"), Mapping) and "seeds" in parameters["ablation"]:
+        raise ConfigError(f"ablation.seeds: the ablation's seeds are the DAG's structure: set "
+                          f"them in {WHERE} (ablation: {{seeds: [...]}})")
+
+
+def project_config(parameters: Mapping[str, Any], shape: DagShape) -> ProjectConfig:
+    """All parameters as typed config, checked against the DAG's shape (keys starting with
+    ``_`` are YAML anchors, not settings)."""
+    refuse_structure_in_parameters(parameters)
+    config = from_mapping(ProjectConfig, {key: value for key, value in parameters.items()
+                                          if not str(key).startswith("_")})
+    check_parameters(config, shape)
+    return config
+

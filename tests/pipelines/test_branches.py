@@ -1,0 +1,112 @@
+"""The DAG's shape (settings.py): structure that no parameter changes, and every name made
+from it in one place."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hindsight_rl.core.config import ConfigError, DQNConfig, from_mapping
+from hindsight_rl.pipeline_registry import register_pipelines
+from hindsight_rl.pipelines.branches import (
+    DagShape,
+    dag_shape,
+    node_costs,
+    project_config,
+    run_inputs,
+    runs_by_arm,
+    training_cost,
+    training_nodes,
+)
+
+PARAMETERS = {"source": {"env": {"id": "CartPole-v1"}},
+              "targets": {"mc": {"env": {"id": "MountainCar-v0"}}}}
+SHAPE = from_mapping(DagShape, {"targets": {"mc": [0, 1]}})
+
+
+def test_registration_reads_nothing_but_settings():
+    """The same DAG from a bare interpreter in a folder with no project and no environment
+    variables: create_pipeline() is a pure function of DAG_SHAPE."""
+    code = ("import json, hindsight_rl.pipeline_registry as r; print(json.dumps("
+            "{k: sorted(n.name for n in v.nodes) for k, v in r.register_pipelines().items()}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd="/", env={"PATH": "/usr/bin:/bin"})
+    here = {name: sorted(node.name for node in pipeline.nodes)
+            for name, pipeline in register_pipelines().items()}
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == here
+
+
+@pytest.mark.parametrize(("shape", "message"), [
+    ({"targets": {}}, None),
+    ({"targets": {"mc": []}}, r"targets.mc: got \[\], expected a list of at least 1"),
+    ({"targets": {"mc": [0, 0]}}, r"targets.mc: got \[0, 0\], expected distinct values"),
+    ({"targets": {"mc": [-1]}}, r"targets.mc\[0\]: got -1, expected an integer in \[0, "),
+    ({"targets": {"mc": "0, 1"}}, "targets.mc: got '0, 1', expected a list"),
+    ({"targets": {"mc": None}}, "targets.mc: got None, expected a list"),
+    ({"targets": {"m.c": [0]}}, "targets.m.c"),
+    ({"targets": {"mc": [0]}, "seeds_per_node": 0}, "seeds_per_node: got 0"),
+    ({"targets": {"mc": [0]}, "ablation": {"targets": {"cp": ["scratch"]}}},
+     "ablation.targets.cp: got 'cp', expected one of the targets"),
+])
+def test_a_malformed_shape_names_its_key_in_settings(shape, message):
+    if message is None:
+        assert from_mapping(DagShape, shape).targets == {}
+        return
+    with pytest.raises(ConfigError, match=f"DAG_SHAPE in src/hindsight_rl/settings.py.{message}"):
+        from_mapping(DagShape, shape, "DAG_SHAPE in src/hindsight_rl/settings.py")
+
+
+@pytest.mark.parametrize(("parameters", "message"), [
+    ({**PARAMETERS, "targets": {**PARAMETERS["targets"], "cp": {"env": {"id": "CartPole-v1"}}}},
+     "targets.cp: the DAG has no branch for this target"),
+    ({**PARAMETERS, "targets": {}}, "targets.mc: required"),
+    ({**PARAMETERS, "targets": {"mc": {"env": {"id": "MountainCar-v0"}, "seeds": [0]}}},
+     "targets.mc.seeds: seeds are the DAG's structure"),
+    ({**PARAMETERS, "runtime": {"seeds_per_node": 1}}, "runtime.seeds_per_node: the grouping"),
+    ({**PARAMETERS, "evaluation": {"seed": 1}},
+     r"targets.mc\[1\]: got 1, expected a seed outside the evaluation block \[1, "),
+])
+def test_parameters_give_values_to_exactly_the_shapes_branches(parameters, message):
+    with pytest.raises(ConfigError, match=message):
+        project_config(parameters, SHAPE)
+
+
+def test_relabelling_arms_need_a_goal_on_every_target_the_shape_runs_them_on():
+    shape = from_mapping(DagShape, {"targets": {"mc": [0]},
+                                    "ablation": {"targets": {"mc": ["her"]}}})
+    ablation = {"budgets": {"mc": 5000}, "arms": {"her": {"her_k": 4}}}
+    with pytest.raises(ConfigError, match="ablation.arms.her.her_k: got 4, but mc has no "
+                                          "env.goal"):
+        project_config({**PARAMETERS, "ablation": ablation}, shape)
+    goal = {"env": {"id": "MountainCar-v0", "goal": {"achieved": [0], "desired": [0.5]}}}
+    config = project_config({**PARAMETERS, "targets": {"mc": goal}, "ablation": ablation}, shape)
+    assert config.ablation.arms["her"].her_k == 4
+
+
+def test_every_training_node_has_a_cost_and_only_those():
+    shape = dag_shape()
+    registered = {node.name for pipeline in register_pipelines().values()
+                  for node in pipeline.nodes if node.func.__name__ in
+                  ("finetune", "train_scratch", "train_arm")}
+    assert registered == set(training_nodes(shape))
+
+
+def test_node_costs_follow_budgets():
+    shape = from_mapping(DagShape, {"targets": {"mc": [0, 1]}, "seeds_per_node": 1})
+    costs = node_costs(shape, project_config(PARAMETERS, shape))
+    assert set(costs) == {"mc.seed_0.finetune", "mc.seed_0.train_scratch",
+                          "mc.seed_1.finetune", "mc.seed_1.train_scratch"}
+    assert costs["mc.seed_0.finetune"] < costs["mc.seed_0.train_scratch"]  # trunk frozen
+    assert costs["mc.seed_0.train_scratch"] == training_cost(DQNConfig(), 50_000, 1, False)
+
+
+def test_run_inputs_are_read_back_by_arm_and_seed():
+    names = run_inputs((3, 5))
+    assert names[:4] == ["seed_3.finetuned_policy", "seed_3.finetune_history",
+                         "seed_3.scratch_policy", "seed_3.scratch_history"]
+    runs = runs_by_arm((3, 5), tuple(names))
+    assert runs["scratch"][5] == ("seed_5.scratch_policy", "seed_5.scratch_history")
+    assert runs["finetuned"][3] == ("seed_3.finetuned_policy", "seed_3.finetune_history")
