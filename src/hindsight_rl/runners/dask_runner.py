@@ -115,8 +115,9 @@ class DaskRunner(AbstractRunner):
     def _local_cluster(self, local_cluster: type) -> Any:
         """A LocalCluster tuned for training loops: Dask's default
         ``MALLOC_TRIM_THRESHOLD_=65536`` makes glibc hand every freed batch tensor back to
-        the OS (measured here: a DQN training loop 1.8x slower), and its 10 ms statistical
-        profiler interrupts a Python-heavy loop; both are off in the clusters we start."""
+        the OS (a DQN training loop is much slower then: ``benchmarks/RESULTS.md``), and its
+        statistical profiler interrupts a Python-heavy loop; both are off in the clusters we
+        start."""
         import dask  # noqa: PLC0415
 
         defaults = dask.config.get("distributed.nanny.pre-spawn-environ")

@@ -2,9 +2,9 @@
 
 Kedro's own runner hands every ready node to its process pool at once, in the order a set
 of nodes happens to iterate (string hashes, so a new order every run). When the training
-nodes differ in cost, that order decides the run's length: on two cores the default DAG's
-two MountainCar nodes (~2.5 min each) and two long-pole ones (~1.5 min) took 4.6 min in
-one order and 5.6 in another, when both MountainCar nodes queued behind each other.
+nodes differ in cost, that order decides the run's length: on two cores, when the default
+DAG's two MountainCar training nodes queue behind each other the run takes about a fifth
+longer (``benchmarks/RESULTS.md``).
 
 This runner keeps nodes back until a worker is free and then starts the one whose critical
 path (its own cost plus the costliest chain of nodes after it) is longest: the classic
