@@ -11,10 +11,10 @@ from tests.conftest import copy_project
 
 def _retrain_node_names() -> set[str]:
     names = set()
-    for target, seeds in settings.DAG_SHAPE["targets"].items():
-        names |= {f"{target}.collect_target_rollouts", f"{target}.promote"}
+    for target, branch in settings.DAG_SHAPE["targets"].items():
+        names |= {f"{target}.plan_transfer", f"{target}.promote"}
         # the seeds of an arm in one node: seeds_per_node is None
-        names.add(f"{target}.seeds_{'_'.join(str(seed) for seed in seeds)}.finetune")
+        names.add(f"{target}.seeds_{'_'.join(str(seed) for seed in branch['seeds'])}.finetune")
     return names
 
 

@@ -42,7 +42,8 @@ def test_bad_parameters_fail_in_one_paragraph_before_any_work(tmp_path, params, 
 
 def test_a_corrupted_pretrained_policy_names_the_file(tmp_path):
     project = copy_project(tmp_path)
-    version = project / "data/06_models/pretrained_policy.safetensors/2026-01-01T00.00.00.000Z"
+    version = (project / "data/06_models/sources/cartpole/pretrained_policy.safetensors"
+               / "2026-01-01T00.00.00.000Z")
     version.mkdir(parents=True)
     (version / "pretrained_policy.safetensors").write_bytes(b"not a policy file at all")
     result = _kedro_run(project, "--pipeline", "target")

@@ -21,7 +21,8 @@ project = pipelines.project  # the pipeline tests' fixture: a project copy as wo
 
 HISTORY = pd.DataFrame({"env_step": [200, 400], "metric": ["eval_return"] * 2,
                         "value": [-200.0, -180.0]})
-POLICIES = {"pretrained_policy": "data/06_models/pretrained_policy.safetensors",
+POLICIES = {"sources.cartpole.pretrained_policy":
+                "data/06_models/sources/cartpole/pretrained_policy.safetensors",
             "mountaincar.seed_1.finetuned_policy":
                 "data/06_models/mountaincar/seed_1/finetuned_policy.safetensors"}
 
@@ -91,7 +92,7 @@ def test_a_run_logs_parameters_learning_curves_and_policy_files(project, tmp_pat
     assert run.info.status == "FINISHED" and run.info.run_name == "__default__"
 
     # Parameters: every setting flattened (nodes get typed configs); conf/smoke's values.
-    assert run.data.params["source.dqn.total_steps"] == "600"
+    assert run.data.params["sources.cartpole.dqn.total_steps"] == "600"
     assert run.data.params["targets.mountaincar.dqn.n_step"] == "5"
 
     # Learning curves: one metric per history and curve, stepped by env step.

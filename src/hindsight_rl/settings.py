@@ -25,20 +25,35 @@ CONFIG_LOADER_ARGS = {
 
 # The DAG's shape: which branches exist. This is structure, read once when pipelines are
 # registered and the same in every config environment: `--env` and `--params` change values
-# (conf/<env>/parameters*.yml), never the DAG. A target here needs its values under
-# `targets:` in the parameters, and the parameters may not name a target missing here.
+# (conf/<env>/parameters*.yml), never the DAG. Every target and source named here needs its
+# values under `targets:` / `sources:` in the parameters, and the parameters may not name
+# one missing here.
 DAG_SHAPE = {
-    # target namespace: its training seeds (one branch of datasets per seed, per arm)
-    "targets": {"mountaincar": [0, 1, 2], "cartpole_long_pole": [0, 1, 2]},
-    # seeds of an arm trained in one node, sharing each update (same weights in any grouping);
+    # The default pipeline's targets: the sources each may transfer from (the probe picks one,
+    # hindsight_rl.core.plan) and its training seeds (one branch of datasets per seed and arm).
+    "targets": {
+        "mountaincar": {"sources": ["cartpole"], "seeds": [0, 1, 2]},
+        "cartpole_long_pole": {"sources": ["cartpole"], "seeds": [0, 1, 2]},
+    },
+    # `kedro run --pipeline transfer_suite`: source -> target pairs, 5 seeds per arm.
+    "transfer_suite": {
+        "suite_cartpole_mountaincar": {"sources": ["cartpole"], "seeds": [0, 1, 2, 3, 4]},
+        "suite_cartpole_acrobot": {"sources": ["cartpole"], "seeds": [0, 1, 2, 3, 4]},
+        "suite_long_pole": {"sources": ["cartpole"], "seeds": [0, 1, 2, 3, 4]},
+        "suite_heavy_cart": {"sources": ["cartpole"], "seeds": [0, 1, 2, 3, 4]},
+        "suite_mountaincar_gravity": {"sources": ["cartpole", "mountaincar"],
+                                      "seeds": [0, 1, 2, 3, 4]},
+        "suite_acrobot_heavy": {"sources": ["acrobot"], "seeds": [0, 1, 2, 3, 4]},
+    },
+    # Seeds of an arm trained in one node, sharing each update (same weights in any grouping);
     # None: all of a target's seeds. 1 gives one task per seed, for a cluster with more
     # workers than arms.
     "seeds_per_node": None,
-    # `kedro run --pipeline ablation`: the arms run on each ablated target, and their seeds
+    # `kedro run --pipeline ablation`: the arms run on each ablated target, and their seeds.
     "ablation": {
         "targets": {
             "mountaincar": ["scratch", "transfer", "frozen", "rtg", "her", "everything"],
-            "cartpole_long_pole": ["scratch", "transfer", "frozen", "rtg"],  # no goal: no HER
+            "cartpole_long_pole": ["scratch", "transfer", "frozen", "teacher", "rtg"],
         },
         "seeds": [0, 1, 2, 3, 4],
     },

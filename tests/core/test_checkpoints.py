@@ -9,7 +9,7 @@ import torch
 
 from hindsight_rl.core import dqn
 from hindsight_rl.core.checkpoints import CheckpointError, Checkpoints
-from hindsight_rl.core.config import DQNConfig, EnvConfig
+from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig
 from hindsight_rl.core.policy_file import metadata_document
 from hindsight_rl.core.training import fresh_network
 
@@ -24,8 +24,9 @@ def _train(tiny_network, checkpoints, unfreeze_after_steps=None, seeds=(3,)):
                                         np.zeros((0, 4), np.float32)), seed)
                for seed in seeds]
     frozen = ("trunk",) if unfreeze_after_steps is not None else ()
-    return dqn.train_dqn(members, CARTPOLE, CONFIG, eval_seeds=[9000, 9001], frozen=frozen,
-                         unfreeze_after_steps=unfreeze_after_steps, label="test run",
+    finetune = FinetuneConfig(frozen=frozen, unfreeze_after_steps=unfreeze_after_steps)
+    return dqn.train_dqn(members, CARTPOLE, CONFIG, eval_seeds=[9000, 9001], finetune=finetune,
+                         label="test run",
                          checkpoints=checkpoints)
 
 

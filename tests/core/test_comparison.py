@@ -18,7 +18,7 @@ def _arm(steps: float, final: float, auc: float) -> dict:
         return {"iqm": value, "ci": [value - 1, value + 1]}
 
     return {"steps_to_threshold": stat(steps), "final_return": stat(final), "auc": stat(auc),
-            "solved_seeds": 3, "seeds": 3}
+            "jumpstart": stat(final / 2), "solved_seeds": 3, "seeds": 3}
 
 
 @pytest.mark.parametrize(("finetuned", "expected"), [
@@ -60,7 +60,8 @@ def test_reports_show_the_same_table_and_the_html_one_the_plots():
     markdown = markdown_report(_metrics())
     page = html_report(_metrics(), {"learning curves": figure})
     plt.close(figure)
-    assert "| finetuned | 500.0 [499.0, 501.0] | 10000.0 [9999.0, 10001.0] |" in markdown
+    assert ("| finetuned | 500.0 [499.0, 501.0] | 10000.0 [9999.0, 10001.0] | 300.0 [299.0, "
+            "301.0] | 250.0 [249.0, 251.0] |") in markdown
     assert "<td>500.0 [499.0, 501.0]</td><td>10000.0 [9999.0, 10001.0]</td>" in page
     assert "Transfer helped (...)" in markdown and "Transfer helped (...)" in page
     assert page.count('src="data:image/png;base64,iVBORw0KGgo') == 1

@@ -51,7 +51,7 @@ def test_missing_required_key():
         from_mapping(SourceConfig, {}, "source")
 
 
-PROJECT = {"source": {"env": {"id": "CartPole-v1"}},
+PROJECT = {"sources": {"cp": {"env": {"id": "CartPole-v1"}}},
            "targets": {"mc": {"env": {"id": "MountainCar-v0"}}}}
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hindsight_rl.core import dqn
-from hindsight_rl.core.config import DQNConfig, GoalConfig, NetworkConfig
+from hindsight_rl.core.config import DQNConfig, FinetuneConfig, GoalConfig, NetworkConfig
 from hindsight_rl.core.dqn import (
     Member,
     NonFiniteLossError,
@@ -73,7 +73,7 @@ def test_frozen_trunk_is_bit_identical_after_training(corridor, tiny_network, ti
     network = QNetwork(1, 2, tiny_network)
     trunk_before = {k: v.clone() for k, v in network.trunk.state_dict().items()}
     head_before = network.head.weight.clone()
-    result = train_one(network, corridor, tiny_dqn, frozen=["trunk"])
+    result = train_one(network, corridor, tiny_dqn, finetune=FinetuneConfig(frozen=["trunk"]))
     for key, tensor in result.network.trunk.state_dict().items():
         assert torch.equal(tensor, trunk_before[key])
     assert not torch.equal(result.network.head.weight, head_before)
@@ -84,7 +84,8 @@ def test_unfreezing_lets_the_trunk_train(corridor, tiny_network, tiny_dqn):
     network = QNetwork(1, 2, tiny_network)
     before = network.trunk[0].weight.clone()
     config = tiny_dqn.model_copy(update={"keep": "last"})
-    result = train_one(network, corridor, config, frozen=["trunk"], unfreeze_after_steps=100)
+    result = train_one(network, corridor, config,
+                       finetune=FinetuneConfig(frozen=["trunk"], unfreeze_after_steps=100))
     assert not torch.equal(result.network.trunk[0].weight, before)
 
 
@@ -117,8 +118,8 @@ def test_unfreezing_before_the_first_online_step_still_happens(corridor, tiny_ne
     warm = WarmStart(obs, np.ones(50, np.int64), -np.ones(50, np.float32), obs + 1,
                      np.zeros(50, bool))
     config = tiny_dqn.model_copy(update={"keep": "last"})
-    result = train_one(network, corridor, config, warm_start=warm, frozen=["trunk"],
-                       unfreeze_after_steps=10)  # step starts at 50
+    result = train_one(network, corridor, config, warm_start=warm,  # step starts at 50
+                       finetune=FinetuneConfig(frozen=["trunk"], unfreeze_after_steps=10))
     assert not torch.equal(result.network.trunk[0].weight, before)
 
 
@@ -126,9 +127,9 @@ def _poison_after(monkeypatch, calls_before: int, poison):
     """Make ``dqn_loss`` call ``poison(loss, network)`` once ``calls_before`` calls passed."""
     real, calls = dqn.dqn_loss, [0]
 
-    def poisoned(batch, online, target, config):
+    def poisoned(batch, online, target, config, guidance=None):
         calls[0] += 1
-        loss = real(batch, online, target, config)
+        loss = real(batch, online, target, config, guidance)
         if calls[0] > calls_before:
             loss = poison(loss, online)
         return loss
@@ -264,11 +265,12 @@ def _members(seeds, network_config, warm_start=None) -> list[Member]:
     {}, {"frozen": ["trunk"], "rtg_coef": 0.1, "rtg_loss": "lower_bound", "n_step": 3}])
 def test_a_seed_trains_to_the_same_weights_alone_or_beside_others(
         corridor, tiny_network, tiny_dqn, options):
-    frozen = options.pop("frozen", ())
+    finetune = FinetuneConfig(frozen=options.pop("frozen", ()))
     config = tiny_dqn.model_copy(update=options)
-    alone = train_dqn(_members([1], tiny_network), corridor, config, [10], frozen=frozen)[0]
+    alone = train_dqn(_members([1], tiny_network), corridor, config, [10],
+                      finetune=finetune)[0]
     together = train_dqn(_members([0, 1, 2], tiny_network), corridor, config, [10],
-                         frozen=frozen)
+                         finetune=finetune)
     expected, got = alone.network.state_dict(), together[1].network.state_dict()
     assert all(torch.equal(expected[k], got[k]) for k in expected)
     pd.testing.assert_frame_equal(alone.history, together[1].history)

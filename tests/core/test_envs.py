@@ -85,9 +85,10 @@ def test_stopping_on_a_threshold_needs_an_env_that_has_one():
     no_threshold = {"id": "NoThreshold-v0", "entry_point": "tests.conftest:CorridorEnv",
                     "max_episode_steps": 4}
     project = from_mapping(ProjectConfig, {
-        "source": {"env": no_threshold, "dqn": {"stop_on_threshold": True}},
+        "sources": {"nt": {"env": no_threshold, "dqn": {"stop_on_threshold": True}}},
         "targets": {"mc": {"env": {"id": "MountainCar-v0"}}}})
-    with pytest.raises(ConfigError, match="source.dqn.stop_on_threshold: NoThreshold-v0 has no"):
+    with pytest.raises(ConfigError,
+                       match="sources.nt.dqn.stop_on_threshold: NoThreshold-v0 has no"):
         check_environments(project)
 
 

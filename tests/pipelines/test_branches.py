@@ -22,9 +22,9 @@ from hindsight_rl.pipelines.branches import (
     training_nodes,
 )
 
-PARAMETERS = {"source": {"env": {"id": "CartPole-v1"}},
+PARAMETERS = {"sources": {"cp": {"env": {"id": "CartPole-v1"}}},
               "targets": {"mc": {"env": {"id": "MountainCar-v0"}}}}
-SHAPE = from_mapping(DagShape, {"targets": {"mc": [0, 1]}})
+SHAPE = from_mapping(DagShape, {"targets": {"mc": {"sources": ["cp"], "seeds": [0, 1]}}})
 
 
 def test_registration_reads_nothing_but_settings():
@@ -39,16 +39,28 @@ def test_registration_reads_nothing_but_settings():
     assert json.loads(result.stdout.strip().splitlines()[-1]) == here
 
 
+def _target(**changes):
+    return {"sources": ["cp"], "seeds": [0], **changes}
+
+
 @pytest.mark.parametrize(("shape", "message"), [
     ({"targets": {}}, None),
-    ({"targets": {"mc": []}}, r"targets.mc: got \[\], expected a list of at least 1"),
-    ({"targets": {"mc": [0, 0]}}, r"targets.mc: got \[0, 0\], expected distinct values"),
-    ({"targets": {"mc": [-1]}}, r"targets.mc\[0\]: got -1, expected an integer in \[0, "),
-    ({"targets": {"mc": "0, 1"}}, "targets.mc: got '0, 1', expected a list"),
-    ({"targets": {"mc": None}}, "targets.mc: got None, expected a list"),
-    ({"targets": {"m.c": [0]}}, "targets.m.c"),
-    ({"targets": {"mc": [0]}, "seeds_per_node": 0}, "seeds_per_node: got 0"),
-    ({"targets": {"mc": [0]}, "ablation": {"targets": {"cp": ["scratch"]}}},
+    ({"targets": {"mc": _target(seeds=[])}},
+     r"targets.mc.seeds: got \[\], expected a list of at least 1"),
+    ({"targets": {"mc": _target(seeds=[0, 0])}},
+     r"targets.mc.seeds: got \[0, 0\], expected distinct values"),
+    ({"targets": {"mc": _target(seeds=[-1])}},
+     r"targets.mc.seeds\[0\]: got -1, expected an integer in \[0, "),
+    ({"targets": {"mc": _target(seeds="0, 1")}}, "targets.mc.seeds: got '0, 1', expected a list"),
+    ({"targets": {"mc": None}}, "targets.mc: got None, expected a mapping"),
+    ({"targets": {"mc": [0, 1]}}, r"targets.mc: got \[0, 1\], expected a mapping"),
+    ({"targets": {"mc": _target(sources=[])}}, "targets.mc.sources: got"),
+    ({"targets": {"mc": _target(sources=["cp", "cp"])}}, "targets.mc.sources: got"),
+    ({"targets": {"m.c": _target()}}, "targets.m.c"),
+    ({"targets": {"mc": _target()}, "seeds_per_node": 0}, "seeds_per_node: got 0"),
+    ({"targets": {"mc": _target()}, "transfer_suite": {"mc": _target()}},
+     "transfer_suite.mc: got 'mc', expected a name of its own"),
+    ({"targets": {"mc": _target()}, "ablation": {"targets": {"cp": ["scratch"]}}},
      "ablation.targets.cp: got 'cp', expected one of the targets"),
 ])
 def test_a_malformed_shape_names_its_key_in_settings(shape, message):
@@ -62,12 +74,17 @@ def test_a_malformed_shape_names_its_key_in_settings(shape, message):
 @pytest.mark.parametrize(("parameters", "message"), [
     ({**PARAMETERS, "targets": {**PARAMETERS["targets"], "cp": {"env": {"id": "CartPole-v1"}}}},
      "targets.cp: the DAG has no branch for this target"),
+    ({**PARAMETERS, "sources": {}}, "sources.cp: required: a target"),
+    ({**PARAMETERS, "sources": {**PARAMETERS["sources"], "ac": {"env": {"id": "Acrobot-v1"}}}},
+     "sources.ac: no target in DAG_SHAPE"),
     ({**PARAMETERS, "targets": {}}, "targets.mc: required"),
     ({**PARAMETERS, "targets": {"mc": {"env": {"id": "MountainCar-v0"}, "seeds": [0]}}},
      "targets.mc.seeds: seeds are the DAG's structure"),
     ({**PARAMETERS, "runtime": {"seeds_per_node": 1}}, "runtime.seeds_per_node: the grouping"),
-    ({**PARAMETERS, "evaluation": {"seed": 1}},
-     r"targets.mc\[1\]: got 1, expected a seed outside the evaluation block \[1, "),
+    ({**PARAMETERS, "evaluation": {"seed": 21}},
+     r"targets.mc.seeds\[1\]: got 1, expected a seed outside the evaluation block \[1, "),
+    ({**PARAMETERS, "evaluation": {"seed": 1}}, "evaluation.seed: got 1, expected an integer >= "
+                                                "probe_episodes"),
 ])
 def test_parameters_give_values_to_exactly_the_shapes_branches(parameters, message):
     with pytest.raises(ConfigError, match=message):
@@ -75,7 +92,7 @@ def test_parameters_give_values_to_exactly_the_shapes_branches(parameters, messa
 
 
 def test_relabelling_arms_need_a_goal_on_every_target_the_shape_runs_them_on():
-    shape = from_mapping(DagShape, {"targets": {"mc": [0]},
+    shape = from_mapping(DagShape, {"targets": {"mc": _target()},
                                     "ablation": {"targets": {"mc": ["her"]}}})
     ablation = {"budgets": {"mc": 5000}, "arms": {"her": {"her_k": 4}}}
     with pytest.raises(ConfigError, match="ablation.arms.her.her_k: got 4, but mc has no "
@@ -95,7 +112,8 @@ def test_every_training_node_has_a_cost_and_only_those():
 
 
 def test_node_costs_follow_budgets():
-    shape = from_mapping(DagShape, {"targets": {"mc": [0, 1]}, "seeds_per_node": 1})
+    shape = from_mapping(DagShape, {"targets": {"mc": _target(seeds=[0, 1])},
+                                    "seeds_per_node": 1})
     costs = node_costs(shape, project_config(PARAMETERS, shape))
     assert set(costs) == {"mc.seed_0.finetune", "mc.seed_0.train_scratch",
                           "mc.seed_1.finetune", "mc.seed_1.train_scratch"}

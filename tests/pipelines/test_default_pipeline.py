@@ -15,12 +15,16 @@ from tests.conftest import copy_project
 from tests.pipelines.conftest import dag_shape, run_session, versions
 
 TARGETS = ("mountaincar", "cartpole_long_pole")
+POLICY = "data/06_models/sources/cartpole/pretrained_policy.safetensors"
 SEEDS = (0, 1, 2)  # DAG_SHAPE in settings
-VERSIONED = ["data/01_raw/source_rollouts.parquet", "data/06_models/pretrained_policy.safetensors",
-             "data/07_model_output/pretrain_history.parquet",
+VERSIONED = ["data/01_raw/sources/cartpole/source_rollouts.parquet",
+             "data/06_models/sources/cartpole/pretrained_policy.safetensors",
+             "data/07_model_output/sources/cartpole/pretrain_history.parquet",
              "data/08_reporting/run_manifest.json"] + [
     f"data/{path}" for target in TARGETS for path in (
         f"03_primary/{target}/hindsight_dataset.parquet",
+        f"03_primary/{target}/transfer_plan.json",
+        f"06_models/{target}/source_policy.safetensors",
         f"08_reporting/{target}/transfer_metrics.json",
         f"08_reporting/{target}/learning_curves.png",
         f"08_reporting/{target}/hindsight_returns.png",
@@ -47,9 +51,10 @@ def test_registered_pipelines_and_node_names(project):
     assert {"source", "target", "finetune", "evaluate", "retrain", "ablation",
             "__default__"} <= set(pipelines)
     names = {node.name for node in pipelines["__default__"].nodes}
-    assert {"collect_source_rollouts", "pretrain", "export_weights"} <= names
+    assert {f"sources.cartpole.{node}" for node in ("collect_source_rollouts", "pretrain",
+                                                     "export_weights")} <= names
     for target in TARGETS:
-        assert {f"{target}.collect_target_rollouts", f"{target}.evaluate"} <= names
+        assert {f"{target}.plan_transfer", f"{target}.evaluate"} <= names
         assert {f"{target}.seeds_0_1_2.{stage}" for stage in ("finetune", "train_scratch")} \
             <= names  # the seeds of an arm in one node: seeds_per_node is None
     assert len(names) == 3 + len(TARGETS) * (2 + 2)
@@ -67,7 +72,7 @@ def test_every_artefact_gets_a_new_version_and_the_first_stays_intact(two_runs):
 def test_runs_reproduce_datasets_and_weights(two_runs):
     project, _, _ = two_runs
     for path in ("data/03_primary/mountaincar/hindsight_dataset.parquet",
-                 "data/06_models/pretrained_policy.safetensors",
+                 "data/06_models/sources/cartpole/pretrained_policy.safetensors",
                  "data/06_models/cartpole_long_pole/seed_1/finetuned_policy.safetensors"):
         first, second = versions(project, path)
         assert [p.read_bytes() for p in sorted(first.rglob("*.*"))] == \
@@ -141,15 +146,15 @@ def test_metrics_compare_both_arms(two_runs):
 
 def test_finetune_from_a_pinned_pretrained_version(two_runs):
     project, first, _ = two_runs
-    pinned = first["data/06_models/pretrained_policy.safetensors"].name
+    pinned = first["data/06_models/sources/cartpole/pretrained_policy.safetensors"].name
     run_session(project, pipeline_names=["target", "finetune"],
-                load_versions={"pretrained_policy": pinned})
+                load_versions={"sources.cartpole.pretrained_policy": pinned})
     hindsight = versions(project, "data/03_primary/mountaincar/hindsight_dataset.parquet")
     assert len(hindsight) == 3
-    assert len(versions(project, "data/06_models/pretrained_policy.safetensors")) == 2
+    assert len(versions(project, POLICY)) == 2
     manifest = json.loads(next(versions(project, "data/08_reporting/run_manifest.json")[-1]
                                .glob("*.json")).read_text())
     assert manifest["status"] == "completed"
-    assert manifest["loaded_versions"] == {"pretrained_policy": pinned}
+    assert manifest["loaded_versions"] == {"sources.cartpole.pretrained_policy": pinned}
     assert manifest["saved_version"] == hindsight[-1].name
     assert "mountaincar.seeds_0_1_2.finetune" in manifest["nodes"]

@@ -25,11 +25,11 @@ def test_acrobot_added_to_the_shape_and_the_parameters_gets_its_own_branches(tmp
     config = yaml.safe_load(parameters.read_text())
     config["targets"]["acrobot"] = ACROBOT
     parameters.write_text(yaml.safe_dump(config))
-    targets = {**settings.DAG_SHAPE["targets"], "acrobot": [0]}
+    targets = {**settings.DAG_SHAPE["targets"], "acrobot": {"sources": ["cartpole"], "seeds": [0]}}
     with pytest.MonkeyPatch.context() as patch, dag_shape(project, targets=targets):
         patch.chdir(project)
         names = {node.name for node in pipelines["__default__"].nodes}
-        assert {"acrobot.collect_target_rollouts", "acrobot.seed_0.finetune",
+        assert {"acrobot.plan_transfer", "acrobot.seed_0.finetune",
                 "acrobot.seed_0.train_scratch", "acrobot.evaluate"} <= names
         with KedroSession.create(project_path=project, env="smoke") as session:
             session.run()

@@ -6,8 +6,8 @@ import sys
 
 from tests.conftest import copy_project
 
-ARTEFACTS = ("data/01_raw/source_rollouts.parquet",
-             "data/06_models/pretrained_policy.safetensors",
+ARTEFACTS = ("data/01_raw/sources/cartpole/source_rollouts.parquet",
+             "data/06_models/sources/cartpole/pretrained_policy.safetensors",
              "data/03_primary/mountaincar/hindsight_dataset.parquet",
              "data/06_models/mountaincar/seed_1/finetuned_policy.safetensors",
              "data/07_model_output/mountaincar/seed_1/scratch_history.parquet")

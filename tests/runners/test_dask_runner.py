@@ -33,8 +33,8 @@ def test_dask_run_writes_the_same_artefacts_as_a_sequential_run(tmp_path):
         with KedroSession.create(project_path=dask, env="smoke") as session:
             session.run(runner=DaskRunner(cluster_args={"n_workers": 2}))
     expected, got = _artefacts(sequential), _artefacts(dask)
-    targets = settings.DAG_SHAPE["targets"]
-    assert len(expected) == 3 + sum(6 + len(seeds) * 4 for seeds in targets.values())
+    targets = settings.DAG_SHAPE["targets"]  # 3 source datasets; per target 8 and 4 per seed
+    assert len(expected) == 3 + sum(8 + len(branch["seeds"]) * 4 for branch in targets.values())
     assert sorted(got) == sorted(expected)
     different = [path for path in expected if got[path] != expected[path]]
     assert not different

@@ -24,7 +24,8 @@ def arm_target(target: TargetConfig, arm: ArmConfig, budget: int) -> TargetConfi
     """``target``'s settings as ``arm`` runs them, on ``budget`` env steps."""
     return target.model_copy(update={
         "dqn": target.dqn.model_copy(update={"total_steps": budget, "rtg_coef": arm.rtg_coef}),
-        "finetune": target.finetune.model_copy(update={"frozen": arm.frozen}),
+        "finetune": target.finetune.model_copy(update={"frozen": arm.frozen,
+                                                       "teacher_coef": arm.teacher_coef}),
         "her": HERConfig(k=arm.her_k)})
 
 

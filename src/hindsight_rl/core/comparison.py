@@ -51,10 +51,20 @@ def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
         evaluator.close()
 
 
+def normalised(value: float, chance: float | None, threshold: float | None) -> float | None:
+    """``value`` on the scale where chance (a uniform-random policy's return) is 0 and the
+    reward threshold ("solved") is 1, capped at 1; None without both."""
+    if chance is None or threshold is None or threshold <= chance:
+        return None
+    return min(1.0, (value - chance) / (threshold - chance))
+
+
 def summarise_arm(returns: dict[str, np.ndarray], history: pd.DataFrame,
                   threshold: float | None, budget: int, config: EvalConfig,
-                  rng: np.random.Generator) -> dict[str, Any]:
-    """Per-seed figures and their interquartile means with bootstrap intervals.
+                  rng: np.random.Generator, chance: float | None = None) -> dict[str, Any]:
+    """Per-seed figures and their interquartile means with bootstrap intervals: final
+    return, env steps to the threshold, area under the learning curve (and normalised by
+    :func:`normalised`, given ``chance``), and the jumpstart (the curve's first point).
 
     A seed that never reaches the threshold counts as ``budget`` steps (censored), so the
     steps-to-threshold statistic can only flatter an arm that did reach it.
@@ -63,18 +73,23 @@ def summarise_arm(returns: dict[str, np.ndarray], history: pd.DataFrame,
     for name, values in returns.items():
         curve = _curve(history, int(name.removeprefix("seed_")))
         reached = steps_to_threshold(curve.index.to_numpy(), curve.to_numpy(), threshold)
+        auc = area_under_curve(curve.index.to_numpy(), curve.to_numpy())
         per_seed[name] = {"final_mean": float(values.mean()), "final_std": float(values.std()),
-                          "steps_to_threshold": reached,
-                          "auc": area_under_curve(curve.index.to_numpy(), curve.to_numpy()),
+                          "steps_to_threshold": reached, "auc": auc,
+                          "normalised_auc": normalised(auc, chance, threshold),
+                          "jumpstart": float(curve.iloc[0]),
                           "solved": threshold is not None and float(values.mean()) >= threshold}
     summary = {"per_seed": per_seed,
                "solved_seeds": sum(s["solved"] for s in per_seed.values()),
                "seeds": len(per_seed)}
-    for key, values in (
-            ("final_return", [s["final_mean"] for s in per_seed.values()]),
-            ("steps_to_threshold", [budget if s["steps_to_threshold"] is None
-                                    else s["steps_to_threshold"] for s in per_seed.values()]),
-            ("auc", [s["auc"] for s in per_seed.values()])):
+    figures = [("final_return", [s["final_mean"] for s in per_seed.values()]),
+               ("steps_to_threshold", [budget if s["steps_to_threshold"] is None
+                                       else s["steps_to_threshold"] for s in per_seed.values()]),
+               ("auc", [s["auc"] for s in per_seed.values()]),
+               ("jumpstart", [s["jumpstart"] for s in per_seed.values()])]
+    if all(s["normalised_auc"] is not None for s in per_seed.values()):
+        figures.append(("normalised_auc", [s["normalised_auc"] for s in per_seed.values()]))
+    for key, values in figures:
         values = np.asarray(values, dtype=np.float64)
         low, high = bootstrap_ci(values, config.bootstrap_samples, config.confidence, rng)
         summary[key] = {"iqm": interquartile_mean(values), "ci": [low, high],
@@ -191,20 +206,22 @@ def hindsight_returns_figure(table: pd.DataFrame, title: str,
 def _comparison_table(metrics: dict[str, Any]) -> list[list[str]]:
     """Header and one row per arm: the figures both reports show."""
     rows = [["arm", "final return IQM [95% CI]", "env steps to threshold IQM [95% CI]",
-             "AUC IQM [95% CI]", "solved seeds"]]
+             "AUC IQM [95% CI]", "jumpstart IQM [95% CI]", "solved seeds"]]
     for arm in ARMS:
         summary = metrics["arms"][arm]
         cells = [f"{summary[k]['iqm']:.1f} [{summary[k]['ci'][0]:.1f}, {summary[k]['ci'][1]:.1f}]"
-                 for k in ("final_return", "steps_to_threshold", "auc")]
+                 for k in ("final_return", "steps_to_threshold", "auc", "jumpstart")]
         rows.append([arm, *cells, f"{summary['solved_seeds']}/{summary['seeds']}"])
     return rows
 
 
 def _budget_line(metrics: dict[str, Any]) -> str:
-    return (f"Budget: {metrics['budget_env_steps']} target env steps per arm; "
+    line = (f"Budget: {metrics['budget_env_steps']} target env steps per arm; "
             f"{metrics['eval_episodes']} greedy evaluation episodes per policy on seeds "
             f"{metrics['eval_seeds'][0]}…{metrics['eval_seeds'][1]}; "
             f"reward threshold {metrics['reward_threshold']}.")
+    plan = metrics.get("transfer_plan")
+    return f"{plan['reason']} {line}" if plan else line
 
 
 def _per_seed_lines(metrics: dict[str, Any]) -> list[str]:

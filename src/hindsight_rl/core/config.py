@@ -212,9 +212,18 @@ class FinetuneConfig(Section):
     """What carries over from the pretrained network and what stays fixed."""
 
     frozen: _list(Part) = ("trunk",)
-    """Parts excluded from the optimiser: any of ``encoder``, ``trunk``, ``head``."""
+    """Parts excluded from the optimiser (any of ``encoder``, ``trunk``, ``head``) when the
+    transferred network does not teach (the transfer plan: :mod:`hindsight_rl.core.plan`)."""
     unfreeze_after_steps: NonNegativeInt | None = None
     """Environment step at which frozen parts join the optimiser; ``None`` keeps them frozen."""
+    teacher_coef: float = Field(1.0, ge=0)
+    """λ of the teacher's large-margin loss (DQfD): when every part was transferred, the
+    transferred network's greedy action stays the fine-tuned one's, while the fine-tuned
+    network's learning curve is no higher than where it started; 0 turns it off."""
+    teacher_margin: float = Field(0.8, gt=0)
+    """Margin (in Q units) by which the teacher's action should lead the others."""
+    anchor_coef: float = Field(0.0, ge=0)
+    """α of L2-SP: α·Σ(θ − θ₀)² over the transferred parameters that train; 0 turns it off."""
 
 
 class EvalConfig(Section):
@@ -223,7 +232,11 @@ class EvalConfig(Section):
     episodes: int = Field(100, ge=1, le=100_000)
     """Greedy episodes per final policy."""
     seed: Seed = 1_000_000
-    """First evaluation seed; episode i uses ``seed + i``. Keep it far from training seeds."""
+    """First evaluation seed; episode i uses ``seed + i``. Keep it far from training seeds:
+    the probe's episodes take the block just below it, the learning curves' the block
+    after the final evaluation's."""
+    probe_episodes: int = Field(20, ge=1, le=10_000)
+    """Greedy episodes per candidate source in the transfer probe (and of chance)."""
     bootstrap_samples: int = Field(2000, ge=1, le=1_000_000)
     """Bootstrap resamples for the confidence intervals."""
     confidence: float = Field(0.95, gt=0, lt=1)
@@ -231,6 +244,14 @@ class EvalConfig(Section):
     promotion_margin: float = Field(0.0, ge=0)
     """``retrain``: a challenger replaces the champion only if its mean return is higher by
     more than this."""
+
+    @model_validator(mode="after")
+    def _room_for_the_probe(self) -> EvalConfig:
+        if self.seed < self.probe_episodes:
+            raise invalid("seed", self.seed, f"an integer >= probe_episodes "
+                                             f"({self.probe_episodes}): the probe's seeds "
+                                             "come just below it")
+        return self
 
 
 def _includes_collection(dqn: DQNConfig, collect: CollectConfig) -> None:
@@ -294,6 +315,8 @@ class ArmConfig(Section):
     """Parts kept out of the optimiser (only with ``transfer``)."""
     rtg_coef: float = Field(0.0, ge=0)
     """β of the return-to-go loss."""
+    teacher_coef: float = Field(0.0, ge=0)
+    """λ of the teacher's large-margin loss (same spaces only: every part transferred)."""
     her_k: int = Field(0, ge=0, le=64)
     """Relabelled copies per transition (targets that declare a goal only)."""
     compare_to: str | None = None
@@ -339,8 +362,8 @@ class RuntimeConfig(Section):
 class ProjectConfig(Section):
     """All parameters of a run, checked together before the first node starts."""
 
-    source: SourceConfig
-    """The source task (``parameters_source.yml``)."""
+    sources: dict[str, SourceConfig]
+    """Source tasks by name (``parameters_source.yml``)."""
     targets: dict[str, TargetConfig] = Field(default_factory=dict)
     """Target tasks by namespace (``parameters_target.yml``)."""
     evaluation: EvalConfig = EvalConfig()
@@ -365,15 +388,17 @@ class ProjectConfig(Section):
         return self
 
     def all_runs(self) -> dict[str, SourceConfig | TargetConfig]:
-        """The source and every target, by key path."""
-        return {"source": self.source, **{f"targets.{n}": t for n, t in self.targets.items()}}
+        """Every source and target, by key path."""
+        return {**{f"sources.{n}": s for n, s in self.sources.items()},
+                **{f"targets.{n}": t for n, t in self.targets.items()}}
 
     def held_out_seeds(self) -> range:
-        """Seeds of the final judging episodes and of the learning curves after them: no
-        training or collection may use one."""
+        """Seeds of the probe, the final judging episodes and the learning curves after
+        them: no training or collection may use one."""
         curve = max(run.dqn.eval_episodes for run in self.all_runs().values())
         start = self.evaluation.seed
-        return range(start, start + self.evaluation.episodes + curve)
+        return range(start - self.evaluation.probe_episodes,
+                     start + self.evaluation.episodes + curve)
 
 
 def group_seeds(seeds: tuple[int, ...], size: int | None) -> list[tuple[int, ...]]:

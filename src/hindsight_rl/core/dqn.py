@@ -26,10 +26,11 @@ from hindsight_rl.core.checkpoints import (
     run_key,
     unprefixed,
 )
-from hindsight_rl.core.config import DQNConfig, EnvConfig
+from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig
 from hindsight_rl.core.envs import env_info, make_env
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import GreedyEvaluator
+from hindsight_rl.core.guidance import Guidance
 from hindsight_rl.core.hindsight import (
     Bootstrap,
     n_step_bootstrap,
@@ -105,19 +106,21 @@ class Member:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """What every member of a run shares: the task, the settings and what stays frozen."""
+    """What every member of a run shares: the task, the settings, what was transferred and
+    how fine-tuning treats it."""
 
     env_config: EnvConfig
     config: DQNConfig
     eval_seeds: Sequence[int]
-    frozen: Sequence[str] = ()
-    unfreeze_after_steps: int | None = None
     label: str = "dqn"
     her_k: int = 0
+    finetune: FinetuneConfig = FinetuneConfig(frozen=())
+    transferred: tuple[str, ...] = ()
 
     def unfreezes_at(self, step: int, unfrozen: bool) -> bool:
-        return (bool(self.frozen) and not unfrozen and self.unfreeze_after_steps is not None
-                and step >= self.unfreeze_after_steps)
+        after = self.finetune.unfreeze_after_steps
+        return (bool(self.finetune.frozen) and not unfrozen and after is not None
+                and step >= after)
 
 
 def td_targets(batch: Batch, online: QNetwork, target: QNetwork,
@@ -145,15 +148,19 @@ def return_to_go_loss(q_taken: torch.Tensor, batch: Batch,
     return (shortfall.pow(2) * batch.rtg_valid).sum(dim=1) / rows
 
 
-def dqn_loss(batch: Batch, online: QNetwork, target: QNetwork,
-             config: DQNConfig) -> torch.Tensor:
-    """Each member's loss ``(K,)``: the mean Huber TD error plus β times the return-to-go
-    loss. Members never mix, so the sum's gradient is each member's own."""
+def dqn_loss(batch: Batch, online: QNetwork, target: QNetwork, config: DQNConfig,
+             guidance: Guidance | None = None) -> torch.Tensor:
+    """Each member's loss ``(K,)``: the mean Huber TD error, plus β times the return-to-go
+    loss, plus the fine-tuning guidance (teacher, anchor). Members never mix, so the sum's
+    gradient is each member's own."""
     td_target = td_targets(batch, online, target, config.double_dqn)
-    q_taken = online(batch.obs).gather(2, batch.action).squeeze(2)
+    q = online(batch.obs)
+    q_taken = q.gather(2, batch.action).squeeze(2)
     loss = F.smooth_l1_loss(q_taken, td_target, reduction="none").mean(dim=1)
     if config.rtg_coef > 0:
         loss = loss + config.rtg_coef * return_to_go_loss(q_taken, batch, config.rtg_loss)
+    if guidance is not None and guidance.active:
+        loss = loss + guidance.loss(q, batch.obs)
     return loss
 
 
@@ -300,8 +307,9 @@ class _StackRun:
         self.spec = spec
         self.online = QNetwork.stack([m.network for m in members])
         self.target = QNetwork.stack([m.network for m in members]).requires_grad_(False)
-        self.optimizer = StackedOptimizer(self.online, spec.frozen, spec.config.learning_rate,
-                                          spec.config.max_grad_norm)
+        self.guidance = Guidance(self.online, spec.finetune, spec.transferred)
+        self.optimizer = StackedOptimizer(self.online, spec.finetune.frozen,
+                                          spec.config.learning_rate, spec.config.max_grad_norm)
         self.acting = self.online.numpy_forward()
         self.members = [_MemberRun(k, member, spec, self.acting)
                         for k, member in enumerate(members)]
@@ -331,16 +339,18 @@ class _StackRun:
 
     def checkpoint(self) -> Checkpoint:
         optimizer_tensors, optimizer_document = self.optimizer.state()
+        guidance_tensors, guidance_document = self.guidance.state()
         tensors = {**prefixed("online", self.online.state_dict()),
                    **prefixed("target", self.target.state_dict()),
-                   **prefixed("adam", optimizer_tensors)}
+                   **prefixed("adam", optimizer_tensors),
+                   **prefixed("guidance", guidance_tensors)}
         members = []
         for k, member in enumerate(self.members):
             part = member.checkpoint()
             tensors.update(prefixed(f"member{k}", part.tensors))
             members.append(part.document)
         document = {"step": self.step, "unfrozen": self.unfrozen, "adam": optimizer_document,
-                    "members": members}
+                    "guidance": guidance_document, "members": members}
         return Checkpoint(tensors, document)
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -350,6 +360,7 @@ class _StackRun:
         self.online.load_state_dict(unprefixed("online", tensors))
         self.target.load_state_dict(unprefixed("target", tensors))
         self.optimizer.load_state(unprefixed("adam", tensors), document["adam"])
+        self.guidance.load_state(unprefixed("guidance", tensors), document["guidance"])
         for k, member in enumerate(self.members):
             member.restore(Checkpoint(unprefixed(f"member{k}", tensors),
                                       document["members"][k]))
@@ -369,9 +380,10 @@ class _StackRun:
 
 
 def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfig,
-              eval_seeds: Sequence[int], frozen: Sequence[str] = (),
-              unfreeze_after_steps: int | None = None, label: str = "dqn",
-              checkpoints: Checkpoints | None = None, her_k: int = 0) -> list[TrainResult]:
+              eval_seeds: Sequence[int], label: str = "dqn",
+              checkpoints: Checkpoints | None = None, her_k: int = 0,
+              finetune: FinetuneConfig | None = None,
+              transferred: Sequence[str] = ()) -> list[TrainResult]:
     """Train every member for ``config.total_steps`` env steps (its warm start included), all
     members in step as one stacked network sharing each update.
 
@@ -382,20 +394,21 @@ def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfi
         config: DQN hyperparameters. With ``stop_on_threshold`` each member trains in a
             stack of its own, since each stops at its own step.
         eval_seeds: seeds of the greedy episodes behind each learning-curve point.
-        frozen: parts kept out of the optimiser.
-        unfreeze_after_steps: env step at which ``frozen`` parts start training.
         label: name used in log lines (with each member's seed) and checkpoint file names.
         checkpoints: where to save the run's state every ``interval`` env steps and resume
             it from; the same run ends with the same weights whether or not it was
             interrupted.
         her_k: relabelled copies of each transition added to the buffer when its episode
             ends (HER "future", ``env_config.goal``'s reward); 0 for none.
+        finetune: what stays frozen and when it unfreezes, and the teacher and anchor terms
+            (:mod:`hindsight_rl.core.guidance`); None: everything trains, nothing guides.
+        transferred: the parts the members' networks carry over from a pretrained one.
 
     Returns:
         Each member's trained network (a new one-member network), history and env steps.
     """
-    spec = RunSpec(env_config, config, eval_seeds, tuple(frozen), unfreeze_after_steps, label,
-                   her_k)
+    spec = RunSpec(env_config, config, eval_seeds, label, her_k,
+                   finetune or FinetuneConfig(frozen=()), tuple(transferred))
     stacks = [[member] for member in members] if config.stop_on_threshold else [members]
     with subnormals_flushed():
         return [result for stack in stacks for result in _train_stack(stack, spec, checkpoints)]
@@ -465,6 +478,8 @@ def _evaluate(run: _StackRun, evaluator: GreedyEvaluator, stop_at: float | None)
     """A learning-curve point for every member; True once they all reach ``stop_at``."""
     means = [member.evaluate(evaluator, run.online, run.step, run.spec.config.total_steps)
              for member in run.members]
+    for k, mean in enumerate(means):
+        run.guidance.observe(k, mean)
     return stop_at is not None and min(means) >= stop_at
 
 
@@ -502,7 +517,7 @@ def _run_key(members: Sequence[Member], spec: RunSpec) -> str:
     """What identifies a run: settings, seeds, initial weights and warm-start data."""
     settings = {"env": spec.env_config.model_dump(), "dqn": spec.config.model_dump(),
                 "seeds": [m.seed for m in members], "eval_seeds": list(spec.eval_seeds),
-                "frozen": list(spec.frozen), "unfreeze_after_steps": spec.unfreeze_after_steps,
+                "finetune": spec.finetune.model_dump(), "transferred": list(spec.transferred),
                 "her_k": spec.her_k}
     arrays: list[np.ndarray | torch.Tensor] = []
     for member in members:
@@ -521,7 +536,7 @@ def _train_burst(run: _StackRun, config: DQNConfig) -> None:
     for _ in range(config.gradient_steps):
         for k, member in enumerate(run.members):
             member.buffer.sample_into(table[k], action[k])
-        loss = dqn_loss(run.batch, run.online, run.target, config)
+        loss = dqn_loss(run.batch, run.online, run.target, config, run.guidance)
         run.optimizer.step(loss.sum())
         total += loss.detach()
     with torch.no_grad():

@@ -81,6 +81,11 @@ def transferred_network(pretrained: Policy, env_config: EnvConfig, seed: int,
     return network, transfer_parts(source, network)
 
 
+def probe_seeds(evaluation: EvalConfig) -> list[int]:
+    """Seeds of the transfer probe's episodes: the block just below the final evaluation's."""
+    return list(range(evaluation.seed - evaluation.probe_episodes, evaluation.seed))
+
+
 def curve_seeds(evaluation: EvalConfig, episodes: int) -> list[int]:
     """Seeds of the learning-curve episodes: a block of their own right after the final
     evaluation's, far from training seeds."""
@@ -115,12 +120,13 @@ def finetune_from(pretrained: Policy, env_config: EnvConfig, dqn_config: DQNConf
     hindsight data (relabelling each new episode's goals too when ``her.k`` > 0); every
     seed shares the updates. Returns each seed's policy and history, in seed order."""
     warm_start = warm_start_from_table(hindsight)
-    members = [Member(transferred_network(pretrained, env_config, seed, warm_start.obs)[0],
-                      seed, warm_start) for seed in seeds]
-    results = train_dqn(members, env_config, dqn_config, eval_seeds,
-                        frozen=finetune_config.frozen,
-                        unfreeze_after_steps=finetune_config.unfreeze_after_steps, label=label,
-                        checkpoints=checkpoints, her_k=0 if her is None else her.k)
+    transfers = [transferred_network(pretrained, env_config, seed, warm_start.obs)
+                 for seed in seeds]
+    members = [Member(network, seed, warm_start)
+               for (network, _), seed in zip(transfers, seeds, strict=True)]
+    results = train_dqn(members, env_config, dqn_config, eval_seeds, label=label,
+                        checkpoints=checkpoints, her_k=0 if her is None else her.k,
+                        finetune=finetune_config, transferred=transfers[0][1])
     frozen = () if finetune_config.unfreeze_after_steps is not None else finetune_config.frozen
     parent = sha256_of(pretrained)
     return [(_policy(result, env_config, dqn_config, member.seed, frozen, parent),

@@ -1,11 +1,12 @@
 """The DAG's shape and every name made from it.
 
-Which branches the DAG has — the targets, each target's training seeds, how many seeds share
-a node, the ablation's targets, arms and seeds — is structure, set in ``DAG_SHAPE`` in the
-project's ``settings.py`` and read once when pipelines are registered: the same in every
-config environment, so ``--env`` and ``--params`` change values, never the DAG. Parameters
-give each branch its values, and :func:`check_parameters` refuses parameters that name a
-branch the DAG does not have (or leave one without values).
+Which branches the DAG has — the targets, the sources each may transfer from, each target's
+training seeds, how many seeds share a node, the transfer suite's pairs, the ablation's
+targets, arms and seeds — is structure, set in ``DAG_SHAPE`` in the project's
+``settings.py`` and read once when pipelines are registered: the same in every config
+environment, so ``--env`` and ``--params`` change values, never the DAG. Parameters give each
+branch its values, and :func:`check_parameters` refuses parameters that name a branch the DAG
+does not have (or leave one without values).
 
 This module builds every branch, node and dataset name, and reads them back where that is
 needed (the evaluate node's inputs, the scheduler's costs), so no other code parses names.
@@ -66,11 +67,28 @@ class AblationShape(Section):
         return self
 
 
+class TargetShape(Section):
+    """One target's branches: where it may transfer from and its training seeds."""
+
+    sources: Annotated[tuple[BranchName, ...], Field(strict=False, min_length=1)]
+    """Candidate sources; the probe picks one (:mod:`hindsight_rl.core.plan`)."""
+    seeds: Seeds
+    """Training seeds: one branch of datasets per seed and arm."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> TargetShape:
+        _distinct(self.seeds, "seeds")
+        _distinct(self.sources, "sources")
+        return self
+
+
 class DagShape(Section):
     """The branches of the DAG (``DAG_SHAPE`` in settings)."""
 
-    targets: dict[BranchName, Seeds]
-    """Targets by namespace, each with its training seeds: one branch of datasets per seed."""
+    targets: dict[BranchName, TargetShape]
+    """The default pipeline's targets by namespace."""
+    transfer_suite: dict[BranchName, TargetShape] = {}
+    """The transfer suite's targets (``kedro run --pipeline transfer_suite``)."""
     seeds_per_node: int | None = Field(None, ge=1)
     """Seeds of an arm trained in one node, sharing every update; None for all of them."""
     ablation: AblationShape = AblationShape()
@@ -78,13 +96,24 @@ class DagShape(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> DagShape:
-        for name, seeds in self.targets.items():
-            _distinct(seeds, f"targets.{name}")
+        for name in self.transfer_suite:
+            if name in self.targets:
+                raise invalid(f"transfer_suite.{name}", name,
+                              "a name of its own (it is also one of the targets)")
         for name in self.ablation.targets:
             if name not in self.targets:
                 raise invalid(f"ablation.targets.{name}", name,
                               f"one of the targets {list(self.targets)}")
         return self
+
+    @property
+    def all_targets(self) -> dict[str, TargetShape]:
+        return {**self.targets, **self.transfer_suite}
+
+    @staticmethod
+    def sources_of(targets: Mapping[str, TargetShape]) -> list[str]:
+        """The sources ``targets`` transfer from, each once, in order of appearance."""
+        return list(dict.fromkeys(s for target in targets.values() for s in target.sources))
 
     def groups(self, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
         """``seeds`` in the groups that share a node."""
@@ -142,19 +171,40 @@ def node_on_seed_branches(func: Callable[..., Any], **kwargs: Any) -> Node:
         return Node(func, **kwargs)
 
 
-SHARED_INPUTS = {"pretrained_policy"}
 SHARED_PARAMETERS = {"params:evaluation", "params:runtime"}
 
 
-def per_target(shape: DagShape,
-               template: Callable[[tuple[int, ...]], Pipeline]) -> Pipeline:
-    """``template(seeds)`` once per target, namespaced ``<target>.``; ``params:target`` maps
-    to ``params:targets.<target>``, the pretrained policy and shared settings keep their
-    names."""
+def source_namespace(source: str) -> str:
+    """``sources.<name>``: a source's stage and datasets."""
+    return f"sources.{source}"
+
+
+def pretrained_policy(source: str) -> str:
+    """The dataset of a source's pretrained policy file."""
+    return f"{source_namespace(source)}.pretrained_policy"
+
+
+def per_source(sources: list[str], template: Pipeline) -> Pipeline:
+    """``template`` once per source, namespaced ``sources.<name>``; ``params:source`` maps to
+    ``params:sources.<name>``, shared settings keep their names."""
     branches = []
-    for name, seeds in shape.targets.items():
-        pipeline = template(seeds)
-        inputs = SHARED_INPUTS & set(pipeline.inputs())
+    for name in sources:
+        parameters = {"params:source": f"params:sources.{name}"}
+        parameters.update({p: p for p in SHARED_PARAMETERS if p in template.inputs()})
+        branches.append(Pipeline(template, namespace=source_namespace(name),
+                                 parameters=parameters))
+    return sum(branches, Pipeline([]))
+
+
+def per_target(targets: Mapping[str, TargetShape],
+               template: Callable[[TargetShape], Pipeline]) -> Pipeline:
+    """``template(target)`` once per target, namespaced ``<target>.``; ``params:target`` maps
+    to ``params:targets.<target>``, its sources' pretrained policies and shared settings
+    keep their names."""
+    branches = []
+    for name, target in targets.items():
+        pipeline = template(target)
+        inputs = {pretrained_policy(s) for s in target.sources} & set(pipeline.inputs())
         parameters = {"params:target": f"params:targets.{name}"}
         parameters.update({p: p for p in SHARED_PARAMETERS if p in pipeline.inputs()})
         branches.append(Pipeline(pipeline, namespace=name, inputs=inputs or None,
@@ -191,8 +241,8 @@ TrainingNode = tuple[str, tuple[int, ...], str]
 def training_nodes(shape: DagShape) -> dict[str, TrainingNode]:
     """Every training node of every pipeline, by name."""
     nodes: dict[str, TrainingNode] = {}
-    for target, seeds in shape.targets.items():
-        for group in shape.groups(seeds):
+    for target, branch in shape.all_targets.items():
+        for group in shape.groups(branch.seeds):
             prefix = f"{target}.{group_branch(group)}"
             nodes[f"{prefix}.finetune"] = (target, group, "finetuned")
             nodes[f"{prefix}.train_scratch"] = (target, group, "scratch")
@@ -232,15 +282,24 @@ def check_parameters(config: ProjectConfig, shape: DagShape) -> None:
     """The parameters give values to exactly the DAG's branches, and no training seed falls
     in the held-out evaluation block."""
     for name in config.targets:
-        if name not in shape.targets:
+        if name not in shape.all_targets:
             raise ConfigError(
                 f"targets.{name}: the DAG has no branch for this target; targets are "
-                f"structure: add {name!r} with its seeds to {WHERE} (the parameters give "
-                "its values)")
-    for name in shape.targets:
+                f"structure: add {name!r} with its sources and seeds to {WHERE} (the "
+                "parameters give its values)")
+    for name in shape.all_targets:
         if name not in config.targets:
             raise ConfigError(f"targets.{name}: required: {WHERE} has a branch for it, so "
                               "the parameters must give its values (at least env.id)")
+    needed = shape.sources_of(shape.all_targets)
+    for name in config.sources:
+        if name not in needed:
+            raise ConfigError(f"sources.{name}: no target in {WHERE} transfers from it; "
+                              "add it to a target's sources there, or remove it")
+    for name in needed:
+        if name not in config.sources:
+            raise ConfigError(f"sources.{name}: required: a target in {WHERE} transfers "
+                              "from it, so the parameters must give its values")
     for name, arms in shape.ablation.targets.items():
         if name not in config.ablation.budgets:
             raise ConfigError(f"ablation.budgets.{name}: required: {WHERE} ablates it")
@@ -260,13 +319,15 @@ def check_parameters(config: ProjectConfig, shape: DagShape) -> None:
 
 def _training_seeds(config: ProjectConfig, shape: DagShape) -> Iterator[tuple[str, int]]:
     """Every seed training or collection uses, with the key that sets it."""
-    yield "source.seed", config.source.seed
-    yield "source.collect.seed", config.source.collect.seed
+    for name, source in config.sources.items():
+        yield f"sources.{name}.seed", source.seed
+        yield f"sources.{name}.collect.seed", source.collect.seed
     for name, target in config.targets.items():
         yield f"targets.{name}.collect.seed", target.collect.seed
-    for name, seeds in shape.targets.items():
-        for i, seed in enumerate(seeds):
-            yield f"{WHERE}: targets.{name}[{i}]", seed
+    for name, branch in shape.all_targets.items():
+        group = "transfer_suite" if name in shape.transfer_suite else "targets"
+        for i, seed in enumerate(branch.seeds):
+            yield f"{WHERE}: {group}.{name}.seeds[{i}]", seed
     for i, seed in enumerate(shape.ablation.seeds):
         yield f"{WHERE}: ablation.seeds[{i}]", seed
 

@@ -29,7 +29,7 @@ from hindsight_rl.core.training import (
 )
 
 
-def train_arm(pretrained_policy: Policy, hindsight_dataset: pd.DataFrame, target: TargetConfig,
+def train_arm(source_policy: Policy, hindsight_dataset: pd.DataFrame, target: TargetConfig,
               ablation: AblationConfig, evaluation: EvalConfig, runtime: RuntimeConfig,
               target_name: str, arm: str, seeds: tuple[int, ...]) -> list[pd.DataFrame]:
     """One arm on the ablation's budget for a group of seeds (sharing each update):
@@ -43,12 +43,12 @@ def train_arm(pretrained_policy: Policy, hindsight_dataset: pd.DataFrame, target
     curve = curve_seeds(evaluation, config.dqn.eval_episodes)
     if arm_config.transfer:
         runs = finetune_from(
-            pretrained_policy, config.env, config.dqn, config.finetune, seeds,
+            source_policy, config.env, config.dqn, config.finetune, seeds,
             hindsight_as_configured(hindsight_dataset, config), curve, label, checkpoints,
             her=config.her)
     else:
         runs = train_from_scratch(
-            config.env, pretrained_policy.network.config, config.dqn,
+            config.env, source_policy.network.config, config.dqn,
             {seed: uniform_warm_start(config.env, config.collect.steps, seed) for seed in seeds},
             curve, label, checkpoints)
     names = [f"{label} seed {seed}" for seed in seeds]

@@ -24,12 +24,12 @@ def one_group(target_name: str, arm: str, seeds: tuple[int, ...]) -> Pipeline:
     ``ablation.mountaincar.her.seed_3.run``."""
     node = node_on_seed_branches(
         with_arguments(train_arm, target_name=target_name, arm=arm, seeds=seeds),
-        inputs=["pretrained_policy", "hindsight_dataset", "params:target", "params:ablation",
+        inputs=["source_policy", "hindsight_dataset", "params:target", "params:ablation",
                 "params:evaluation", "params:runtime"],
         outputs=[f"{seed_branch(seed)}.run" for seed in seeds], name="train_arm")
     namespace = ablation_namespace(target_name, arm)
     return Pipeline([node], namespace=f"{namespace}.{group_branch(seeds)}",
-                    inputs={"pretrained_policy": "pretrained_policy",
+                    inputs={"source_policy": f"{target_name}.source_policy",
                             "hindsight_dataset": f"{target_name}.hindsight_dataset"},
                     outputs={f"{seed_branch(seed)}.run": f"{namespace}.{seed_branch(seed)}.run"
                              for seed in seeds},
@@ -58,7 +58,8 @@ def create_pipeline(shape: DagShape) -> Pipeline:
     report = node_on_seed_branches(
         ablation_report, inputs=[f"ablation.{name}.summary" for name in plan],
         outputs="ablation_report", name="report", namespace="ablation")
-    collect = [node for node in target.create_pipeline(shape).nodes if node.namespace in plan]
-    return (source.create_pipeline() + Pipeline(collect) + sum(runs, Pipeline([]))
+    targets = {name: shape.targets[name] for name in plan}
+    return (source.create_pipeline(shape.sources_of(targets)) + target.create_pipeline(targets)
+            + sum(runs, Pipeline([]))
             + Pipeline([summary(name, arms, seeds) for name, arms in plan.items()])
             + Pipeline([report]))

@@ -27,8 +27,8 @@ from hindsight_rl.pipelines.branches import runs_by_arm, seed_branch
 logger = logging.getLogger(__name__)
 
 
-def evaluate(hindsight_dataset: pd.DataFrame, target: TargetConfig, evaluation: EvalConfig,
-             *runs: Any, seeds: tuple[int, ...]
+def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
+             target: TargetConfig, evaluation: EvalConfig, *runs: Any, seeds: tuple[int, ...]
              ) -> tuple[dict[str, Any], plt.Figure, plt.Figure, str, str]:
     """Greedy play of every final policy on held-out seeds (from the policy-file bytes, with
     numpy alone), then fine-tuned vs scratch: final score, env steps to Gymnasium's reward
@@ -44,15 +44,17 @@ def evaluate(hindsight_dataset: pd.DataFrame, target: TargetConfig, evaluation: 
     arms = {arm: ({seed_branch(seed): policy for seed, (policy, _) in by_seed.items()},
                   pd.concat([history for _, history in by_seed.values()], ignore_index=True))
             for arm, by_seed in runs_by_arm(seeds, runs).items()}
+    chance = transfer_plan["random_return"]
     summaries = {arm: summarise_arm(score_policies(policies, target.env, evaluation), history,
-                                    threshold, target.dqn.total_steps, evaluation, rng)
+                                    threshold, target.dqn.total_steps, evaluation, rng, chance)
                  for arm, (policies, history) in arms.items()}
     eval_seeds_ = eval_seeds(evaluation)
     metrics = {"target": task_title(target.env),
                "env_id": target.env.id, "reward_threshold": threshold,
                "budget_env_steps": target.dqn.total_steps, "eval_episodes": len(eval_seeds_),
                "eval_seeds": [eval_seeds_[0], eval_seeds_[-1]], "arms": summaries,
-               "verdict": verdict(summaries["finetuned"], summaries["scratch"])}
+               "verdict": verdict(summaries["finetuned"], summaries["scratch"]),
+               "transfer_plan": transfer_plan}
     logger.info("%s: %s", metrics["target"], metrics["verdict"])
     curves = learning_curve_figure({arm: history for arm, (_, history) in arms.items()},
                                    metrics["target"], threshold, rng)

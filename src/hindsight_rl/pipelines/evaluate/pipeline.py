@@ -4,7 +4,7 @@ learning curves."""
 from kedro.pipeline import Pipeline
 
 from hindsight_rl.pipelines.branches import (
-    DagShape,
+    TargetShape,
     node_on_seed_branches,
     per_target,
     run_inputs,
@@ -13,15 +13,16 @@ from hindsight_rl.pipelines.branches import (
 from hindsight_rl.pipelines.evaluate.nodes import evaluate
 
 
-def template(seeds: tuple[int, ...]) -> Pipeline:
+def template(target: TargetShape) -> Pipeline:
     node = node_on_seed_branches(
-        with_arguments(evaluate, seeds=seeds),
-        inputs=["hindsight_dataset", "params:target", "params:evaluation", *run_inputs(seeds)],
+        with_arguments(evaluate, seeds=target.seeds),
+        inputs=["hindsight_dataset", "transfer_plan", "params:target", "params:evaluation",
+                *run_inputs(target.seeds)],
         outputs=["transfer_metrics", "learning_curves", "hindsight_returns", "transfer_report",
                  "transfer_report_html"],
         name="evaluate")
     return Pipeline([node])
 
 
-def create_pipeline(shape: DagShape) -> Pipeline:
-    return per_target(shape, template)
+def create_pipeline(targets: dict[str, TargetShape]) -> Pipeline:
+    return per_target(targets, template)

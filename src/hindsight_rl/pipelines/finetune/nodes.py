@@ -9,6 +9,7 @@ import pandas as pd
 
 from hindsight_rl.core.checkpoints import checkpoints_for
 from hindsight_rl.core.config import EvalConfig, RuntimeConfig, TargetConfig
+from hindsight_rl.core.plan import TransferPlan
 from hindsight_rl.core.policy_file import Policy
 from hindsight_rl.core.training import (
     curve_seeds,
@@ -18,31 +19,34 @@ from hindsight_rl.core.training import (
 )
 
 
-def finetune(pretrained_policy: Policy, hindsight_dataset: pd.DataFrame, target: TargetConfig,
-             evaluation: EvalConfig, runtime: RuntimeConfig, seeds: tuple[int, ...]
-             ) -> list[Any]:
-    """Transfer the pretrained network, freeze the configured parts and fine-tune it on the
-    target with DQN plus the hindsight return-to-go loss, once per training seed (the seeds
-    share each update; each trains as it would alone).
+def finetune(source_policy: Policy, transfer_plan: dict[str, Any],
+             hindsight_dataset: pd.DataFrame, target: TargetConfig, evaluation: EvalConfig,
+             runtime: RuntimeConfig, seeds: tuple[int, ...]) -> list[Any]:
+    """Transfer the chosen source's network and fine-tune it on the target as the transfer
+    plan says (what is frozen, whether it teaches), with DQN plus the hindsight return-to-go
+    loss, once per training seed (the seeds share each update; each trains as it would
+    alone).
 
     The hindsight dataset preloads the replay buffers and counts against the step budget.
     An interrupted run resumes from its training checkpoint (``runtime.checkpoint_dir``).
     Returns each seed's policy and history in turn.
     """
+    plan = TransferPlan.from_record(transfer_plan)
     runs = finetune_from(
-        pretrained_policy, target.env, target.dqn, target.finetune, seeds, hindsight_dataset,
+        source_policy, target.env, target.dqn, plan.finetune(target.finetune), seeds,
+        hindsight_dataset,
         curve_seeds(evaluation, target.dqn.eval_episodes),
         label=f"finetune {target.env.id}", checkpoints=checkpoints_for(runtime), her=target.her)
     return _per_seed_outputs(runs, seeds)
 
 
-def train_scratch(pretrained_policy: Policy, target: TargetConfig, evaluation: EvalConfig,
+def train_scratch(source_policy: Policy, target: TargetConfig, evaluation: EvalConfig,
                   runtime: RuntimeConfig, seeds: tuple[int, ...]) -> list[Any]:
     """The control for each training seed: same network shape, budget and seed, nothing
-    transferred (only the pretrained network's layer widths are read). Each replay buffer
+    transferred (only the source network's layer widths are read). Each replay buffer
     starts from uniform-random rollouts as large as the hindsight dataset."""
     runs = train_from_scratch(
-        target.env, pretrained_policy.network.config, target.dqn,
+        target.env, source_policy.network.config, target.dqn,
         {seed: uniform_warm_start(target.env, target.collect.steps, seed) for seed in seeds},
         curve_seeds(evaluation, target.dqn.eval_episodes),
         label=f"scratch {target.env.id}", checkpoints=checkpoints_for(runtime))

@@ -8,6 +8,7 @@ from kedro.pipeline import Pipeline
 from hindsight_rl.pipelines.branches import (
     ARM_DATASETS,
     DagShape,
+    TargetShape,
     node_on_seed_branches,
     per_seed_group,
     per_target,
@@ -17,6 +18,8 @@ from hindsight_rl.pipelines.branches import (
 from hindsight_rl.pipelines.finetune.nodes import finetune, train_scratch
 
 SETTINGS = ["params:target", "params:evaluation", "params:runtime"]
+SHARED = {"source_policy", "transfer_plan", "hindsight_dataset"}
+"""The target stage's outputs every group of seeds reads."""
 
 
 def one_group(seeds: tuple[int, ...]) -> Pipeline:
@@ -26,14 +29,14 @@ def one_group(seeds: tuple[int, ...]) -> Pipeline:
     return Pipeline([
         node_on_seed_branches(
             with_arguments(finetune, seeds=seeds),
-            inputs=["pretrained_policy", "hindsight_dataset", *SETTINGS],
+            inputs=["source_policy", "transfer_plan", "hindsight_dataset", *SETTINGS],
             outputs=outputs("finetuned"), name="finetune"),
         node_on_seed_branches(
-            with_arguments(train_scratch, seeds=seeds), inputs=["pretrained_policy", *SETTINGS],
+            with_arguments(train_scratch, seeds=seeds), inputs=["source_policy", *SETTINGS],
             outputs=outputs("scratch"), name="train_scratch"),
     ])
 
 
-def create_pipeline(shape: DagShape) -> Pipeline:
-    return per_target(shape, lambda seeds: per_seed_group(
-        shape, one_group, seeds, shared={"pretrained_policy", "hindsight_dataset"}))
+def create_pipeline(shape: DagShape, targets: dict[str, TargetShape]) -> Pipeline:
+    return per_target(targets, lambda target: per_seed_group(
+        shape, one_group, target.seeds, shared=SHARED))

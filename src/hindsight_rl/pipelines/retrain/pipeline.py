@@ -7,7 +7,7 @@ one ``--load-versions pretrained_policy:<v>`` pins) + evaluation + promotion.
 from kedro.pipeline import Pipeline
 
 from hindsight_rl.pipelines.branches import (
-    DagShape,
+    TargetShape,
     node_on_seed_branches,
     per_target,
     seed_branch,
@@ -15,13 +15,14 @@ from hindsight_rl.pipelines.branches import (
 from hindsight_rl.pipelines.retrain.nodes import promote
 
 
-def template(seeds: tuple[int, ...]) -> Pipeline:
-    finetuned = {seed_branch(seed): f"{seed_branch(seed)}.finetuned_policy" for seed in seeds}
+def template(target: TargetShape) -> Pipeline:
+    finetuned = {seed_branch(seed): f"{seed_branch(seed)}.finetuned_policy"
+                 for seed in target.seeds}
     return Pipeline([node_on_seed_branches(
         promote, inputs={"current_champion": "current_champion", "target": "params:target",
                          "evaluation": "params:evaluation", **finetuned},
         outputs=["champion_policy", "promotion"], name="promote")])
 
 
-def create_pipeline(shape: DagShape) -> Pipeline:
-    return per_target(shape, template)
+def create_pipeline(targets: dict[str, TargetShape]) -> Pipeline:
+    return per_target(targets, template)

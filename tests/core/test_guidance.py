@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+from hindsight_rl.core.config import FinetuneConfig, NetworkConfig
+from hindsight_rl.core.guidance import Guidance, large_margin_loss
+from hindsight_rl.core.networks import QNetwork
+
+PARTS = ("encoder", "trunk", "head")
+
+
+def test_the_large_margin_loss_is_dqfds_formula_on_a_hand_computed_batch():
+    # One member, two rows, three actions; the teacher chose actions 2 and 0.
+    q = torch.tensor([[[1.0, 3.0, 2.5], [4.0, 1.0, 3.5]]])
+    teacher = torch.tensor([[[2], [0]]])
+    # Row 1: max(1 + .8, 3 + .8, 2.5 + 0) - 2.5 = 1.3; row 2: max(4, 1.8, 4.3) - 4 = 0.3.
+    loss = large_margin_loss(q, teacher, margin=0.8)
+    assert loss.tolist() == pytest.approx([(1.3 + 0.3) / 2])
+    agreeing = torch.tensor([[[5.0, 1.0, 2.0]]])
+    assert large_margin_loss(agreeing, torch.tensor([[[0]]]), 0.8).item() == 0.0
+
+
+def _stack(members: int = 2) -> QNetwork:
+    networks = []
+    for seed in range(members):
+        torch.manual_seed(seed)
+        networks.append(QNetwork(3, 2, NetworkConfig(hidden_sizes=(8, 8))))
+    return QNetwork.stack(networks)
+
+
+def test_the_anchor_is_l2_sp_over_the_transferred_parts_that_train():
+    online = _stack()
+    guidance = Guidance(online, FinetuneConfig(frozen=("trunk",), anchor_coef=0.5),
+                        transferred=("trunk", "head"))
+    with torch.no_grad():
+        online.head.weight.add_(0.1)
+        online.trunk[0].weight.add_(1.0)  # frozen: not anchored
+        online.encoder[0].weight.add_(1.0)  # not transferred: not anchored
+    expected = 0.5 * (0.1 ** 2) * online.head.weight[0].numel()
+    obs = torch.zeros(2, 4, 3)
+    assert guidance.loss(online(obs), obs).tolist() == pytest.approx([expected] * 2, rel=1e-4)
+
+
+def test_the_teacher_needs_every_part_and_teaches_its_own_greedy_action():
+    online = _stack()
+    assert Guidance(online, FinetuneConfig(teacher_coef=1.0), ("trunk",)).teacher is None
+    guidance = Guidance(online, FinetuneConfig(teacher_coef=1.0), PARTS)
+    obs = torch.randn(2, 16, 3)
+    with torch.no_grad():
+        online.head.bias[:, 0, 0] += 100.0  # the student now always prefers action 0
+        q = online(obs)
+    teacher_action = guidance.teacher(obs).argmax(dim=2, keepdim=True)
+    assert guidance.loss(q, obs).tolist() == pytest.approx(
+        large_margin_loss(q, teacher_action, 0.8).tolist())
+
+
+def test_the_teacher_is_on_while_the_student_does_no_better_than_it_started():
+    guidance = Guidance(_stack(), FinetuneConfig(teacher_coef=2.0), PARTS)
+    guidance.observe(0, 100.0)  # the first curve point: the teacher's own score
+    guidance.observe(1, 100.0)
+    guidance.observe(0, 90.0)   # worse than its teacher: taught
+    guidance.observe(1, 120.0)  # better: left alone
+    assert guidance.weight.tolist() == [2.0, 0.0]
+    guidance.observe(1, 80.0)   # fell back: taught again
+    assert guidance.weight.tolist() == [2.0, 2.0]
