@@ -6,6 +6,7 @@ import pytest
 from hindsight_rl.core.comparison import (
     hindsight_returns_figure,
     html_report,
+    incomparable,
     markdown_report,
     summarise_arm,
     verdict,
@@ -75,3 +76,24 @@ def test_hindsight_returns_split_by_outcome():
     labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     plt.close(figure)
     assert labels == ["success (2)", "no success (1)", "reward threshold"]
+
+
+def _history(arm_steps: int) -> pd.DataFrame:
+    return pd.DataFrame({"env_step": [1000, arm_steps], "metric": ["eval_return"] * 2,
+                         "value": [1.0, 2.0], "seed": [0, 0]})
+
+
+def test_arms_that_cannot_be_compared_get_reasons_and_no_verdict():
+    fair = incomparable({"finetuned": _history(5000), "scratch": _history(5000)}, budget=5000,
+                        warm_start_steps=1000, collect_steps=1000, time_limit=200,
+                        registered_time_limit=200)
+    assert fair == []
+    reasons = incomparable({"finetuned": _history(5000), "scratch": _history(4000)}, 5000,
+                           warm_start_steps=2000, collect_steps=1000, time_limit=5,
+                           registered_time_limit=200)
+    assert len(reasons) == 3
+    assert "scratch seed 0's learning curve ends at env step 4000" in reasons[0]
+    assert "holds 2000 env steps but the scratch arm's warm start 1000" in reasons[1]
+    assert "cut at 5 steps, not the environment's own 200" in reasons[2]
+    line = verdict(_arm(1, 500, 400), _arm(10_000, 10, 10), reasons)
+    assert line.startswith("Not comparable, no verdict: ") and "helped" not in line

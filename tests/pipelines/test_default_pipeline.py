@@ -158,3 +158,19 @@ def test_finetune_from_a_pinned_pretrained_version(two_runs):
     assert manifest["loaded_versions"] == {"sources.cartpole.pretrained_policy": pinned}
     assert manifest["saved_version"] == hindsight[-1].name
     assert "mountaincar.seeds_0_1_2.finetune" in manifest["nodes"]
+
+
+def test_a_hindsight_dataset_of_other_settings_gives_no_verdict(two_runs):
+    project, _, _ = two_runs
+    other = {"targets": {"cartpole_long_pole": {"collect": {"steps": 300}}}}
+    run_session(project, runtime_params=other, pipeline_names=["target"],
+                namespaces=["cartpole_long_pole"])
+    run_session(project, pipeline_names=["finetune", "evaluate"],
+                namespaces=["cartpole_long_pole"])
+    metrics = json.loads(next(versions(
+        project, "data/08_reporting/cartpole_long_pole/transfer_metrics.json")[-1]
+        .glob("*.json")).read_text())
+    assert metrics["comparable"] is False
+    assert metrics["verdict"].startswith("Not comparable, no verdict: the hindsight dataset "
+                                         "holds 300 env steps but the scratch arm's warm "
+                                         "start 200")

@@ -135,10 +135,37 @@ def clear_differences(arm: dict[str, Any], base: dict[str, Any],
             [label for label, outcome in outcomes.items() if outcome == "worse"])
 
 
-def verdict(finetuned: dict[str, Any], scratch: dict[str, Any]) -> str:
+def incomparable(histories: dict[str, pd.DataFrame], budget: int, warm_start_steps: int,
+                 collect_steps: int, time_limit: int | None,
+                 registered_time_limit: int | None) -> list[str]:
+    """Why the arms cannot be compared, if they cannot: a learning curve that does not span
+    the budget, a hindsight dataset of another size than the scratch arm's warm start, or
+    a time limit other than the environment's own (its reward threshold assumes that one)."""
+    reasons = []
+    for arm, history in histories.items():
+        curve = history[history["metric"] == "eval_return"]
+        for seed, rows in curve.groupby("seed"):
+            if int(rows["env_step"].max()) != budget:
+                reasons.append(f"{arm} seed {seed}'s learning curve ends at env step "
+                               f"{int(rows['env_step'].max())}, not the budget {budget}")
+    if warm_start_steps != collect_steps:
+        reasons.append(f"the hindsight dataset holds {warm_start_steps} env steps but the "
+                       f"scratch arm's warm start {collect_steps} (collected under other "
+                       "settings?)")
+    if time_limit != registered_time_limit:
+        reasons.append(f"episodes are cut at {time_limit} steps, not the environment's own "
+                       f"{registered_time_limit}: its reward threshold does not apply")
+    return reasons
+
+
+def verdict(finetuned: dict[str, Any], scratch: dict[str, Any],
+            incomparable_because: list[str] | None = None) -> str:
     """One line: did transfer help? ``helped`` when some metric is clearly better and none
     clearly worse, ``hurt`` in the mirror case, ``mixed`` when both, otherwise no clear
-    difference; the figures follow so the reader can judge."""
+    difference; the figures follow so the reader can judge. Arms that cannot be compared
+    get no verdict, only the reasons."""
+    if incomparable_because:
+        return "Not comparable, no verdict: " + "; ".join(incomparable_because) + "."
     better, worse = clear_differences(finetuned, scratch)
     if better and worse:
         word = f"gave mixed results (better {', '.join(better)}; worse {', '.join(worse)})"

@@ -138,6 +138,12 @@ def env_info(config: EnvConfig) -> EnvInfo:
         env.close()
 
 
+def registered_time_limit(config: EnvConfig) -> int | None:
+    """The time limit the environment is registered with, whatever ``make_kwargs`` say."""
+    make_env(config).close()  # registers a custom environment first
+    return gym.spec(config.id).max_episode_steps
+
+
 def check_environments(project: ProjectConfig) -> None:
     """Build every configured environment once, so a bad id, space or override fails
     before any training starts; errors carry the full key path."""

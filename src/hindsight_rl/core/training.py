@@ -26,7 +26,7 @@ from hindsight_rl.core.hindsight import label_hindsight
 from hindsight_rl.core.networks import QNetwork, observation_normaliser, transfer_parts
 from hindsight_rl.core.policy_file import Policy, sha256_of
 from hindsight_rl.core.rollouts import collect_rollouts
-from hindsight_rl.core.trajectories import Transitions, from_table
+from hindsight_rl.core.trajectories import Transitions, env_steps_of, from_table
 
 
 def warm_start_from_table(table: pd.DataFrame) -> WarmStart:
@@ -40,7 +40,7 @@ def warm_start_from_table(table: pd.DataFrame) -> WarmStart:
         next_obs=transitions.next_obs, terminated=transitions.terminated,
         return_to_go=table["return_to_go"].to_numpy(np.float32) if labelled else None,
         rtg_valid=table["rtg_valid"].to_numpy(np.float32) if labelled else None,
-        env_steps=int((~relabelled).sum()),
+        env_steps=env_steps_of(table),
         episode_id=np.where(relabelled, -1 - np.arange(len(table)), transitions.episode_id))
 
 

@@ -101,6 +101,11 @@ _HINDSIGHT_KINDS = {"return_to_go": "f", "episode_return": "f", "success": "b", 
 _KIND_NAMES = {"i": "integer", "f": "float", "b": "bool"}
 
 
+def env_steps_of(table: pd.DataFrame) -> int:
+    """Rows of a trajectory table that were environment steps (relabelled copies are not)."""
+    return int((~table["relabeled"]).sum()) if "relabeled" in table else len(table)
+
+
 def validate_table(table: pd.DataFrame, source: str = "trajectory table") -> None:
     """Check columns, dtypes, finite values, contiguous ``t`` within each episode and
     episode ends, raising :class:`TrajectoryTableError` naming ``source`` and the problem."""

@@ -13,6 +13,7 @@ from hindsight_rl.core.comparison import (
     eval_seeds,
     hindsight_returns_figure,
     html_report,
+    incomparable,
     learning_curve_figure,
     markdown_report,
     score_policies,
@@ -21,7 +22,8 @@ from hindsight_rl.core.comparison import (
     verdict,
 )
 from hindsight_rl.core.config import EvalConfig, TargetConfig
-from hindsight_rl.core.envs import env_info
+from hindsight_rl.core.envs import env_info, registered_time_limit
+from hindsight_rl.core.trajectories import env_steps_of
 from hindsight_rl.pipelines.branches import runs_by_arm, seed_branch
 
 logger = logging.getLogger(__name__)
@@ -48,12 +50,17 @@ def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
     summaries = {arm: summarise_arm(score_policies(policies, target.env, evaluation), history,
                                     threshold, target.dqn.total_steps, evaluation, rng, chance)
                  for arm, (policies, history) in arms.items()}
+    reasons = incomparable({arm: history for arm, (_, history) in arms.items()},
+                           target.dqn.total_steps, env_steps_of(hindsight_dataset),
+                           target.collect.steps, env_info(target.env).max_episode_steps,
+                           registered_time_limit(target.env))
     eval_seeds_ = eval_seeds(evaluation)
     metrics = {"target": task_title(target.env),
                "env_id": target.env.id, "reward_threshold": threshold,
                "budget_env_steps": target.dqn.total_steps, "eval_episodes": len(eval_seeds_),
                "eval_seeds": [eval_seeds_[0], eval_seeds_[-1]], "arms": summaries,
-               "verdict": verdict(summaries["finetuned"], summaries["scratch"]),
+               "comparable": not reasons,
+               "verdict": verdict(summaries["finetuned"], summaries["scratch"], reasons),
                "transfer_plan": transfer_plan}
     logger.info("%s: %s", metrics["target"], metrics["verdict"])
     curves = learning_curve_figure({arm: history for arm, (_, history) in arms.items()},

@@ -1,0 +1,126 @@
+"""The quality gate: judge every final policy of the latest run from its file alone.
+
+    python scripts/judge_policies.py [--data data] [--episodes 100] [--seed 3000000]
+
+Plays the latest version of every pretrained and fine-tuned policy file greedily on held-out
+episodes (seeds no training or evaluation of the pipeline uses) and prints one line per
+policy; exits 1 when a policy is below its environment's reward threshold or when a target's
+latest verdict says transfer hurt. It imports nothing of the project: numpy, Gymnasium,
+safetensors and the file's JSON document (docs/design.md, "Policy file") are all it needs, so
+a bug in the training code cannot also hide in the judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from safetensors.numpy import load
+
+POLICIES = ("06_models/sources/*/pretrained_policy.safetensors",
+            "06_models/*/seed_*/finetuned_policy.safetensors")
+
+
+def latest(dataset: Path) -> Path:
+    """The newest version's file of a versioned dataset folder."""
+    version = max(dataset.iterdir(), key=lambda folder: folder.name)
+    return version / dataset.name
+
+
+def document_and_tensors(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    data = path.read_bytes()
+    header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+    return json.loads(header["__metadata__"]["hindsight_rl"]), load(data)
+
+
+def make_env(document: dict) -> gym.Env:
+    """The environment the document names, with its overrides (and CartPole's cached
+    derived attributes recomputed, as the design's override semantics require)."""
+    spec = document["env"]
+    env = gym.make(spec["id"], **spec.get("make_kwargs", {}))
+    for name, value in spec.get("overrides", {}).items():
+        setattr(env.unwrapped, name, value)
+    base = env.unwrapped
+    if hasattr(base, "polemass_length"):
+        base.total_mass = base.masspole + base.masscart
+        base.polemass_length = base.masspole * base.length
+    return env
+
+
+def q_values(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray) -> np.ndarray:
+    """``x = (obs - shift) * scale`` (the desired goal appended, normalised), then each layer
+    ``x = act(W x + b)``."""
+    goal = document["goal"]
+    x = (obs - np.asarray(document["observation"]["shift"])) * np.asarray(
+        document["observation"]["scale"])
+    if goal is not None:
+        desired = (np.asarray(goal["desired"]) - np.asarray(goal["shift"])) * np.asarray(
+            goal["scale"])
+        x = np.concatenate([x, desired])
+    for layer in document["layers"]:
+        x = tensors[layer["weight"]].astype(np.float64) @ x + tensors[layer["bias"]]
+        if layer["activation"] == "relu":
+            x = np.maximum(x, 0.0)
+        elif layer["activation"] is not None:
+            raise ValueError(f"unknown activation {layer['activation']!r}")
+    return x
+
+
+def judge(path: Path, episodes: int, first_seed: int) -> tuple[str, float, float | None]:
+    """Env id, mean greedy return over ``episodes`` held-out episodes, reward threshold."""
+    document, tensors = document_and_tensors(path)
+    env = make_env(document)
+    returns = []
+    for seed in range(first_seed, first_seed + episodes):
+        obs, _ = env.reset(seed=seed)
+        total, done = 0.0, False
+        while not done:
+            action = int(q_values(document, tensors, np.asarray(obs, np.float64)).argmax())
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total, done = total + float(reward), terminated or truncated
+        returns.append(total)
+    threshold = env.spec.reward_threshold if env.spec is not None else None
+    return document["env"]["id"], float(np.mean(returns)), threshold
+
+
+def hurt_verdicts(data: Path) -> list[str]:
+    """Targets whose latest transfer report says transfer hurt."""
+    hurt = []
+    for dataset in sorted(data.glob("08_reporting/*/transfer_metrics.json")):
+        metrics = json.loads(latest(dataset).read_text())
+        if metrics["verdict"].startswith("Transfer hurt"):
+            hurt.append(f"{dataset.parent.name}: {metrics['verdict']}")
+    return hurt
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("data"))
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=3_000_000,
+                        help="first held-out seed (the pipeline uses 1000000 and up)")
+    args = parser.parse_args()
+    failed = False
+    datasets = sorted(d for pattern in POLICIES for d in args.data.glob(pattern))
+    if not datasets:
+        print(f"no policy files under {args.data}", file=sys.stderr)
+        return 1
+    for dataset in datasets:
+        path = latest(dataset)
+        env_id, mean, threshold = judge(path, args.episodes, args.seed)
+        ok = threshold is None or mean >= threshold
+        failed |= not ok
+        print(f"{'PASS' if ok else 'FAIL'} {dataset.relative_to(args.data)}: {env_id} "
+              f"{mean:.1f} over {args.episodes} episodes (threshold {threshold})")
+    for line in hurt_verdicts(args.data):
+        failed = True
+        print(f"FAIL {line}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
