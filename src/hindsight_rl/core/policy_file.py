@@ -33,6 +33,18 @@ from hindsight_rl.core.networks import QNetwork, numpy_forward
 FORMAT = "hindsight-rl/q-network"
 FORMAT_VERSION = 1
 METADATA_KEY = "hindsight_rl"
+DTYPE = "F32"
+"""The one tensor dtype of the format (safetensors' name): a bfloat16 or float64 file would
+otherwise be cast on load, silently, or fail inside numpy."""
+HIDDEN_ACTIVATION, HEAD_ACTIVATION = "relu", None
+"""The activations the format defines: every layer but the head is ReLU, the head linear.
+The torch network computes exactly this, so a file naming any other would play differently
+in numpy than in torch."""
+MAX_HEADER_BYTES = 16 * 2**20
+MAX_DOCUMENT_BYTES = 4 * 2**20
+"""A policy's document is a few kilobytes (normalisation of each observation entry and
+provenance); anything near these limits is not a policy file."""
+MAX_JSON_DEPTH = 32
 
 
 class PolicyFileError(HindsightRLError, ValueError):
@@ -109,12 +121,53 @@ def _document(policy: Policy) -> dict[str, Any]:
     }
 
 
+def safetensors_header(data: bytes) -> dict[str, Any]:
+    """The JSON header of safetensors bytes (tensor index and ``__metadata__``), parsed with
+    limits: a header larger than :data:`MAX_HEADER_BYTES` or nested deeper than
+    :data:`MAX_JSON_DEPTH` is refused with ``ValueError`` before it can exhaust memory or the
+    stack. Raises ``ValueError``, ``KeyError`` or ``TypeError`` on malformed bytes."""
+    if len(data) < 8:
+        raise ValueError(f"{len(data)} bytes, shorter than a safetensors header")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len > min(MAX_HEADER_BYTES, len(data) - 8):
+        raise ValueError(f"header of {header_len} bytes: larger than the file or than "
+                         f"{MAX_HEADER_BYTES} bytes")
+    header = bounded_json(data[8:8 + header_len], "header")
+    if not isinstance(header, dict):
+        raise TypeError("the header is not a JSON object")
+    return header
+
+
 def metadata_document(data: bytes, key: str = METADATA_KEY) -> Any:
     """The JSON document stored under ``key`` in a safetensors header, read without loading
-    any tensor; raises ``ValueError``, ``KeyError`` or ``TypeError`` on malformed bytes."""
-    header_len = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + header_len])
-    return json.loads(header["__metadata__"][key])
+    any tensor, within :data:`MAX_DOCUMENT_BYTES` and :data:`MAX_JSON_DEPTH`; raises
+    ``ValueError``, ``KeyError`` or ``TypeError`` on malformed bytes."""
+    text = safetensors_header(data)["__metadata__"][key]
+    if not isinstance(text, str):
+        raise TypeError(f"metadata key {key!r} is not a string")
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"metadata document of {len(text)} characters, more than "
+                         f"{MAX_DOCUMENT_BYTES}")
+    return bounded_json(text, "metadata document")
+
+
+def bounded_json(text: str | bytes, what: str) -> Any:
+    """``json.loads`` that refuses documents nested deeper than :data:`MAX_JSON_DEPTH` with
+    ``ValueError`` (the parser itself would raise ``RecursionError`` at about a thousand
+    levels, and every reader after it walks the document recursively)."""
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+        if isinstance(value, dict | list):
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+    return document
 
 
 def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
@@ -166,13 +219,83 @@ def _metadata_errors(source: str) -> Iterator[None]:
 def _checked_tensors(load: Callable[[bytes], dict[str, Any]], data: bytes,
                      document: dict[str, Any], source: str) -> dict[str, Any]:
     """The file's tensors, after checking they match the document and are finite."""
+    with _metadata_errors(source):
+        _check_layout(document, source)
+        _check_dtypes(data, document, source)
     try:
         tensors = load(data)
     except SafetensorError as error:
         raise PolicyFileError(f"{source}: corrupted tensors ({error})") from None
     with _metadata_errors(source):
         _check_tensors(tensors, document, source)
+        _check_names(document, source)
     return tensors
+
+
+def _check_names(document: dict[str, Any], source: str) -> None:
+    """Each layer's tensors carry its part's name, as the torch network rebuilds them."""
+    layers = document["layers"]
+    for index, layer in enumerate(layers):
+        part = "encoder" if index == 0 else "head" if index == len(layers) - 1 else "trunk"
+        for key in ("weight", "bias"):
+            if not layer[key].startswith(f"{part}."):
+                raise PolicyFileError(f"{source}: layer {index} is the {part}, but its {key} "
+                                      f"is named {layer[key]!r}")
+
+
+def _check_layout(document: dict[str, Any], source: str) -> None:
+    """The network the format defines: layers in order encoder, trunk..., head, each
+    ``parts`` entry naming its layers, ReLU everywhere but a linear head, and the scalars
+    the readers use typed and in range."""
+    layers = document["layers"]
+    if not isinstance(layers, list) or len(layers) < 3:
+        raise PolicyFileError(f"{source}: layers must list the encoder, at least one trunk "
+                              "layer and the head")
+    last = len(layers) - 1
+    expected_parts = {"encoder": [0], "trunk": list(range(1, last)), "head": [last]}
+    if document["parts"] != expected_parts:
+        raise PolicyFileError(f"{source}: parts is {document['parts']!r}; for {len(layers)} "
+                              f"layers the format defines {expected_parts}")
+    for index, layer in enumerate(layers):
+        part = "encoder" if index == 0 else "head" if index == last else "trunk"
+        expected = HEAD_ACTIVATION if index == last else HIDDEN_ACTIVATION
+        if layer["activation"] != expected:
+            raise PolicyFileError(
+                f"{source}: layer {index} ({part}) has activation {layer['activation']!r}; "
+                f"the format defines {HIDDEN_ACTIVATION!r} for hidden layers and null for "
+                "the head")
+    if not set(document["frozen"]) <= set(PART_NAMES):
+        raise PolicyFileError(f"{source}: frozen is {document['frozen']!r}; expected parts "
+                              f"among {list(PART_NAMES)}")
+    n_actions, gamma = document["n_actions"], document["gamma"]
+    if type(n_actions) is not int or n_actions < 1:
+        raise PolicyFileError(f"{source}: n_actions is {n_actions!r}, expected an integer >= 1")
+    if type(gamma) not in (int, float) or not 0 < gamma <= 1:
+        raise PolicyFileError(f"{source}: gamma is {gamma!r}, expected a number in (0, 1]")
+    shape = document["observation"]["shape"]
+    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int
+            and shape[0] >= 1):
+        raise PolicyFileError(f"{source}: observation.shape is {shape!r}, expected [width]")
+    if not isinstance(document["provenance"], dict):
+        raise PolicyFileError(f"{source}: provenance is not a JSON object")
+
+
+def _check_dtypes(data: bytes, document: dict[str, Any], source: str) -> None:
+    """Every tensor is float32 and named by a layer: read from the header, before any tensor
+    is loaded (numpy cannot even hold bfloat16; torch would cast it silently)."""
+    header = safetensors_header(data)
+    named = [layer[key] for layer in document["layers"] for key in ("weight", "bias")]
+    for name in named:
+        if name not in header:
+            raise PolicyFileError(f"{source}: tensor {name!r} named in metadata is missing")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if name not in named:
+            raise PolicyFileError(f"{source}: tensor {name!r} is not named by any layer")
+        if entry["dtype"] != DTYPE:
+            raise PolicyFileError(f"{source}: tensor {name!r} is {entry['dtype']}; a policy "
+                                  f"file holds {DTYPE} (float32) tensors only")
 
 
 def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
