@@ -20,6 +20,7 @@ from safetensors.numpy import load as load_numpy_bytes
 from safetensors.torch import load as load_torch_bytes
 from safetensors.torch import save as save_torch_bytes
 
+from hindsight_rl.core.artefacts import bounded_json
 from hindsight_rl.core.config import (
     PART_NAMES,
     EnvConfig,
@@ -44,7 +45,6 @@ MAX_HEADER_BYTES = 16 * 2**20
 MAX_DOCUMENT_BYTES = 4 * 2**20
 """A policy's document is a few kilobytes (normalisation of each observation entry and
 provenance); anything near these limits is not a policy file."""
-MAX_JSON_DEPTH = 32
 
 
 class PolicyFileError(HindsightRLError, ValueError):
@@ -71,8 +71,12 @@ def policy_to_bytes(policy: Policy) -> bytes:
     for name, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise PolicyFileError(f"refusing to save a policy whose {name} is not finite")
-    document = _document(policy)
-    return save_torch_bytes(tensors, metadata={METADATA_KEY: json.dumps(document, sort_keys=True)})
+    try:
+        text = json.dumps(_document(policy), sort_keys=True, allow_nan=False)
+    except ValueError as error:
+        raise PolicyFileError(f"refusing to save a policy whose metadata is not JSON "
+                              f"({error}; provenance {policy.provenance!r})") from None
+    return save_torch_bytes(tensors, metadata={METADATA_KEY: text})
 
 
 def _one_member(network: QNetwork) -> QNetwork:
@@ -138,42 +142,24 @@ def safetensors_header(data: bytes) -> dict[str, Any]:
     return header
 
 
-def metadata_document(data: bytes, key: str = METADATA_KEY) -> Any:
+def metadata_document(data: bytes, key: str = METADATA_KEY, finite: bool = False) -> Any:
     """The JSON document stored under ``key`` in a safetensors header, read without loading
-    any tensor, within :data:`MAX_DOCUMENT_BYTES` and :data:`MAX_JSON_DEPTH`; raises
-    ``ValueError``, ``KeyError`` or ``TypeError`` on malformed bytes."""
+    any tensor, within :data:`MAX_DOCUMENT_BYTES` and :data:`MAX_JSON_DEPTH` (and, when
+    ``finite``, without ``NaN``/``Infinity``); raises ``ValueError``, ``KeyError`` or
+    ``TypeError`` on malformed bytes."""
     text = safetensors_header(data)["__metadata__"][key]
     if not isinstance(text, str):
         raise TypeError(f"metadata key {key!r} is not a string")
     if len(text) > MAX_DOCUMENT_BYTES:
         raise ValueError(f"metadata document of {len(text)} characters, more than "
                          f"{MAX_DOCUMENT_BYTES}")
-    return bounded_json(text, "metadata document")
-
-
-def bounded_json(text: str | bytes, what: str) -> Any:
-    """``json.loads`` that refuses documents nested deeper than :data:`MAX_JSON_DEPTH` with
-    ``ValueError`` (the parser itself would raise ``RecursionError`` at about a thousand
-    levels, and every reader after it walks the document recursively)."""
-    try:
-        document = json.loads(text)
-    except RecursionError:
-        raise ValueError(f"{what} is nested too deeply") from None
-    stack = [(document, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
-        if isinstance(value, dict | list):
-            children = value.values() if isinstance(value, dict) else value
-            stack.extend((child, depth + 1) for child in children)
-    return document
+    return bounded_json(text, "metadata document", finite)
 
 
 def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
     """The JSON document of a policy file, checked for format and version."""
     try:
-        document = metadata_document(data)
+        document = metadata_document(data, finite=True)
     except (ValueError, KeyError, TypeError) as error:
         raise PolicyFileError(f"{source}: not a hindsight-rl policy file ({error})") from None
     if not isinstance(document, dict):
