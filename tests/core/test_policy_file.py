@@ -215,6 +215,9 @@ BROKEN_FILES = {
     # Metadata that would exhaust the stack or memory of a reader is refused up front.
     "deeply nested metadata": (_nested_provenance(100_000), "nested too deeply"),
     "nested past the limit": (_nested_provenance(40), "nested more than 32 levels deep"),
+    "NaN in metadata": (
+        lambda d: _with_document_text(d, lambda text: text.replace('"seed": 0', '"seed": NaN')),
+        "holds NaN, which is not a JSON number"),
     "huge metadata": (
         lambda d: _with_document(d, lambda doc: doc.update(provenance={"x": "y" * 5_000_000})),
         "metadata document of 5000.* characters, more than 4194304"),
@@ -235,6 +238,13 @@ def test_non_finite_weights_are_never_saved(policy):
     with torch.no_grad():
         policy.network.head.weight[0, 0, 0] = float("inf")
     with pytest.raises(PolicyFileError, match="refusing to save a policy whose head.weight"):
+        policy_to_bytes(policy)
+
+
+def test_metadata_that_is_not_json_is_never_saved(policy):
+    policy.provenance = {"evaluation": {"mean": float("nan")}}
+    with pytest.raises(PolicyFileError, match="refusing to save a policy whose metadata is not "
+                                              "JSON"):
         policy_to_bytes(policy)
 
 

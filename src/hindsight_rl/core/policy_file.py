@@ -374,6 +374,19 @@ def _check_goal(document: dict[str, Any], source: str) -> None:
                                   "finite numbers, one per goal entry")
 
 
+def check_fits_env(document: dict[str, Any], env_id: str, obs_dim: int, n_actions: int,
+                   source: str) -> None:
+    """The network reads the environment's observations and scores each of its actions:
+    otherwise playing it fails inside numpy, or (fewer Q-values than actions) never takes
+    some actions at all."""
+    width, actions = int(document["observation"]["shape"][0]), int(document["n_actions"])
+    if (width, actions) != (obs_dim, n_actions):
+        raise PolicyFileError(
+            f"{source}: the network takes {width}-entry observations and gives {actions} "
+            f"Q-values, but {env_id} gives {obs_dim}-entry observations and has {n_actions} "
+            "actions")
+
+
 class NumpyPolicy:
     """Greedy play from a policy file with numpy alone, exactly as DESIGN.md spells it out:
     observations as the environment gives them, the file's desired goal appended."""
