@@ -7,6 +7,7 @@ import pickle  # a worker's error reaches the runner pickled: the test does the 
 import numpy as np
 import pandas as pd
 import pytest
+from kedro.io import DataCatalog
 from kedro.io.core import DatasetError, Version
 
 from hindsight_rl.core import dqn
@@ -142,10 +143,17 @@ def test_a_run_loads_the_version_it_saved_not_a_newer_one(tmp_path):
         "a pinned version wins"
 
 
-def test_a_project_error_is_a_dataset_error_that_survives_pickling(tmp_path):
+def test_a_project_error_reaches_a_parallel_runner_as_itself(tmp_path):
+    """Kedro's catalog wraps a dataset's error in a new DatasetError, and pickling (a worker
+    sending it back) would drop the cause that says it is ours."""
     path = tmp_path / "h.parquet"
     _history().rename(columns={"value": "return"}).to_parquet(path)
-    with pytest.raises(DatasetError) as raised:  # Kedro re-raises it unwrapped
-        HistoryDataset(filepath=str(path)).load()
-    returned = pickle.loads(pickle.dumps(raised.value))  # a worker's error, as a runner sees it
-    assert isinstance(returned, HindsightRLError) and str(returned) == str(raised.value)
+    catalog = DataCatalog({"history": HistoryDataset(filepath=str(path))})
+    with pytest.raises(DatasetError) as raised:
+        catalog.load("history")
+    assert type(raised.value) is DatasetError and str(raised.value).startswith("history: ")
+    returned = pickle.loads(pickle.dumps(raised.value))  # as a runner receives it
+    assert isinstance(returned, HindsightRLError) and isinstance(returned, DatasetError)
+    assert str(returned).startswith(f"{path}: columns are")
+    bug = pickle.loads(pickle.dumps(DatasetError("a bug, not bad input")))
+    assert type(bug) is DatasetError and str(bug) == "a bug, not bad input"

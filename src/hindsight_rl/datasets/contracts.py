@@ -14,13 +14,10 @@ from hindsight_rl.core.errors import HindsightRLError, project_error_in
 
 
 class ArtefactError(HindsightRLError, DatasetError):
-    """A project error met while loading or saving an artefact.
-
-    Kedro re-raises a ``DatasetError`` as it is, where it would wrap any other error in one
-    that keeps ours only as its ``__cause__``; a cause does not survive the pickling that
-    brings a worker's error back to a ``ParallelRunner`` or Dask client, so ``kedro run``
-    could no longer recognise it and would print a traceback. This error *is* both.
-    """
+    """A project error met while loading or saving an artefact: both a ``DatasetError``,
+    which a dataset's load and save wrappers pass on as it is (any other error they wrap in
+    "Failed while loading data from dataset …"), and a :class:`HindsightRLError`, which
+    ``kedro run`` prints as one line."""
 
 
 def _reduce_dataset_error(error: DatasetError) -> tuple[Any, ...]:

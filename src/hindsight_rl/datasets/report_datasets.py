@@ -48,7 +48,7 @@ class AtomicJSONDataset(RunOwnedVersions, JSONDataset):
 
     def load(self) -> Any:
         path = get_filepath_str(self._get_load_path(), self._protocol)
-        with self._fs.open(path, **{**self._fs_open_args_load, "mode": "rb"}) as file:
+        with self._fs.open(path, mode="rb") as file:  # JSON is UTF-8 (json.loads detects)
             text = file.read()
         with as_artefact_errors():
             try:
