@@ -250,7 +250,8 @@ def kedro_source_seconds(seed: int) -> float:
             (Path(scratch) / folder).mkdir()
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "kedro", "run", "--pipeline", "source",
-                        "--params", f"sources.cartpole.seed={seed},sources.cartpole.collect.seed={seed}"],
+                        "--params",
+                        f"sources.cartpole.seed={seed},sources.cartpole.collect.seed={seed}"],
                        cwd=scratch, check=True, capture_output=True,
                        env={**os.environ, "DO_NOT_TRACK": "1"})
         return time.perf_counter() - start

@@ -30,6 +30,13 @@ def _files(folder):
      "Did you mean MountainCar-v0"),
     ("targets.mountaincar.env.overrides.gravityy=0.1",
      "Error: targets.mountaincar.env.overrides.gravityy: MountainCarEnv has no attribute"),
+    ("targets.mountaincar.env.make_kwargs.max_episode_steps=5",
+     "Error: targets.mountaincar.env.make_kwargs.max_episode_steps: got 5, but "
+     "MountainCar-v0's reward threshold (-110) holds for its own time limit (200 steps) only"),
+    ("targets.cartpole_long_pole.env.overrides.length=-1.0",
+     "Error: targets.cartpole_long_pole.env.overrides.length: got -1.0, expected a number > 0"),
+    ("runtime.checkpoint_dir=/proc/self/checkpoints",
+     "Error: runtime.checkpoint_dir: cannot write checkpoints to /proc/self/checkpoints"),
 ])
 def test_bad_parameters_fail_in_one_paragraph_before_any_work(tmp_path, params, message):
     project = copy_project(tmp_path)
@@ -40,14 +47,50 @@ def test_bad_parameters_fail_in_one_paragraph_before_any_work(tmp_path, params, 
     assert not _files(project / "data"), "nothing may run before the parameters are checked"
 
 
-def test_a_corrupted_pretrained_policy_names_the_file(tmp_path):
-    project = copy_project(tmp_path)
+def _corrupted_pretrained_policy(project):
     version = (project / "data/06_models/sources/cartpole/pretrained_policy.safetensors"
                / "2026-01-01T00.00.00.000Z")
     version.mkdir(parents=True)
     (version / "pretrained_policy.safetensors").write_bytes(b"not a policy file at all")
-    result = _kedro_run(project, "--pipeline", "target")
+    return version / "pretrained_policy.safetensors"
+
+
+# A project error raised in a worker process (Kedro's ParallelRunner and ours) or on a Dask
+# worker reaches `kedro run` as itself: the same one line as under the sequential runner.
+@pytest.mark.parametrize("runner", [None, "hindsight_rl.runners.ParallelRunner",
+                                    "ParallelRunner", "hindsight_rl.runners.DaskRunner"])
+def test_a_corrupted_pretrained_policy_names_the_file(tmp_path, runner):
+    project = copy_project(tmp_path)
+    path = _corrupted_pretrained_policy(project)
+    result = _kedro_run(project, "--pipeline", "target",
+                        *(["--runner", runner] if runner else []))
     assert result.returncode == 1
-    assert (f"Error: {version}/pretrained_policy.safetensors: not a hindsight-rl policy file"
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    claimed = int.from_bytes(path.read_bytes()[:8], "little")  # the "header length" it claims
+    assert errors == [f"Error: {path}: not a hindsight-rl policy file (header of {claimed} "
+                      "bytes: larger than the file or than 16777216 bytes)"]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_load_versions_naming_a_version_that_does_not_exist_is_one_line(tmp_path):
+    project = copy_project(tmp_path)
+    saved = _corrupted_pretrained_policy(project).parent.name
+    result = _kedro_run(project, "--pipeline", "target",
+                        "--load-versions",
+                        "sources.cartpole.pretrained_policy:2020-01-01T00.00.00.000Z")
+    assert result.returncode == 1
+    assert ("Error: --load-versions sources.cartpole.pretrained_policy:2020-01-01T00.00.00.000Z: "
+            f"no such version of {project}/data/06_models/sources/cartpole/"
+            f"pretrained_policy.safetensors; saved versions, newest first: {saved}"
+            ) in result.stderr.replace("\n", "")
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (project / "data/08_reporting").exists(), "nothing ran, not even the manifest"
+
+
+def test_load_versions_naming_no_dataset_is_one_line(tmp_path):
+    result = _kedro_run(copy_project(tmp_path), "--pipeline", "target",
+                        "--load-versions", "pretrained_polcy:2020-01-01T00.00.00.000Z")
+    assert result.returncode == 1
+    assert ("Error: 'load_versions' keys [pretrained_polcy] are not found in the catalog"
             in result.stderr.replace("\n", ""))
     assert "Traceback" not in result.stderr + result.stdout

@@ -1,8 +1,11 @@
-"""MlflowTrackingHook: with the ``mlflow`` extra a run records parameters, learning curves and
-policy files in the project's sqlite store; without an MLflow run it does nothing."""
+"""The project's hooks. MlflowTrackingHook: with the ``mlflow`` extra a run records
+parameters, learning curves and policy files in the project's sqlite store; without an MLflow
+run it does nothing. ValidateParametersHook checks what nodes read against their parameters;
+RunManifestHook pins a run's inputs."""
 
 from __future__ import annotations
 
+import pickle  # a parallel runner sends the catalog to its workers pickled
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +14,19 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 from kedro.io import DataCatalog
+from kedro.io.core import Version
+from kedro.pipeline import Node, Pipeline
 
-from hindsight_rl.datasets import PolicyFileDataset
-from hindsight_rl.hooks import MlflowTrackingHook
+from hindsight_rl.core.config import CollectConfig, EnvConfig, SourceConfig
+from hindsight_rl.core.rollouts import collect_rollouts, trajectory_attrs
+from hindsight_rl.core.trajectories import TrajectoryTableError, to_table
+from hindsight_rl.datasets import (
+    AtomicJSONDataset,
+    AtomicTextDataset,
+    PolicyFileDataset,
+    TrajectoryDataset,
+)
+from hindsight_rl.hooks import MlflowTrackingHook, RunManifestHook, ValidateParametersHook
 from tests.pipelines import conftest as pipelines
 from tests.pipelines.conftest import run_session, versions
 
@@ -114,3 +127,47 @@ def test_a_run_logs_parameters_learning_curves_and_policy_files(project, tmp_pat
         logged = client.download_artifacts(run.info.run_id, f"policies/{name}/{file.name}",
                                            str(tmp_path))
         assert Path(logged).read_bytes() == file.read_bytes(), name
+
+
+# --- ValidateParametersHook: what a node reads fits the env its parameters name -----------
+
+def _mountaincar_rollouts() -> pd.DataFrame:
+    env = EnvConfig(id="MountainCar-v0")
+    table = to_table(collect_rollouts(env, 10, lambda obs: 0, seed=0))
+    table.attrs = trajectory_attrs(env, CollectConfig(steps=10), behaviour_sha256=None)
+    return table
+
+
+def test_a_node_never_trains_on_a_table_from_another_env(tmp_path):
+    catalog = DataCatalog({"source_rollouts": TrajectoryDataset(
+        filepath=str(tmp_path / "r.parquet"), version=Version(None, "2026-01-01T00.00.00.000Z"))})
+    catalog.save("source_rollouts", _mountaincar_rollouts())
+    source = SourceConfig(env=EnvConfig(id="CartPole-v1"))
+    inputs = {"source_rollouts": catalog.load("source_rollouts"), "params:source": source}
+    with pytest.raises(TrajectoryTableError, match=(
+            r"^source_rollouts \(.*r.parquet/2026-01-01T00.00.00.000Z/r.parquet\): was collected "
+            r"with env_id 'MountainCar-v0', but the node's env has 'CartPole-v1'")):
+        ValidateParametersHook().before_node_run(node=None, catalog=catalog, inputs=inputs)
+    matching = {**inputs, "params:source": SourceConfig(env=EnvConfig(id="MountainCar-v0"))}
+    ValidateParametersHook().before_node_run(node=None, catalog=catalog, inputs=matching)
+
+
+# --- RunManifestHook: a run's inputs are pinned when it starts ----------------------------
+
+def test_inputs_stay_pinned_when_another_run_writes_a_newer_version(tmp_path):
+    """Pinned in the dataset's Version, not in a cache: a released dataset, or one sent to a
+    worker process, still loads the version that was latest when the run started."""
+    def report(version: Version) -> AtomicTextDataset:
+        return AtomicTextDataset(filepath=str(tmp_path / "report.md"), version=version)
+
+    report(Version(None, "2026-01-01T00.00.00.000Z")).save("before the run")
+    run = Version(None, "2026-01-02T00.00.00.000Z")
+    catalog = DataCatalog({"report": report(run), "run_manifest": AtomicJSONDataset(
+        filepath=str(tmp_path / "manifest.json"), version=run)})
+    pipeline = Pipeline([Node(len, "report", "length", name="read_report")])
+    RunManifestHook().before_pipeline_run(run_params={}, pipeline=pipeline, catalog=catalog)
+    report(Version(None, "2026-01-03T00.00.00.000Z")).save("another run's, written meanwhile")
+    dataset = catalog.get("report")
+    dataset._release()  # what a runner does once nothing else needs it
+    in_a_worker = pickle.loads(pickle.dumps(dataset))
+    assert in_a_worker.load() == "before the run"

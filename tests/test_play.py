@@ -1,4 +1,5 @@
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def run(*args, **kwargs):
 '''
 
 
+def _with_env(data: bytes, env_document: dict) -> bytes:
+    """A policy file's bytes with the document's env section replaced (tensors unchanged)."""
+    tensors = safetensors.numpy.load(data)
+    document = json.loads(json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+                          ["__metadata__"]["hindsight_rl"])
+    document["env"] = env_document
+    return safetensors.numpy.save(tensors, metadata={"hindsight_rl": json.dumps(document)})
+
+
 def _crafted(tmp_path, monkeypatch, env_document: dict) -> tuple[Path, Path]:
     """A valid policy file whose env section is replaced by ``env_document``, and the marker
     file that the module it names would write if it were ever imported."""
@@ -55,13 +65,8 @@ def _crafted(tmp_path, monkeypatch, env_document: dict) -> tuple[Path, Path]:
     network = QNetwork(2, 3, NetworkConfig(hidden_sizes=(4, 4)))
     data = policy_to_bytes(Policy(network=network, env=EnvConfig(id="MountainCar-v0"),
                                   gamma=0.98))
-    tensors = safetensors.numpy.load(data)
-    document = json.loads(json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
-                          ["__metadata__"]["hindsight_rl"])
-    document["env"] = env_document
     path = tmp_path / "crafted.safetensors"
-    path.write_bytes(safetensors.numpy.save(tensors, metadata={
-        "hindsight_rl": json.dumps(document)}))
+    path.write_bytes(_with_env(data, env_document))
     return path, marker
 
 
@@ -92,3 +97,97 @@ def test_a_custom_env_plays_with_the_entry_point_the_user_gives(tmp_path, capsys
     assert main([str(path), "--episodes", "1",
                  "--entry-point", "tests.conftest:CorridorEnv"]) == 0
     assert json.loads(capsys.readouterr().out)["env"] == "PlayedCorridor-v0"
+
+
+# --- Bad arguments and unplayable files: argparse errors, or one Error: line ----------------
+
+def _mountaincar_file(tmp_path, n_obs: int = 2, n_actions: int = 3,
+                      env: EnvConfig | None = None) -> Path:
+    network = QNetwork(n_obs, n_actions, NetworkConfig(hidden_sizes=(4, 4)))
+    path = tmp_path / "policy.safetensors"
+    path.write_bytes(policy_to_bytes(Policy(network=network,
+                                            env=env or EnvConfig(id="MountainCar-v0"),
+                                            gamma=0.98)))
+    return path
+
+
+@pytest.mark.parametrize(("arguments", "problem"), [
+    (["--episodes", "0"], "argument --episodes: 0 is not >= 1"),
+    (["--episodes", "-3"], "argument --episodes: -3 is not >= 1"),
+    (["--episodes", "two"], "argument --episodes: 'two' is not an integer"),
+    (["--seed", "-1"], r"argument --seed: -1 is not in \[0, 4294967295\]"),
+    (["--seed", "4294967295", "--episodes", "2"], "runs past the last seed, 4294967295"),
+])
+def test_bad_arguments_are_argparse_errors(tmp_path, capsys, arguments, problem):
+    with pytest.raises(SystemExit) as exit_:
+        main([str(_mountaincar_file(tmp_path)), *arguments])
+    assert exit_.value.code == 2
+    assert re.search(problem, capsys.readouterr().err)
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("Error: ")
+    return line
+
+
+@pytest.mark.parametrize(("n_obs", "n_actions", "problem"), [
+    (4, 3, "the network takes 4-entry observations and gives 3 Q-values, but MountainCar-v0 "
+           "gives 2-entry observations and has 3 actions"),
+    (2, 2, "the network takes 2-entry observations and gives 2 Q-values, but MountainCar-v0 "
+           "gives 2-entry observations and has 3 actions"),
+])
+def test_a_network_that_does_not_fit_its_env_is_one_error_line(tmp_path, capsys, n_obs,
+                                                                 n_actions, problem):
+    path = _mountaincar_file(tmp_path, n_obs, n_actions)
+    assert main([str(path), "--episodes", "1"]) == 1
+    assert _one_error_line(capsys) == f"Error: {path}: {problem}"
+
+
+def test_an_unknown_env_id_is_one_error_line(tmp_path, capsys):
+    path = _mountaincar_file(tmp_path)
+    data = _with_env(path.read_bytes(), {"id": "MountainCar-v9", "make_kwargs": {},
+                                         "overrides": {}})
+    path.write_bytes(data)
+    assert main([str(path)]) == 1
+    assert _one_error_line(capsys).startswith(
+        f"Error: {path}: env.id: unknown Gymnasium environment 'MountainCar-v9'. "
+        "Did you mean MountainCar-v0")
+
+
+def test_a_file_cannot_shorten_the_time_limit_its_threshold_was_set_for(tmp_path, capsys):
+    """With 5-step episodes every MountainCar policy would score -5, "solved"."""
+    path = _mountaincar_file(tmp_path)
+    path.write_bytes(_with_env(path.read_bytes(), {
+        "id": "MountainCar-v0", "make_kwargs": {"max_episode_steps": 5}, "overrides": {}}))
+    assert main([str(path), "--episodes", "1"]) == 1
+    assert "make_kwargs.max_episode_steps: got 5, but MountainCar-v0's reward threshold" \
+        in _one_error_line(capsys)
+
+
+def test_a_versioned_folder_plays_its_latest_version(tmp_path, capsys):
+    folder = tmp_path / "pretrained_policy.safetensors"
+    for version, n_actions in (("2026-01-01T00.00.00.000Z", 3), ("2026-01-02T00.00.00.000Z", 2)):
+        (folder / version).mkdir(parents=True)
+        (folder / version / folder.name).write_bytes(
+            _mountaincar_file(tmp_path, 2, n_actions).read_bytes())
+    assert main([str(folder), "--episodes", "1"]) == 1, "the latest version is the 2-action one"
+    assert "2026-01-02T00.00.00.000Z/pretrained_policy.safetensors: the network" \
+        in _one_error_line(capsys)
+    (folder / "2026-01-03T00.00.00.000Z").mkdir()
+    (folder / "2026-01-03T00.00.00.000Z" / folder.name).write_bytes(
+        _mountaincar_file(tmp_path).read_bytes())
+    assert main([str(folder), "--episodes", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["file"].endswith(
+        f"2026-01-03T00.00.00.000Z/{folder.name}")
+
+
+def test_a_folder_without_versions_is_one_error_line(tmp_path, capsys):
+    folder = tmp_path / "empty.safetensors"
+    folder.mkdir()
+    assert main([str(folder)]) == 1
+    assert _one_error_line(capsys) == (
+        f"Error: {folder}: a folder without saved versions; expected "
+        f"{folder}/<version>/empty.safetensors or a policy file")

@@ -1,6 +1,8 @@
 """``kedro run`` for this project: Kedro's own command, except that an error a user can fix
-from its message (:class:`~hindsight_rl.core.errors.HindsightRLError`) is printed as one
-paragraph with exit status 1 instead of a traceback.
+from its message (:class:`~hindsight_rl.core.errors.HindsightRLError`, or Kedro's
+``DatasetNotFoundError`` for a dataset name that does not exist) is printed as one paragraph
+with exit status 1 instead of a traceback, under every runner: a worker's project error
+reaches this process as itself (``hindsight_rl.datasets.contracts``, ``runners``).
 
 Kedro picks up ``run`` from a project's ``cli.py`` in place of its built-in command; every
 option of the built-in one is kept.
@@ -15,18 +17,15 @@ from typing import Any
 
 import click
 from kedro.framework.cli.project import run as kedro_run
+from kedro.io.core import DatasetNotFoundError
 
-from hindsight_rl.core.errors import HindsightRLError
+from hindsight_rl.core.errors import HindsightRLError, project_error_in
 
 
 def user_error(error: BaseException | None) -> HindsightRLError | None:
     """The :class:`HindsightRLError` behind ``error``, if any (Kedro wraps dataset errors
     in its own ``DatasetError``)."""
-    while error is not None:
-        if isinstance(error, HindsightRLError):
-            return error
-        error = error.__cause__ or error.__context__
-    return None
+    return project_error_in(error)
 
 
 def _explained(callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -34,6 +33,8 @@ def _explained(callback: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return callback(*args, **kwargs)
+        except DatasetNotFoundError as error:  # e.g. --load-versions naming no dataset
+            raise click.ClickException(str(error)) from None
         except Exception as error:
             explained = user_error(error)
             if explained is None:

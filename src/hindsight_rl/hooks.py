@@ -12,20 +12,21 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
 import torch
 from kedro.framework.hooks import hook_impl
 from kedro.io import AbstractVersionedDataset
-from kedro.io.core import VersionNotFoundError
+from kedro.io.core import Version, VersionNotFoundError
 from kedro.pipeline import Pipeline
 from omegaconf import OmegaConf
 from pydantic import BaseModel
 
-from hindsight_rl.core.config import RuntimeConfig
-from hindsight_rl.core.envs import check_environments
+from hindsight_rl.core.config import ConfigError, RuntimeConfig, SourceConfig, TargetConfig
+from hindsight_rl.core.envs import check_environments, check_table_fits
+from hindsight_rl.core.trajectories import is_trajectory_table
 from hindsight_rl.datasets import PolicyFileDataset
 from hindsight_rl.pipelines.branches import dag_shape, project_config
 
@@ -34,12 +35,61 @@ class ValidateParametersHook:
     """Parses every parameters file (with ``--params``) into typed config, checks it against
     the DAG's shape and builds every environment as soon as the session's context exists:
     before Kedro's own validation of typed node inputs and before the first node, so a typo
-    in a target's section fails in the first second, naming its key, not after pretraining."""
+    in a target's section fails in the first second, naming its key, not after pretraining.
+
+    Then checks what a run is given besides parameters: every ``--load-versions`` version
+    exists (when the catalog is made, before any node), and every trajectory table a node
+    reads fits the environment that node's parameters name (before the node runs, in
+    whichever process runs it)."""
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: Any) -> None:
         config = project_config(context.config_loader["parameters"], dag_shape())
         check_environments(config)
+
+    @hook_impl
+    def after_catalog_created(self, catalog: Any, load_versions: dict[str, str] | None
+                              ) -> None:
+        for name, version in sorted((load_versions or {}).items()):
+            check_load_version(catalog.get(name, fallback_to_runtime_pattern=True), name,
+                               version)
+
+    @hook_impl
+    def before_node_run(self, node: Any, catalog: Any, inputs: dict[str, Any]) -> None:
+        envs = [value.env for value in inputs.values()
+                if isinstance(value, SourceConfig | TargetConfig)]
+        if len(envs) != 1:
+            return
+        for name, value in inputs.items():
+            if isinstance(value, pd.DataFrame) and is_trajectory_table(value):
+                check_table_fits(value, envs[0], source=_described(catalog, name))
+
+
+def check_load_version(dataset: Any, name: str, version: str) -> None:
+    """``--load-versions name:version`` names a version that was saved: one line saying so
+    otherwise, with the versions there are, before any node runs (Kedro would fail when the
+    first node loads it, with a traceback)."""
+    flag = f"--load-versions {name}:{version}"
+    if not isinstance(dataset, AbstractVersionedDataset):
+        raise ConfigError(f"{flag}: {name} is not a versioned dataset")
+    if dataset.exists():
+        return
+    saved = [PurePosixPath(path).parent.name for path in dataset._get_versions()]
+    listed = (f"saved versions, newest first: {', '.join(saved[:5])}"
+              + (f" (and {len(saved) - 5} more)" if len(saved) > 5 else "")
+              if saved else "none saved yet")
+    raise ConfigError(f"{flag}: no such version of {dataset._filepath}; {listed}")
+
+
+def _described(catalog: Any, name: str) -> str:
+    """``name (path of the version loaded)`` for error messages."""
+    dataset = catalog.get(name, fallback_to_runtime_pattern=True)
+    if isinstance(dataset, AbstractVersionedDataset):
+        try:
+            return f"{name} ({dataset._get_load_path()})"
+        except VersionNotFoundError:
+            pass
+    return name
 
 
 class TorchThreadsHook:
@@ -63,8 +113,11 @@ class RunManifestHook:
     which version of every versioned input the run loaded, which version it saved, how it
     was started and how it ended.
 
-    Resolving the inputs' versions before the first node also pins them for the whole run,
-    in worker processes too: a branch never picks up a "latest" written meanwhile.
+    A run owns its inputs: before the first node, every versioned input the run does not
+    produce itself is pinned to the version that is latest then (written into the dataset's
+    ``Version``, which travels with the catalog to parallel and Dask workers), so a branch
+    never picks up a "latest" another run writes meanwhile. What the run produces itself it
+    loads at its own save version (``hindsight_rl.datasets.contracts.RunOwnedVersions``).
     """
 
     def __init__(self) -> None:
@@ -73,8 +126,11 @@ class RunManifestHook:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline,
                             catalog: Any) -> None:
-        loaded = {name: _load_version(catalog.get(name, fallback_to_runtime_pattern=True))
-                  for name in sorted(pipeline.inputs()) if not name.startswith("params:")}
+        loaded = {}
+        for name in sorted(pipeline.inputs()):
+            if not name.startswith("params:"):
+                dataset = catalog.get(name, fallback_to_runtime_pattern=True)
+                loaded[name] = _pin_load_version(dataset)
         self._manifest = {
             "run_params": {k: v for k, v in run_params.items() if k != "project_path"},
             "loaded_versions": {name: v for name, v in loaded.items() if v is not None},
@@ -92,13 +148,18 @@ class RunManifestHook:
                                       "status": f"failed: {type(error).__name__}: {error}"})
 
 
-def _load_version(dataset: Any) -> str | None:
+def _pin_load_version(dataset: Any) -> str | None:
+    """The version ``dataset`` loads in this run, pinned in its ``Version`` (None: not a
+    versioned dataset, or nothing saved yet)."""
     if not isinstance(dataset, AbstractVersionedDataset):
         return None
     try:
-        return dataset.resolve_load_version()
+        version = dataset.resolve_load_version()
     except VersionNotFoundError:
         return None
+    if dataset._version is not None and dataset._version.load is None:
+        dataset._version = Version(version, dataset._version.save)
+    return version
 
 
 class MlflowTrackingHook:

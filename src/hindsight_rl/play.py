@@ -1,7 +1,10 @@
 """Play a policy file greedily, from the file alone: ``python -m hindsight_rl.play FILE``.
 
 Builds the environment the file's metadata names (with its overrides), acts with the pure
-numpy forward pass, and prints the mean and spread of the returns.
+numpy forward pass, and prints the mean and spread of the returns. ``FILE`` may also be a
+versioned dataset's folder (``data/06_models/sources/cartpole/pretrained_policy.safetensors``):
+its latest version is played. Bad arguments are argparse errors; a file or environment that
+cannot be played is one ``Error:`` line and exit status 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -11,33 +14,81 @@ import json
 import sys
 from pathlib import Path
 
+from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import evaluate_greedy
-from hindsight_rl.core.policy_file import NumpyPolicy, env_config_of
+from hindsight_rl.core.policy_file import NumpyPolicy, check_fits_env, env_config_of
+
+MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are 32-bit
 
 
-def main(argv: list[str] | None = None) -> int:
+def _bounded_int(low: int, high: int | None = None) -> type[int]:
+    """An argparse type: an integer in ``[low, high]``, refused with argparse's own error."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"{value} is not {bound}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse  # type: ignore[return-value]
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hindsight_rl.play", description=__doc__)
-    parser.add_argument("files", nargs="+", type=Path, help="policy files (.safetensors)")
-    parser.add_argument("--episodes", type=int, default=100, help="greedy episodes per file")
-    parser.add_argument("--seed", type=int, default=2_000_000, help="seed of the first episode")
+    parser.add_argument("files", nargs="+", type=Path,
+                        help="policy files (.safetensors), or versioned dataset folders")
+    parser.add_argument("--episodes", type=_bounded_int(1), default=100,
+                        help="greedy episodes per file (>= 1)")
+    parser.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=2_000_000,
+                        help="seed of the first episode (>= 0)")
     parser.add_argument("--entry-point", metavar="MODULE:CLASS",
                         help="code of the custom environment the files name (a policy file "
                              "never names code itself)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.seed + args.episodes - 1 > MAX_SEED:
+        parser.error(f"argument --seed: {args.seed} + {args.episodes} episodes runs past "
+                        f"the last seed, {MAX_SEED}")
     for path in args.files:
         try:
-            print(json.dumps(_play(path, args)))
+            print(json.dumps(_play(latest_version(path), args)))
         except (OSError, HindsightRLError) as error:
             print(f"Error: {error}", file=sys.stderr)
             return 1
     return 0
 
 
+def latest_version(path: Path) -> Path:
+    """``path`` itself, or for a versioned dataset's folder (``NAME/<version>/NAME``) the file
+    of its latest version, as Kedro would load it."""
+    if not path.is_dir():
+        return path
+    versions = sorted(p for p in path.glob(f"*/{path.name}") if p.is_file())
+    if not versions:
+        raise HindsightRLError(f"{path}: a folder without saved versions; expected "
+                               f"{path}/<version>/{path.name} or a policy file")
+    return versions[-1]
+
+
 def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
-    """Greedy returns of one file's policy, summarised."""
+    """Greedy returns of one file's policy, summarised, after checking the network fits the
+    environment the file names."""
     policy = NumpyPolicy(path.read_bytes(), source=str(path))
-    env = env_config_of(policy.document, args.entry_point)
+    try:
+        env = env_config_of(policy.document, args.entry_point)
+        info = env_info(env)
+    except HindsightRLError as error:
+        raise HindsightRLError(f"{path}: {error}") from None
+    check_fits_env(policy.document, env.id, info.obs_dim, info.n_actions, str(path))
     returns = evaluate_greedy(env, policy.q_values, range(args.seed, args.seed + args.episodes))
     return {"file": str(path), "env": env.id, "overrides": env.overrides,
             "episodes": args.episodes, "mean": round(float(returns.mean()), 2),

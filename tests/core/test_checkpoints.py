@@ -1,5 +1,7 @@
 import json
 import logging
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -8,7 +10,7 @@ import safetensors.torch
 import torch
 
 from hindsight_rl.core import dqn
-from hindsight_rl.core.checkpoints import CheckpointError, Checkpoints
+from hindsight_rl.core.checkpoints import Checkpoint, CheckpointError, Checkpoints
 from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig
 from hindsight_rl.core.policy_file import metadata_document
 from hindsight_rl.core.training import fresh_network
@@ -100,3 +102,48 @@ def test_checkpoint_of_another_format_version_is_a_clear_error(tmp_path, monkeyp
         tensors, metadata={"hindsight_rl": json.dumps(document)}))
     with pytest.raises(CheckpointError, match="v2 file .*delete it to start this run afresh"):
         _train(tiny_network, checkpoints)
+
+
+def _checkpoint() -> Checkpoint:
+    return Checkpoint({"w": torch.arange(4.0)}, {"step": 7})
+
+
+def test_a_save_never_touches_another_writers_temporary_file(tmp_path):
+    """Two runs of one command write one checkpoint file; a save must neither rename the
+    other process's half-written temporary into place nor delete it."""
+    checkpoints = Checkpoints(tmp_path, interval=100)
+    path = checkpoints.path("k" * 64, "finetune seed 0")
+    others = [path.with_name(f".{path.name}.tmp"),  # the name every process used before
+              path.with_name(f".{path.name}.99999.{'0' * 32}.tmp")]
+    for other in others:
+        other.write_bytes(b"half of another process's checkpoint")
+    checkpoints.save("k" * 64, "finetune seed 0", _checkpoint())
+    assert [other.read_bytes() for other in others] == [b"half of another process's "
+                                                         b"checkpoint"] * 2
+    assert checkpoints.load("k" * 64, "finetune seed 0").document["step"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [path.name, *(other.name for other in others)])
+
+
+def test_each_save_writes_through_a_name_of_its_own(tmp_path, monkeypatch):
+    checkpoints, names = Checkpoints(tmp_path, interval=100), []
+    real_replace = os.replace
+
+    def recording_replace(source, destination):
+        names.append(Path(source).name)
+        real_replace(source, destination)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    for _ in range(2):
+        checkpoints.save("k" * 64, "pretrain", _checkpoint())
+    assert len(set(names)) == 2 and all(f".{os.getpid()}." in name for name in names)
+
+
+def test_a_checkpoint_nested_too_deeply_is_a_checkpoint_error(tmp_path):
+    checkpoints = Checkpoints(tmp_path, interval=100)
+    path = checkpoints.path("k" * 64, "pretrain")
+    document = '{"key": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    path.write_bytes(safetensors.torch.save({"w": torch.zeros(1)},
+                                            metadata={"hindsight_rl": document}))
+    with pytest.raises(CheckpointError, match=r"nested too deeply\); delete it"):
+        checkpoints.load("k" * 64, "pretrain")

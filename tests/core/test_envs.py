@@ -1,4 +1,6 @@
+import gymnasium as gym
 import numpy as np
+import pandas as pd
 import pytest
 
 from hindsight_rl.core.config import (
@@ -9,9 +11,17 @@ from hindsight_rl.core.config import (
     ProjectConfig,
     from_mapping,
 )
-from hindsight_rl.core.envs import check_environments, env_info, make_env, without_goal
+from hindsight_rl.core.envs import (
+    check_environments,
+    check_table_fits,
+    env_info,
+    make_env,
+    without_goal,
+)
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import Policy, env_config_of, policy_to_bytes, read_document
+from hindsight_rl.core.rollouts import collect_rollouts
+from hindsight_rl.core.trajectories import TrajectoryTableError, to_table
 
 
 def _next_state(config: EnvConfig) -> np.ndarray:
@@ -105,3 +115,158 @@ def test_goal_index_outside_the_observation_is_a_config_error():
     config = EnvConfig(id="MountainCar-v0", goal=GoalConfig(achieved=(2,), desired=(0.5,)))
     with pytest.raises(ConfigError, match="env.goal.achieved: index 2 is outside"):
         make_env(config)
+
+
+# --- Thresholds only with the env's own time limit -------------------------------------
+
+def test_a_shorter_time_limit_on_an_env_with_a_threshold_is_refused():
+    """With 5-step episodes every MountainCar policy returns -5 >= -110: "solved"."""
+    with pytest.raises(ConfigError, match=(
+            r"env.make_kwargs.max_episode_steps: got 5, but MountainCar-v0's reward threshold "
+            r"\(-110\) holds for its own time limit \(200 steps\) only")):
+        make_env(EnvConfig(id="MountainCar-v0", make_kwargs={"max_episode_steps": 5}))
+    project = from_mapping(ProjectConfig, {
+        "sources": {"cp": {"env": {"id": "CartPole-v1"}}},
+        "targets": {"mc": {"env": {"id": "MountainCar-v0",
+                                   "make_kwargs": {"max_episode_steps": 1000}}}}})
+    with pytest.raises(ConfigError, match="^targets.mc.env.make_kwargs.max_episode_steps: "
+                                          "got 1000"):
+        check_environments(project)
+
+
+def test_the_env_s_own_time_limit_and_limits_of_envs_without_a_threshold_are_allowed():
+    assert env_info(EnvConfig(id="MountainCar-v0",
+                              make_kwargs={"max_episode_steps": 200})).max_episode_steps == 200
+    no_threshold = EnvConfig(id="LimitedCorridor-v0", entry_point="tests.conftest:CorridorEnv",
+                             max_episode_steps=4, make_kwargs={"max_episode_steps": 2})
+    env = make_env(no_threshold)
+    env.reset(seed=0)
+    env.step(0)
+    assert env.step(0)[3], "the shorter limit truncates after 2 steps"
+
+
+# --- All settings checked before any work ------------------------------------------------
+
+@pytest.mark.parametrize(("make_kwargs", "problem"), [
+    ({"goal_velocit": 0.1}, "env.make_kwargs.goal_velocit: MountainCar-v0 takes no keyword "
+                            "'goal_velocit'; did you mean 'goal_velocity'"),
+    ({"goal_velocity": "fast"}, "env.make_kwargs.goal_velocity: got 'fast', expected a finite "
+                                "number"),
+    ({"render_mode": "window"}, r"env.make_kwargs.render_mode: got 'window', expected null or "
+                                r"one of \['human', 'rgb_array'\]"),
+    ({"max_episode_steps": 2.5}, "env.make_kwargs.max_episode_steps: got 2.5, expected an "
+                                 "integer >= 1"),
+])
+def test_make_kwargs_are_checked_by_name_and_kind(make_kwargs, problem):
+    with pytest.raises(ConfigError, match=problem):
+        make_env(EnvConfig(id="MountainCar-v0", make_kwargs=make_kwargs))
+
+
+def test_a_missing_optional_dependency_names_the_pip_extra():
+    gym.register("NeedsBox2D-v0", entry_point="tests.core.box2d_task:Lander")
+    with pytest.raises(ConfigError, match=r'env.id: NeedsBox2D-v0 needs an optional dependency '
+                                          r'.*pip install "gymnasium\[box2d\]"'):
+        make_env(EnvConfig(id="NeedsBox2D-v0"))
+
+
+def _needs_mujoco(**kwargs):
+    raise ModuleNotFoundError("No module named 'mujoco'", name="mujoco")
+
+
+def test_a_missing_package_at_construction_names_it():
+    gym.register("NeedsMujoco-v0", entry_point=_needs_mujoco)
+    with pytest.raises(ConfigError, match=r"env.id: NeedsMujoco-v0 needs the package 'mujoco'.*"
+                                          r'pip install "gymnasium\[mujoco\]"'):
+        make_env(EnvConfig(id="NeedsMujoco-v0"))
+
+
+@pytest.mark.parametrize(("env_id", "overrides", "problem"), [
+    ("CartPole-v1", {"reset": 1.0}, "env.overrides.reset: CartPoleEnv.reset is a method or "
+                                    "property, not a data attribute"),
+    ("CartPole-v1", {"np_random": 1.0}, "CartPoleEnv.np_random is a method or property"),
+    ("CartPole-v1", {"_np_random": 1.0}, "CartPoleEnv has no attribute '_np_random'"),
+    ("CartPole-v1", {"kinematics_integrator": 1.0}, "holds a str, not a number"),
+    ("CartPole-v1", {"isopen": 0.0}, "holds a bool, not a number"),
+    ("CartPole-v1", {"total_mass": 3.0}, "CartPoleEnv derives total_mass from other attributes"),
+    ("CartPole-v1", {"screen_width": 600.5}, "got 600.5, expected an integer"),
+    ("CartPole-v1", {"length": -1.0}, r"env.overrides.length: got -1.0, expected a number > 0 "
+                                      r"\(the physical range of CartPoleEnv.length\)"),
+    ("CartPole-v1", {"masspole": 0.0}, "masspole: got 0.0, expected a number > 0"),
+    ("CartPole-v1", {"length": float("inf")}, "length: got inf, expected a finite number"),
+    ("Acrobot-v1", {"LINK_LENGTH_2": 0.0}, "LINK_LENGTH_2: got 0.0, expected a number > 0"),
+    ("Acrobot-v1", {"LINK_MASS_1": -2.0}, "LINK_MASS_1: got -2.0, expected a number > 0"),
+    ("MountainCar-v0", {"force": -0.001}, "force: got -0.001, expected a number > 0"),
+])
+def test_overrides_only_set_numeric_data_attributes_within_physical_ranges(env_id, overrides,
+                                                                           problem):
+    with pytest.raises(ConfigError, match=problem):
+        make_env(EnvConfig(id=env_id, overrides=overrides))
+
+
+def test_a_class_level_attribute_can_be_overridden_on_the_instance():
+    env = make_env(EnvConfig(id="Acrobot-v1", overrides={"LINK_MASS_1": 2.0}))
+    assert env.unwrapped.LINK_MASS_1 == 2.0 and type(env.unwrapped).LINK_MASS_1 == 1.0
+
+
+def _project(checkpoint_dir: str) -> ProjectConfig:
+    return from_mapping(ProjectConfig, {"sources": {"cp": {"env": {"id": "CartPole-v1"}}},
+                                        "runtime": {"checkpoint_dir": checkpoint_dir}})
+
+
+@pytest.mark.parametrize(("where", "problem"), [
+    ("file", "runtime.checkpoint_dir: .*checkpoints.txt is a file, expected a folder"),
+    ("under a file", "runtime.checkpoint_dir: cannot create .*: .*checkpoints.txt is a file"),
+    ("read-only", "runtime.checkpoint_dir: cannot write checkpoints to /proc/self/checkpoints"),
+])
+def test_an_unusable_checkpoint_folder_fails_before_any_work(tmp_path, where, problem):
+    (tmp_path / "checkpoints.txt").write_text("not a folder")
+    folder = {"file": tmp_path / "checkpoints.txt",
+              "under a file": tmp_path / "checkpoints.txt" / "run",
+              "read-only": "/proc/self/checkpoints"}[where]
+    with pytest.raises(ConfigError, match=problem):
+        check_environments(_project(str(folder)))
+
+
+def test_a_writable_checkpoint_folder_passes_and_is_left_as_it_was(tmp_path):
+    check_environments(_project(str(tmp_path / "data" / "09_checkpoints")))
+    assert list(tmp_path.iterdir()) == [], "the check neither creates the folder nor litters"
+
+
+# --- Trajectory tables against the env a node uses them with ----------------------------
+
+def _mountaincar_table(goal: bool = False) -> pd.DataFrame:
+    config = EnvConfig(id="MountainCar-v0",
+                       goal=GoalConfig(achieved=(0,), desired=(0.5,)) if goal else None)
+    transitions = collect_rollouts(config, 20, lambda obs: 2, seed=0)
+    table = to_table(transitions, goal_dim=1 if goal else 0)
+    table.attrs = {"env_id": "MountainCar-v0", "make_kwargs": {}, "overrides": {}}
+    return table
+
+
+MOUNTAINCAR = EnvConfig(id="MountainCar-v0")
+
+
+def test_a_table_that_fits_its_env_passes():
+    check_table_fits(_mountaincar_table(), MOUNTAINCAR, "mc.hindsight_dataset")
+    goal_env = MOUNTAINCAR.model_copy(update={"goal": GoalConfig(achieved=(0,), desired=(0.5,))})
+    check_table_fits(_mountaincar_table(goal=True), goal_env, "mc.hindsight_dataset")
+
+
+@pytest.mark.parametrize(("damage", "env", "problem"), [
+    (lambda t: t.assign(action=t["action"].where(t.index != 3, 3)), MOUNTAINCAR,
+     r"action 3 at row 3 is outside MountainCar-v0's 3 actions \(0..2\)"),
+    (lambda t: t, EnvConfig(id="CartPole-v1"),
+     "was collected with env_id 'MountainCar-v0', but the node's env has 'CartPole-v1'"),
+    (lambda t: t, MOUNTAINCAR.model_copy(update={"overrides": {"force": 0.002}}),
+     r"was collected with overrides \{\}, but the node's env has \{'force': 0.002\}"),
+    (lambda t: t.drop(columns=["obs_1", "next_obs_1"]), MOUNTAINCAR,
+     "has 1 observation and 0 goal columns; MountainCar-v0 gives 2 and its config 0"),
+    (lambda t: t, MOUNTAINCAR.model_copy(update={"goal": GoalConfig(achieved=(0,),
+                                                                     desired=(0.5,))}),
+     "has 2 observation and 0 goal columns; MountainCar-v0 gives 2 and its config 1"),
+])
+def test_a_table_from_another_task_fails_naming_it(damage, env, problem):
+    table = damage(_mountaincar_table())
+    table.attrs = _mountaincar_table().attrs
+    with pytest.raises(TrajectoryTableError, match=f"^mc.hindsight_dataset: {problem}"):
+        check_table_fits(table, env, "mc.hindsight_dataset")

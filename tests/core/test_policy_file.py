@@ -5,6 +5,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors.torch import load as load_torch_bytes
+from safetensors.torch import save as save_torch_bytes
 
 from hindsight_rl.core.config import EnvConfig, GoalConfig, NetworkConfig
 from hindsight_rl.core.networks import QNetwork, TransferError, transfer_parts
@@ -117,6 +119,47 @@ def _with_document(data: bytes, edit) -> bytes:
     return _join(header, document, body)
 
 
+def _with_document_text(data: bytes, edit) -> bytes:
+    """The file with its document's JSON text edited as text (what json.dumps cannot write)."""
+    header, document, body = _split(data)
+    header["__metadata__"]["hindsight_rl"] = edit(json.dumps(document))
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + body
+
+
+def _nested_provenance(depth: int):
+    return lambda d: _with_document_text(
+        d, lambda text: text.replace('"provenance": {"seed": 0}',
+                                     '"provenance": ' + "[" * depth + "]" * depth))
+
+
+def _retyped(dtype: torch.dtype, name: str = "head.bias"):
+    """The file with one tensor stored as ``dtype`` (the document unchanged)."""
+    def damage(data: bytes) -> bytes:
+        header, document, _ = _split(data)
+        tensors = load_torch_bytes(data)
+        tensors[name] = tensors[name].to(dtype)
+        return save_torch_bytes(tensors, metadata=header["__metadata__"])
+    return damage
+
+
+def _with_extra_tensor(data: bytes) -> bytes:
+    header, _, _ = _split(data)
+    tensors = {**load_torch_bytes(data), "backdoor.weight": torch.zeros(2)}
+    return save_torch_bytes(tensors, metadata=header["__metadata__"])
+
+
+def _with_trunk_named_encoder(data: bytes) -> bytes:
+    """Layer 1's tensors renamed ``encoder.1.*`` in the document and the tensors alike."""
+    header, document, _ = _split(data)
+    tensors = load_torch_bytes(data)
+    for key in ("weight", "bias"):
+        tensors[f"encoder.1.{key}"] = tensors.pop(f"trunk.0.{key}")
+        document["layers"][1][key] = f"encoder.1.{key}"
+    return save_torch_bytes(tensors, metadata={"hindsight_rl": json.dumps(document)})
+
+
 def _with_nan_weight(data: bytes) -> bytes:
     header, document, body = _split(data)
     start, _ = header["head.weight"]["data_offsets"]
@@ -144,8 +187,40 @@ BROKEN_FILES = {
         "head gives 2 values, metadata says n_actions=5"),
     "layers not a list": (
         lambda d: _with_document(d, lambda doc: doc.update(layers=3)),
-        "metadata does not describe a network"),
+        "layers must list the encoder, at least one trunk layer and the head"),
     "non-finite weight": (_with_nan_weight, "head.weight or its bias is not finite"),
+    # Only what the format defines, which is what the torch network computes.
+    "tanh activation": (
+        lambda d: _with_document(d, lambda doc: doc["layers"][1].update(activation="tanh")),
+        r"layer 1 \(trunk\) has activation 'tanh'; the format defines 'relu'"),
+    "linear hidden layer": (
+        lambda d: _with_document(d, lambda doc: doc["layers"][0].update(activation=None)),
+        r"layer 0 \(encoder\) has activation None"),
+    "relu head": (
+        lambda d: _with_document(d, lambda doc: doc["layers"][-1].update(activation="relu")),
+        r"layer 3 \(head\) has activation 'relu'"),
+    "parts contradict layers": (
+        lambda d: _with_document(d, lambda doc: doc["parts"].update(trunk=[1])),
+        "parts is .*the format defines"),
+    "layer named after another part": (
+        _with_trunk_named_encoder, "layer 1 is the trunk, but its weight is named 'encoder.1"),
+    "unknown frozen part": (
+        lambda d: _with_document(d, lambda doc: doc.update(frozen=["torso"])),
+        "frozen is \\['torso'\\]"),
+    "gamma out of range": (lambda d: _with_document(d, lambda doc: doc.update(gamma=1.5)),
+                           r"gamma is 1.5, expected a number in \(0, 1\]"),
+    "bfloat16 tensor": (_retyped(torch.bfloat16), "'head.bias' is BF16; a policy file holds F32"),
+    "float64 tensor": (_retyped(torch.float64, "trunk.0.weight"), "'trunk.0.weight' is F64"),
+    "tensor no layer names": (_with_extra_tensor, "'backdoor.weight' is not named by any layer"),
+    # Metadata that would exhaust the stack or memory of a reader is refused up front.
+    "deeply nested metadata": (_nested_provenance(100_000), "nested too deeply"),
+    "nested past the limit": (_nested_provenance(40), "nested more than 32 levels deep"),
+    "NaN in metadata": (
+        lambda d: _with_document_text(d, lambda text: text.replace('"seed": 0', '"seed": NaN')),
+        "holds NaN, which is not a JSON number"),
+    "huge metadata": (
+        lambda d: _with_document(d, lambda doc: doc.update(provenance={"x": "y" * 5_000_000})),
+        "metadata document of 5000.* characters, more than 4194304"),
 }
 
 
@@ -163,6 +238,13 @@ def test_non_finite_weights_are_never_saved(policy):
     with torch.no_grad():
         policy.network.head.weight[0, 0, 0] = float("inf")
     with pytest.raises(PolicyFileError, match="refusing to save a policy whose head.weight"):
+        policy_to_bytes(policy)
+
+
+def test_metadata_that_is_not_json_is_never_saved(policy):
+    policy.provenance = {"evaluation": {"mean": float("nan")}}
+    with pytest.raises(PolicyFileError, match="refusing to save a policy whose metadata is not "
+                                              "JSON"):
         policy_to_bytes(policy)
 
 

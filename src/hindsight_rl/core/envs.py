@@ -1,17 +1,37 @@
-"""Building Gymnasium environments from config, with attribute overrides that take effect."""
+"""Building Gymnasium environments from config, with attribute overrides that take effect,
+and every setting checked before any work: ids, ``make_kwargs`` (known keywords, the time
+limit a reward threshold belongs to), optional dependencies, overrides (data attributes of
+the right type, within physical ranges) and the checkpoint folder."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+import inspect
+import math
+import numbers
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
+from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.classic_control.mountain_car import MountainCarEnv
+from gymnasium.envs.registration import EnvSpec, load_env_creator
 
-from hindsight_rl.core.config import ConfigError, EnvConfig, GoalConfig, ProjectConfig
+from hindsight_rl.core.config import (
+    ConfigError,
+    EnvConfig,
+    GoalConfig,
+    ProjectConfig,
+    RuntimeConfig,
+)
+from hindsight_rl.core.trajectories import TrajectoryTableError
 
 
 def _recompute_cartpole(env: CartPoleEnv) -> None:
@@ -22,6 +42,47 @@ def _recompute_cartpole(env: CartPoleEnv) -> None:
 
 # Attributes some environments derive once in ``__init__`` from the ones users override.
 _DERIVED_ATTRIBUTES: dict[type, Callable[[gym.Env], None]] = {CartPoleEnv: _recompute_cartpole}
+_DERIVED_NAMES: dict[type, tuple[str, ...]] = {CartPoleEnv: ("total_mass", "polemass_length")}
+
+
+@dataclass(frozen=True)
+class Range:
+    """Where an override keeps the physics meaningful: ``low < value`` (``low <= value``
+    when ``closed``) and ``value <= high``."""
+
+    low: float
+    high: float = math.inf
+    closed: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value >= self.low if self.closed else value > self.low
+        return above and value <= self.high
+
+    def __str__(self) -> str:
+        low = f"{'>=' if self.closed else '>'} {self.low:g}"
+        return low if self.high == math.inf else f"{low} and <= {self.high:g}"
+
+
+_POSITIVE, _NON_NEGATIVE = Range(0.0), Range(0.0, closed=True)
+PHYSICAL_RANGES: dict[type, dict[str, Range]] = {
+    CartPoleEnv: {"gravity": _POSITIVE, "masscart": _POSITIVE, "masspole": _POSITIVE,
+                  "length": _POSITIVE, "force_mag": _POSITIVE, "tau": _POSITIVE,
+                  "theta_threshold_radians": Range(0.0, math.pi / 2),
+                  "x_threshold": _POSITIVE},
+    AcrobotEnv: {"LINK_LENGTH_1": _POSITIVE, "LINK_LENGTH_2": _POSITIVE,
+                 "LINK_MASS_1": _POSITIVE, "LINK_MASS_2": _POSITIVE,
+                 "LINK_COM_POS_1": _NON_NEGATIVE, "LINK_COM_POS_2": _NON_NEGATIVE,
+                 "LINK_MOI": _POSITIVE, "MAX_VEL_1": _POSITIVE, "MAX_VEL_2": _POSITIVE,
+                 "dt": _POSITIVE, "torque_noise_max": _NON_NEGATIVE},
+    MountainCarEnv: {"force": _POSITIVE, "gravity": _POSITIVE, "max_speed": _POSITIVE},
+}
+"""Known physical ranges of the classic-control tasks' attributes: a zero or negative length
+or mass gives a task that is not the one named (or NaN observations), never an error."""
+
+_MAKE_OWN_KEYWORDS = ("max_episode_steps", "disable_env_checker")
+"""Keywords ``gymnasium.make`` takes itself; every other one goes to the env's constructor."""
+_PACKAGE_EXTRAS = {"Box2D": "gymnasium[box2d]", "mujoco": "gymnasium[mujoco]",
+                   "ale_py": "gymnasium[atari]", "pygame": "gymnasium[classic-control]"}
 
 
 @dataclass(frozen=True)
@@ -79,10 +140,116 @@ def make_env(config: EnvConfig) -> gym.Env:
         close = difflib.get_close_matches(config.id, list(gym.registry), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"env.id: unknown Gymnasium environment {config.id!r}.{hint}")
-    env = gym.make(config.id, **config.make_kwargs)
+    spec = gym.registry[config.id]
+    check_make_kwargs(spec, config.make_kwargs)
+    env = _construct(config)
     _check_spaces(env, config.id)
     apply_overrides(env, config.overrides)
     return env if config.goal is None else GoalObservation(env, config.goal)
+
+
+def _construct(config: EnvConfig) -> gym.Env:
+    """``gymnasium.make``, with what can still go wrong there (a missing optional
+    dependency, a value the constructor refuses) as one :class:`ConfigError`."""
+    try:
+        return gym.make(config.id, **config.make_kwargs)
+    except (gym.error.DependencyNotInstalled, ImportError) as error:
+        raise _missing_dependency(config.id, error) from None
+    except (gym.error.Error, TypeError, ValueError, AssertionError) as error:
+        raise ConfigError(f"env: building {config.id} with make_kwargs "
+                          f"{dict(config.make_kwargs)} failed: {error}") from None
+
+
+def _missing_dependency(env_id: str, error: Exception) -> ConfigError:
+    """Which package (and pip extra) the environment needs."""
+    if isinstance(error, gym.error.DependencyNotInstalled):
+        return ConfigError(f"env.id: {env_id} needs an optional dependency that is not "
+                           f"installed: {error}")
+    package = getattr(error, "name", None) or str(error)
+    top = package.split(".")[0]
+    extra = _PACKAGE_EXTRAS.get(top)
+    install = f'pip install "{extra}"' if extra else f"pip install {top}"
+    return ConfigError(f"env.id: {env_id} needs the package {top!r}, which is not installed "
+                       f"({error}); install it with: {install}")
+
+
+def check_make_kwargs(spec: EnvSpec, make_kwargs: Mapping[str, Any]) -> None:
+    """Keywords the environment takes, values of the types its constructor's defaults have,
+    a ``render_mode`` it offers, and no other time limit than the one its reward threshold
+    was set for."""
+    if "max_episode_steps" in make_kwargs:
+        _check_time_limit(spec, make_kwargs["max_episode_steps"])
+    try:
+        creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) \
+            else spec.entry_point
+    except (gym.error.DependencyNotInstalled, ImportError) as error:
+        raise _missing_dependency(spec.id, error) from None
+    parameters = _constructor_parameters(creator)
+    if parameters is None:  # takes **kwargs: the constructor itself is the judge
+        return
+    known = [*_MAKE_OWN_KEYWORDS, *parameters]
+    for key, value in make_kwargs.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"env.make_kwargs.{key}: {spec.id} takes no keyword {key!r}"
+                              f"{hint} Known: {', '.join(known)}")
+        if key in parameters:
+            _check_like_default(spec.id, key, value, parameters[key], creator)
+
+
+def _check_time_limit(spec: EnvSpec, steps: Any) -> None:
+    """A reward threshold is a return over the env's own time limit: MountainCar's −110 is
+    met by every policy when episodes end after 5 steps. So the time limit of an env with a
+    threshold is not a setting; a task with another limit needs a threshold of its own."""
+    if type(steps) is not int or steps < 1:
+        raise ConfigError(f"env.make_kwargs.max_episode_steps: got {steps!r}, expected an "
+                          "integer >= 1")
+    if spec.reward_threshold is not None and steps != spec.max_episode_steps:
+        raise ConfigError(
+            f"env.make_kwargs.max_episode_steps: got {steps}, but {spec.id}'s reward "
+            f"threshold ({spec.reward_threshold:g}) holds for its own time limit "
+            f"({spec.max_episode_steps} steps) only; with another limit every "
+            "steps-to-threshold and 'solved' would be wrong. Remove it, or declare a task "
+            "of your own: env.entry_point with its max_episode_steps and reward_threshold")
+
+
+def _constructor_parameters(creator: Any) -> dict[str, inspect.Parameter] | None:
+    """The constructor's keyword parameters, or ``None`` when it takes ``**kwargs`` (or has
+    no signature Python can read)."""
+    try:
+        signature = inspect.signature(creator)
+    except (TypeError, ValueError):
+        return None
+    parameters = dict(signature.parameters)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return {name: p for name, p in parameters.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                          inspect.Parameter.KEYWORD_ONLY)}
+
+
+def _check_like_default(env_id: str, key: str, value: Any, parameter: inspect.Parameter,
+                        creator: Any) -> None:
+    """A value of the kind the constructor's default is (true/false, a number, text);
+    ``render_mode`` one the env offers."""
+    key_path = f"env.make_kwargs.{key}"
+    if key == "render_mode":
+        modes = getattr(creator, "metadata", {}).get("render_modes", [])
+        if value is not None and value not in modes:
+            raise ConfigError(f"{key_path}: got {value!r}, expected null or one of {modes}")
+        return
+    default = parameter.default
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key_path}: got {value!r}, expected true or false")
+    elif isinstance(default, numbers.Real):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not math.isfinite(value):
+            raise ConfigError(f"{key_path}: got {value!r}, expected a finite number (the "
+                              f"default of {env_id} is {default!r})")
+    elif isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError(f"{key_path}: got {value!r}, expected a string")
 
 
 def _register(config: EnvConfig) -> None:
@@ -100,16 +267,50 @@ def _register(config: EnvConfig) -> None:
 
 
 def apply_overrides(env: gym.Env, overrides: dict[str, float]) -> None:
-    """Set attributes on ``env.unwrapped`` and refresh the values derived from them."""
+    """Set attributes on ``env.unwrapped`` and refresh the values derived from them; only
+    numeric data attributes, with values of their type and in their physical range."""
     base = env.unwrapped
     for name, value in overrides.items():
-        if not hasattr(base, name):
-            raise ConfigError(
-                f"env.overrides.{name}: {type(base).__name__} has no attribute {name!r}")
-        setattr(base, name, value)
+        setattr(base, name, checked_override(base, name, value))
     for cls, recompute in _DERIVED_ATTRIBUTES.items():
         if isinstance(base, cls):
             recompute(base)
+
+
+def checked_override(base: gym.Env, name: str, value: float) -> float | int:
+    """The value to set for ``env.overrides.<name>``, or a :class:`ConfigError` saying why
+    it cannot be: a missing attribute, a method or property (setting one would replace code
+    or be ignored), a non-numeric or derived attribute, a non-finite or out-of-range value,
+    a fraction for an integer attribute."""
+    cls, key_path = type(base).__name__, f"env.overrides.{name}"
+    if name.startswith("_") or not hasattr(base, name):
+        raise ConfigError(f"{key_path}: {cls} has no attribute {name!r}")
+    static = inspect.getattr_static(base, name)
+    current = getattr(base, name)
+    if isinstance(static, property | classmethod | staticmethod) or callable(current) \
+            or (hasattr(type(static), "__get__") and not isinstance(static, numbers.Real)):
+        raise ConfigError(f"{key_path}: {cls}.{name} is a method or property, not a data "
+                          "attribute; only numeric data attributes can be overridden")
+    derived = [n for c, names in _DERIVED_NAMES.items() if isinstance(base, c) for n in names]
+    if name in derived:
+        raise ConfigError(f"{key_path}: {cls} derives {name} from other attributes; override "
+                          "those instead")
+    if isinstance(current, bool | np.bool_) or not isinstance(current, numbers.Real):
+        raise ConfigError(f"{key_path}: {cls}.{name} holds a {type(current).__name__}, not "
+                          "a number; only numeric attributes can be overridden")
+    if not math.isfinite(value):
+        raise ConfigError(f"{key_path}: got {value!r}, expected a finite number")
+    if isinstance(current, numbers.Integral):
+        if value != int(value):
+            raise ConfigError(f"{key_path}: got {value!r}, expected an integer ({cls}.{name} "
+                              f"is {current!r})")
+        value = int(value)
+    allowed = next((ranges[name] for c, ranges in PHYSICAL_RANGES.items()
+                    if isinstance(base, c) and name in ranges), None)
+    if allowed is not None and value not in allowed:
+        raise ConfigError(f"{key_path}: got {value!r}, expected a number {allowed} "
+                          f"(the physical range of {cls}.{name})")
+    return value
 
 
 def _check_spaces(env: gym.Env, env_id: str) -> None:
@@ -145,8 +346,9 @@ def registered_time_limit(config: EnvConfig) -> int | None:
 
 
 def check_environments(project: ProjectConfig) -> None:
-    """Build every configured environment once, so a bad id, space or override fails
-    before any training starts; errors carry the full key path."""
+    """Build every configured environment once, so a bad id, keyword, dependency, space or
+    override fails before any training starts, and check that the checkpoint folder can be
+    written; errors carry the full key path."""
     for path, run in project.all_runs().items():
         try:
             info = env_info(run.env)
@@ -155,3 +357,58 @@ def check_environments(project: ProjectConfig) -> None:
         if run.dqn.stop_on_threshold and info.reward_threshold is None:
             raise ConfigError(f"{path}.dqn.stop_on_threshold: {run.env.id} has no reward "
                               "threshold; set env.reward_threshold or turn it off")
+    check_checkpoint_dir(project.runtime)
+
+
+def check_checkpoint_dir(runtime: RuntimeConfig) -> None:
+    """``runtime.checkpoint_dir`` is a folder this process can write (or can create): found
+    out by writing and removing a hidden probe file, since permission bits say nothing for
+    root or on network filesystems. Otherwise the first checkpoint, minutes into training,
+    would fail."""
+    if runtime.checkpoint_dir is None:
+        return
+    folder = Path(runtime.checkpoint_dir)
+    key_path = "runtime.checkpoint_dir"
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{key_path}: {folder} is a file, expected a folder (or null to turn "
+                          "checkpoints off)")
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"{key_path}: cannot create {folder}: {existing} is a file")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".hindsight-rl-probe-"):
+            pass
+    except OSError as error:
+        where = "" if existing == folder else f" (nor create it in {existing})"
+        raise ConfigError(f"{key_path}: cannot write checkpoints to {folder}{where}: "
+                          f"{error.strerror or error}; set a writable folder or null") from None
+
+
+def check_table_fits(table: pd.DataFrame, config: EnvConfig, source: str) -> None:
+    """A trajectory table (already valid on its own) fits the environment a node will use it
+    with: observation and goal widths, actions inside the action space, and, where the table
+    records them, the same env id, ``make_kwargs`` and overrides. Otherwise fine-tuning would
+    train on another task's transitions (or index past the Q-values)."""
+    def fail(problem: str) -> None:
+        raise TrajectoryTableError(f"{source}: {problem}")
+
+    info = env_info(without_goal(config))
+    recorded = {key: table.attrs.get(key) for key in ("env_id", "make_kwargs", "overrides")}
+    expected = {"env_id": config.id, "make_kwargs": dict(config.make_kwargs),
+                "overrides": dict(config.overrides)}
+    for key, value in recorded.items():
+        if value is not None and value != expected[key]:
+            fail(f"was collected with {key} {value!r}, but the node's env has "
+                 f"{expected[key]!r}; collect it again or load a version that matches")
+    widths = {prefix: sum(1 for c in table.columns if c.startswith(f"{prefix}_")
+                          and c[len(prefix) + 1:].isdigit()) for prefix in ("obs", "goal")}
+    goal_width = 0 if config.goal is None else len(config.goal.desired)
+    if widths["obs"] != info.obs_dim or widths["goal"] != goal_width:
+        fail(f"has {widths['obs']} observation and {widths['goal']} goal columns; "
+             f"{config.id} gives {info.obs_dim} and its config {goal_width}")
+    actions = table["action"].to_numpy()
+    outside = np.flatnonzero((actions < 0) | (actions >= info.n_actions))
+    if len(outside):
+        row = int(outside[0])
+        fail(f"action {actions[row]} at row {row} is outside {config.id}'s "
+             f"{info.n_actions} actions (0..{info.n_actions - 1})")

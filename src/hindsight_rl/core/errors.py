@@ -8,3 +8,15 @@ and what was expected, which is all a scheduler's log needs to show.
 
 class HindsightRLError(Exception):
     """Bad input or a failed run, explained in the message."""
+
+
+def project_error_in(error: BaseException | None) -> HindsightRLError | None:
+    """The :class:`HindsightRLError` behind ``error``, if any: itself, or the first one along
+    its chain of causes (Kedro wraps dataset errors in its own ``DatasetError``)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, HindsightRLError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

@@ -20,6 +20,7 @@ from safetensors.numpy import load as load_numpy_bytes
 from safetensors.torch import load as load_torch_bytes
 from safetensors.torch import save as save_torch_bytes
 
+from hindsight_rl.core.artefacts import bounded_json
 from hindsight_rl.core.config import (
     PART_NAMES,
     EnvConfig,
@@ -33,6 +34,17 @@ from hindsight_rl.core.networks import QNetwork, numpy_forward
 FORMAT = "hindsight-rl/q-network"
 FORMAT_VERSION = 1
 METADATA_KEY = "hindsight_rl"
+DTYPE = "F32"
+"""The one tensor dtype of the format (safetensors' name): a bfloat16 or float64 file would
+otherwise be cast on load, silently, or fail inside numpy."""
+HIDDEN_ACTIVATION, HEAD_ACTIVATION = "relu", None
+"""The activations the format defines: every layer but the head is ReLU, the head linear.
+The torch network computes exactly this, so a file naming any other would play differently
+in numpy than in torch."""
+MAX_HEADER_BYTES = 16 * 2**20
+MAX_DOCUMENT_BYTES = 4 * 2**20
+"""A policy's document is a few kilobytes (normalisation of each observation entry and
+provenance); anything near these limits is not a policy file."""
 
 
 class PolicyFileError(HindsightRLError, ValueError):
@@ -59,8 +71,12 @@ def policy_to_bytes(policy: Policy) -> bytes:
     for name, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise PolicyFileError(f"refusing to save a policy whose {name} is not finite")
-    document = _document(policy)
-    return save_torch_bytes(tensors, metadata={METADATA_KEY: json.dumps(document, sort_keys=True)})
+    try:
+        text = json.dumps(_document(policy), sort_keys=True, allow_nan=False)
+    except ValueError as error:
+        raise PolicyFileError(f"refusing to save a policy whose metadata is not JSON "
+                              f"({error}; provenance {policy.provenance!r})") from None
+    return save_torch_bytes(tensors, metadata={METADATA_KEY: text})
 
 
 def _one_member(network: QNetwork) -> QNetwork:
@@ -109,18 +125,41 @@ def _document(policy: Policy) -> dict[str, Any]:
     }
 
 
-def metadata_document(data: bytes, key: str = METADATA_KEY) -> Any:
-    """The JSON document stored under ``key`` in a safetensors header, read without loading
-    any tensor; raises ``ValueError``, ``KeyError`` or ``TypeError`` on malformed bytes."""
+def safetensors_header(data: bytes) -> dict[str, Any]:
+    """The JSON header of safetensors bytes (tensor index and ``__metadata__``), parsed with
+    limits: a header larger than :data:`MAX_HEADER_BYTES` or nested deeper than
+    :data:`MAX_JSON_DEPTH` is refused with ``ValueError`` before it can exhaust memory or the
+    stack. Raises ``ValueError``, ``KeyError`` or ``TypeError`` on malformed bytes."""
+    if len(data) < 8:
+        raise ValueError(f"{len(data)} bytes, shorter than a safetensors header")
     header_len = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + header_len])
-    return json.loads(header["__metadata__"][key])
+    if header_len > min(MAX_HEADER_BYTES, len(data) - 8):
+        raise ValueError(f"header of {header_len} bytes: larger than the file or than "
+                         f"{MAX_HEADER_BYTES} bytes")
+    header = bounded_json(data[8:8 + header_len], "header")
+    if not isinstance(header, dict):
+        raise TypeError("the header is not a JSON object")
+    return header
+
+
+def metadata_document(data: bytes, key: str = METADATA_KEY, finite: bool = False) -> Any:
+    """The JSON document stored under ``key`` in a safetensors header, read without loading
+    any tensor, within :data:`MAX_DOCUMENT_BYTES` and :data:`MAX_JSON_DEPTH` (and, when
+    ``finite``, without ``NaN``/``Infinity``); raises ``ValueError``, ``KeyError`` or
+    ``TypeError`` on malformed bytes."""
+    text = safetensors_header(data)["__metadata__"][key]
+    if not isinstance(text, str):
+        raise TypeError(f"metadata key {key!r} is not a string")
+    if len(text) > MAX_DOCUMENT_BYTES:
+        raise ValueError(f"metadata document of {len(text)} characters, more than "
+                         f"{MAX_DOCUMENT_BYTES}")
+    return bounded_json(text, "metadata document", finite)
 
 
 def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
     """The JSON document of a policy file, checked for format and version."""
     try:
-        document = metadata_document(data)
+        document = metadata_document(data, finite=True)
     except (ValueError, KeyError, TypeError) as error:
         raise PolicyFileError(f"{source}: not a hindsight-rl policy file ({error})") from None
     if not isinstance(document, dict):
@@ -166,13 +205,83 @@ def _metadata_errors(source: str) -> Iterator[None]:
 def _checked_tensors(load: Callable[[bytes], dict[str, Any]], data: bytes,
                      document: dict[str, Any], source: str) -> dict[str, Any]:
     """The file's tensors, after checking they match the document and are finite."""
+    with _metadata_errors(source):
+        _check_layout(document, source)
+        _check_dtypes(data, document, source)
     try:
         tensors = load(data)
     except SafetensorError as error:
         raise PolicyFileError(f"{source}: corrupted tensors ({error})") from None
     with _metadata_errors(source):
         _check_tensors(tensors, document, source)
+        _check_names(document, source)
     return tensors
+
+
+def _check_names(document: dict[str, Any], source: str) -> None:
+    """Each layer's tensors carry its part's name, as the torch network rebuilds them."""
+    layers = document["layers"]
+    for index, layer in enumerate(layers):
+        part = "encoder" if index == 0 else "head" if index == len(layers) - 1 else "trunk"
+        for key in ("weight", "bias"):
+            if not layer[key].startswith(f"{part}."):
+                raise PolicyFileError(f"{source}: layer {index} is the {part}, but its {key} "
+                                      f"is named {layer[key]!r}")
+
+
+def _check_layout(document: dict[str, Any], source: str) -> None:
+    """The network the format defines: layers in order encoder, trunk..., head, each
+    ``parts`` entry naming its layers, ReLU everywhere but a linear head, and the scalars
+    the readers use typed and in range."""
+    layers = document["layers"]
+    if not isinstance(layers, list) or len(layers) < 3:
+        raise PolicyFileError(f"{source}: layers must list the encoder, at least one trunk "
+                              "layer and the head")
+    last = len(layers) - 1
+    expected_parts = {"encoder": [0], "trunk": list(range(1, last)), "head": [last]}
+    if document["parts"] != expected_parts:
+        raise PolicyFileError(f"{source}: parts is {document['parts']!r}; for {len(layers)} "
+                              f"layers the format defines {expected_parts}")
+    for index, layer in enumerate(layers):
+        part = "encoder" if index == 0 else "head" if index == last else "trunk"
+        expected = HEAD_ACTIVATION if index == last else HIDDEN_ACTIVATION
+        if layer["activation"] != expected:
+            raise PolicyFileError(
+                f"{source}: layer {index} ({part}) has activation {layer['activation']!r}; "
+                f"the format defines {HIDDEN_ACTIVATION!r} for hidden layers and null for "
+                "the head")
+    if not set(document["frozen"]) <= set(PART_NAMES):
+        raise PolicyFileError(f"{source}: frozen is {document['frozen']!r}; expected parts "
+                              f"among {list(PART_NAMES)}")
+    n_actions, gamma = document["n_actions"], document["gamma"]
+    if type(n_actions) is not int or n_actions < 1:
+        raise PolicyFileError(f"{source}: n_actions is {n_actions!r}, expected an integer >= 1")
+    if type(gamma) not in (int, float) or not 0 < gamma <= 1:
+        raise PolicyFileError(f"{source}: gamma is {gamma!r}, expected a number in (0, 1]")
+    shape = document["observation"]["shape"]
+    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int
+            and shape[0] >= 1):
+        raise PolicyFileError(f"{source}: observation.shape is {shape!r}, expected [width]")
+    if not isinstance(document["provenance"], dict):
+        raise PolicyFileError(f"{source}: provenance is not a JSON object")
+
+
+def _check_dtypes(data: bytes, document: dict[str, Any], source: str) -> None:
+    """Every tensor is float32 and named by a layer: read from the header, before any tensor
+    is loaded (numpy cannot even hold bfloat16; torch would cast it silently)."""
+    header = safetensors_header(data)
+    named = [layer[key] for layer in document["layers"] for key in ("weight", "bias")]
+    for name in named:
+        if name not in header:
+            raise PolicyFileError(f"{source}: tensor {name!r} named in metadata is missing")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if name not in named:
+            raise PolicyFileError(f"{source}: tensor {name!r} is not named by any layer")
+        if entry["dtype"] != DTYPE:
+            raise PolicyFileError(f"{source}: tensor {name!r} is {entry['dtype']}; a policy "
+                                  f"file holds {DTYPE} (float32) tensors only")
 
 
 def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
@@ -263,6 +372,19 @@ def _check_goal(document: dict[str, Any], source: str) -> None:
         if width == 0 or values.shape != (width,) or not np.isfinite(values).all():
             raise PolicyFileError(f"{source}: goal.{key} must be {width or 'one or more'} "
                                   "finite numbers, one per goal entry")
+
+
+def check_fits_env(document: dict[str, Any], env_id: str, obs_dim: int, n_actions: int,
+                   source: str) -> None:
+    """The network reads the environment's observations and scores each of its actions:
+    otherwise playing it fails inside numpy, or (fewer Q-values than actions) never takes
+    some actions at all."""
+    width, actions = int(document["observation"]["shape"][0]), int(document["n_actions"])
+    if (width, actions) != (obs_dim, n_actions):
+        raise PolicyFileError(
+            f"{source}: the network takes {width}-entry observations and gives {actions} "
+            f"Q-values, but {env_id} gives {obs_dim}-entry observations and has {n_actions} "
+            "actions")
 
 
 class NumpyPolicy:

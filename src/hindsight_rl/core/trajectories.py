@@ -139,6 +139,11 @@ def validate_table(table: pd.DataFrame, source: str = "trajectory table") -> Non
                     (episodes["terminated"] | episodes["truncated"]).to_numpy(), fail)
 
 
+def is_trajectory_table(table: pd.DataFrame) -> bool:
+    """Whether ``table`` has the shape of a trajectory table (observations and actions)."""
+    return "obs_0" in table.columns and "action" in table.columns
+
+
 def _observation_width(table: pd.DataFrame, prefix: str) -> int:
     width = 0
     while f"{prefix}_{width}" in table.columns:

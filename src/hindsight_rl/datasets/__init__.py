@@ -1,6 +1,20 @@
-"""Kedro dataset classes of hindsight-rl."""
+"""Kedro dataset classes of hindsight-rl: every one writes its versions atomically, checks
+its artefact's contract where it has one, and loads the version its own run wrote."""
 
-from hindsight_rl.datasets.parquet_dataset import AtomicParquetDataset, TrajectoryDataset
+from hindsight_rl.datasets.contracts import ArtefactError
+from hindsight_rl.datasets.parquet_dataset import (
+    AblationRunDataset,
+    AtomicParquetDataset,
+    HistoryDataset,
+    TrajectoryDataset,
+)
 from hindsight_rl.datasets.policy_file_dataset import PolicyFileDataset
+from hindsight_rl.datasets.report_datasets import (
+    AtomicJSONDataset,
+    AtomicMatplotlibDataset,
+    AtomicTextDataset,
+)
 
-__all__ = ["AtomicParquetDataset", "PolicyFileDataset", "TrajectoryDataset"]
+__all__ = ["AblationRunDataset", "ArtefactError", "AtomicJSONDataset", "AtomicMatplotlibDataset",
+           "AtomicParquetDataset", "AtomicTextDataset", "HistoryDataset", "PolicyFileDataset",
+           "TrajectoryDataset"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from fsspec import AbstractFileSystem
 
@@ -23,3 +24,17 @@ def publish_atomically(fs: AbstractFileSystem, path: str, write: Callable[[str],
     finally:
         if fs.exists(temporary):
             fs.rm(temporary, recursive=True)
+
+
+def publish_bytes(fs: AbstractFileSystem, path: str, payload: bytes,
+                  open_args: dict[str, Any] | None = None) -> None:
+    """Write ``payload`` to ``path`` whole or not at all (see :func:`publish_atomically`);
+    ``open_args`` are the dataset's ``fs_args.open_args_save`` (a binary mode is forced)."""
+    args = {**(open_args or {}), "mode": "wb"}
+    args.pop("encoding", None)
+
+    def write(temporary: str) -> None:
+        with fs.open(temporary, **args) as file:
+            file.write(payload)
+
+    publish_atomically(fs, path, write)

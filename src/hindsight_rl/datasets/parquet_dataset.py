@@ -1,6 +1,7 @@
-"""Parquet tables saved atomically, and trajectory tables checked on every load and save.
+"""Parquet tables saved atomically, and trajectory tables and training histories checked on
+every load and save.
 
-Both extend kedro-datasets' ``pandas.ParquetDataset`` (so versioning, fsspec paths,
+All extend kedro-datasets' ``pandas.ParquetDataset`` (so versioning, fsspec paths,
 ``load_args``/``save_args`` and kedro-viz previews work as users know them) and change only
 how a version is written: to a temporary name first, renamed into place when complete.
 """
@@ -11,11 +12,13 @@ import pandas as pd
 from kedro.io.core import get_filepath_str
 from kedro_datasets.pandas import ParquetDataset
 
+from hindsight_rl.core.artefacts import HISTORY_METRICS, JUDGE_METRIC, validate_history
 from hindsight_rl.core.trajectories import validate_table
 from hindsight_rl.datasets.atomic import publish_atomically
+from hindsight_rl.datasets.contracts import RunOwnedVersions, as_artefact_errors
 
 
-class AtomicParquetDataset(ParquetDataset):
+class AtomicParquetDataset(RunOwnedVersions, ParquetDataset):
     """``pandas.ParquetDataset`` whose versions appear whole or not at all.
 
     Example catalog entry::
@@ -44,9 +47,50 @@ class TrajectoryDataset(AtomicParquetDataset):
 
     def load(self) -> pd.DataFrame:
         table = super().load()
-        validate_table(table, source=get_filepath_str(self._get_load_path(), self._protocol))
+        with as_artefact_errors():
+            validate_table(table, source=get_filepath_str(self._get_load_path(),
+                                                          self._protocol))
         return table
 
     def save(self, data: pd.DataFrame) -> None:
-        validate_table(data, source=f"{self._filepath} (being saved)")
+        with as_artefact_errors():
+            validate_table(data, source=f"{self._filepath} (being saved)")
         super().save(data)
+
+
+class HistoryDataset(AtomicParquetDataset):
+    """A training history (``env_step``, ``metric``, ``value``, ``seed``), checked on save and
+    load: a renamed column, a non-finite value or a metric nobody records fails naming the
+    file, instead of a learning curve that quietly loses its points.
+
+    Example catalog entry::
+
+        pretrain_history:
+          type: hindsight_rl.datasets.HistoryDataset
+          filepath: data/07_model_output/pretrain_history.parquet
+          versioned: true
+    """
+
+    METRICS: tuple[str, ...] = HISTORY_METRICS
+    TEXT_COLUMNS: tuple[str, ...] = ()
+
+    def load(self) -> pd.DataFrame:
+        table = super().load()
+        self._validate(table, get_filepath_str(self._get_load_path(), self._protocol))
+        return table
+
+    def save(self, data: pd.DataFrame) -> None:
+        self._validate(data, f"{self._filepath} (being saved)")
+        super().save(data)
+
+    def _validate(self, table: pd.DataFrame, source: str) -> None:
+        with as_artefact_errors():
+            validate_history(table, source, self.METRICS, self.TEXT_COLUMNS)
+
+
+class AblationRunDataset(HistoryDataset):
+    """An ablation run: its history plus the final policy's ``judge_return`` rows, each row
+    tagged with its ``arm``."""
+
+    METRICS = (*HISTORY_METRICS, JUDGE_METRIC)
+    TEXT_COLUMNS = ("arm",)

@@ -26,18 +26,19 @@ from hindsight_rl.core.policy_file import (
     policy_to_bytes,
     read_document,
 )
-from hindsight_rl.datasets.atomic import publish_atomically
+from hindsight_rl.datasets.atomic import publish_bytes
+from hindsight_rl.datasets.contracts import RunOwnedVersions, as_artefact_errors
 
 
-class PolicyFileDataset(AbstractVersionedDataset):
+class PolicyFileDataset(RunOwnedVersions, AbstractVersionedDataset):
     """One :class:`~hindsight_rl.core.policy_file.Policy` as one ``.safetensors`` file, with
     fsspec paths and versioning as in Kedro's own file datasets.
 
     Example catalog entry::
 
-        pretrained_policy:
+        "sources.{source}.pretrained_policy":
           type: hindsight_rl.datasets.PolicyFileDataset
-          filepath: data/06_models/pretrained_policy.safetensors
+          filepath: data/06_models/sources/cartpole/pretrained_policy.safetensors
           versioned: true
     """
 
@@ -81,12 +82,14 @@ class PolicyFileDataset(AbstractVersionedDataset):
         if self._missing_ok and not self._exists():
             return None
         data, path = self._read()
-        return policy_from_bytes(data, source=path)
+        with as_artefact_errors():
+            return policy_from_bytes(data, source=path)
 
     def preview(self) -> dict[str, Any]:
         """kedro-viz's JSON preview: the file's metadata document (shapes, env, provenance)."""
         data, path = self._read()
-        return read_document(data, source=path)
+        with as_artefact_errors():
+            return read_document(data, source=path)
 
     def saved_file(self) -> tuple[str, bytes]:
         """Name and bytes of the file ``save`` wrote (its save version, even when a load
@@ -98,11 +101,7 @@ class PolicyFileDataset(AbstractVersionedDataset):
 
     def save(self, data: Policy) -> None:
         path = get_filepath_str(self._get_save_path(), self._protocol)
-        payload = policy_to_bytes(data)  # fails before anything is written
-
-        def write(temporary: str) -> None:
-            with self._fs.open(temporary, "wb") as file:
-                file.write(payload)
-
-        publish_atomically(self._fs, path, write)
+        with as_artefact_errors():
+            payload = policy_to_bytes(data)  # fails before anything is written
+        publish_bytes(self._fs, path, payload)
         self._invalidate_cache()

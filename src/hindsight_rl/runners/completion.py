@@ -11,15 +11,20 @@ from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 from kedro.runner import AbstractRunner
 
+from hindsight_rl.core.errors import HindsightRLError
+
 
 def record_finished(runner: AbstractRunner, finished: Iterable[Any], pipeline: Pipeline,
                     catalog: CatalogProtocol, done_nodes: set[Node],
                     load_counts: Counter) -> None:
     """Mark each finished future's node done, log it and release the datasets nothing else
-    needs; on a node's failure, suggest how to resume and re-raise (as Kedro's runners do)."""
+    needs; on a node's failure, suggest how to resume and re-raise (as Kedro's runners do).
+    A future may also return a project error its worker caught: it is raised here."""
     for future in finished:
         try:
             node = future.result()
+            if isinstance(node, HindsightRLError):
+                raise node
         except Exception:
             runner._suggest_resume_scenario(pipeline, done_nodes, catalog)
             raise

@@ -24,6 +24,7 @@ from kedro.runner import AbstractRunner
 from kedro.runner.task import Task
 from pluggy import PluginManager
 
+from hindsight_rl.core.errors import HindsightRLError, project_error_in
 from hindsight_rl.runners.completion import record_finished
 
 
@@ -68,10 +69,18 @@ def _worker_hook_manager(package_name: str) -> PluginManager:
 
 
 def _run_node_on_worker(node: Node, catalog: CatalogProtocol, run_id: str | None,
-                        package_name: str) -> Node:
-    """Executed by a Dask worker."""
-    return Task(node=node, catalog=catalog, is_async=False, run_id=run_id,
-                hook_manager=_worker_hook_manager(package_name)).execute()
+                        package_name: str) -> Node | HindsightRLError:
+    """Executed by a Dask worker. A project error (bad input, explained in its message) is
+    returned, not raised: the runner raises it in the client, and the worker does not log it
+    as a crash with a traceback ("Compute Failed"), which a bug still gets."""
+    try:
+        return Task(node=node, catalog=catalog, is_async=False, run_id=run_id,
+                    hook_manager=_worker_hook_manager(package_name)).execute()
+    except Exception as error:
+        project = project_error_in(error)
+        if project is None:
+            raise
+        return project
 
 
 class DaskRunner(AbstractRunner):
