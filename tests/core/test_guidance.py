@@ -53,12 +53,19 @@ def test_the_teacher_needs_every_part_and_teaches_its_own_greedy_action():
         large_margin_loss(q, teacher_action, 0.8).tolist())
 
 
-def test_the_teacher_is_on_while_the_student_does_no_better_than_it_started():
-    guidance = Guidance(_stack(), FinetuneConfig(teacher_coef=2.0), PARTS)
-    guidance.observe(0, 100.0)  # the first curve point: the teacher's own score
-    guidance.observe(1, 100.0)
-    guidance.observe(0, 90.0)   # worse than its teacher: taught
-    guidance.observe(1, 120.0)  # better: left alone
-    assert guidance.weight.tolist() == [2.0, 0.0]
-    guidance.observe(1, 80.0)   # fell back: taught again
-    assert guidance.weight.tolist() == [2.0, 2.0]
+def test_the_teacher_is_the_best_policy_each_member_has_shown():
+    online = _stack()
+    guidance = Guidance(online, FinetuneConfig(teacher_coef=2.0), PARTS)
+    start = guidance.teacher.state_dict()
+    for k in (0, 1):
+        guidance.observe(k, 100.0, online)  # the first curve point: the teacher's own score
+    with torch.no_grad():
+        for parameter in online.parameters():
+            parameter.add_(1.0)  # both members move on
+    guidance.observe(0, 90.0, online)   # worse than its teacher: the teacher stays
+    guidance.observe(1, 120.0, online)  # better: its weights now teach it
+    teacher = guidance.teacher.state_dict()
+    for key, value in teacher.items():
+        assert torch.equal(value[0], start[key][0]), key
+        assert torch.equal(value[1], online.state_dict()[key][1]), key
+    assert guidance.teacher_score == [100.0, 120.0]

@@ -217,9 +217,10 @@ class FinetuneConfig(Section):
     unfreeze_after_steps: NonNegativeInt | None = None
     """Environment step at which frozen parts join the optimiser; ``None`` keeps them frozen."""
     teacher_coef: float = Field(1.0, ge=0)
-    """λ of the teacher's large-margin loss (DQfD): when every part was transferred, the
-    transferred network's greedy action stays the fine-tuned one's, while the fine-tuned
-    network's learning curve is no higher than where it started; 0 turns it off."""
+    """λ of the teacher's large-margin loss (DQfD): when every part was transferred and the
+    transferred network beats chance, its greedy action stays the fine-tuned one's, the
+    teacher becoming the fine-tuned network whenever that scores higher on the learning
+    curve (:mod:`hindsight_rl.core.guidance`); 0 turns it off."""
     teacher_margin: float = Field(0.8, gt=0)
     """Margin (in Q units) by which the teacher's action should lead the others."""
     anchor_coef: float = Field(0.0, ge=0)

@@ -479,7 +479,7 @@ def _evaluate(run: _StackRun, evaluator: GreedyEvaluator, stop_at: float | None)
     means = [member.evaluate(evaluator, run.online, run.step, run.spec.config.total_steps)
              for member in run.members]
     for k, mean in enumerate(means):
-        run.guidance.observe(k, mean)
+        run.guidance.observe(k, mean, run.online)
     return stop_at is not None and min(means) >= stop_at
 
 

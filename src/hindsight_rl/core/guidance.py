@@ -5,10 +5,12 @@ Two terms, added to each member's DQN loss:
 - **The teacher** (DQfD's large-margin loss, Hester et al. 2018): when every part was
   transferred (same spaces), the transferred network is a teacher whose greedy action should
   stay the student's: ``max_a [Q(s,a) + margin·(a ≠ a_T)] − Q(s,a_T)``, zero once the student
-  ranks the teacher's action first by ``margin``. It is on while the teacher is at least as
-  good as the student, i.e. while the member's last learning-curve point is no higher than
-  its first (the transferred network's own score on the same episodes), and off while the
-  student does better: a teacher keeps a solved task solved and lets a student past it.
+  ranks the teacher's action first by ``margin``. Its score is the member's first
+  learning-curve point (the transferred network's own, on the curve's episodes). Whenever a
+  later point of the member is higher, the member's weights of that moment become its
+  teacher and that point the teacher's score: the teacher is always the best policy the
+  member has shown, so fine-tuning keeps what transfer gave and what it gained since, and
+  a student that does better is never held back to a worse teacher.
 - **The anchor** (L2-SP, Li et al. 2018): ``α·Σ(θ − θ₀)²`` over the transferred parameters
   that train, pulling them towards where they started.
 """
@@ -43,13 +45,11 @@ class Guidance:
             self.teacher = QNetwork.stack([online.member(k) for k in range(members)])
             self.teacher.requires_grad_(False)
         self.coef, self.margin = finetune.teacher_coef, finetune.teacher_margin
-        self.weight = torch.full((members,), self.coef if self.teacher is not None else 0.0)
-        """Each member's teacher weight now: ``coef`` while the teacher is on, else 0."""
         self.teacher_score: list[float | None] = [None] * members
-        """Each member's first learning-curve point: the transferred network's score."""
+        """Each member's best learning-curve point: its teacher's score."""
         self.anchor_coef = finetune.anchor_coef
-        anchored = [p for p in online.part_parameters(
-            [part for part in transferred if part not in finetune.frozen])]
+        anchored = online.part_parameters(
+            [part for part in transferred if part not in finetune.frozen])
         self.anchors = ([(p, p.detach().clone()) for p in anchored]
                         if self.anchor_coef > 0 else [])
 
@@ -61,32 +61,36 @@ class Guidance:
         """The members' teacher and anchor terms ``(members,)`` for Q-values ``q`` of
         observations ``obs``."""
         total: torch.Tensor | float = 0.0
-        if self.teacher is not None and bool(self.weight.any()):
+        if self.teacher is not None:
             with torch.no_grad():
                 teacher_action = self.teacher(obs).argmax(dim=2, keepdim=True)
-            total = total + self.weight * large_margin_loss(q, teacher_action, self.margin)
+            total = total + self.coef * large_margin_loss(q, teacher_action, self.margin)
         for parameter, start in self.anchors:
             total = total + self.anchor_coef * (parameter - start).pow(2).flatten(1).sum(dim=1)
         return total
 
-    def observe(self, k: int, curve_point: float) -> None:
-        """Member ``k``'s new learning-curve point: the first is the teacher's score; after
-        it, the teacher is on while the member does no better."""
+    def observe(self, k: int, curve_point: float, online: QNetwork) -> None:
+        """Member ``k``'s new learning-curve point of ``online``: the first is the teacher's
+        score; a higher one makes the member's current weights its teacher."""
         if self.teacher is None:
             return
         if self.teacher_score[k] is None:
             self.teacher_score[k] = curve_point
-        self.weight[k] = self.coef if curve_point <= self.teacher_score[k] else 0.0
+        elif curve_point > self.teacher_score[k]:
+            self.teacher_score[k] = curve_point
+            with torch.no_grad():
+                for mine, theirs in zip(self.teacher.parameters(), online.parameters(),
+                                        strict=True):
+                    mine[k].copy_(theirs[k])
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {"weight": self.weight}
+        tensors: dict[str, torch.Tensor] = {}
         if self.teacher is not None:
             tensors.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
         tensors.update({f"anchor.{i}": start for i, (_, start) in enumerate(self.anchors)})
         return tensors, {"teacher_score": self.teacher_score}
 
     def load_state(self, tensors: dict[str, torch.Tensor], document: dict[str, Any]) -> None:
-        self.weight.copy_(tensors["weight"])
         if self.teacher is not None:
             self.teacher.load_state_dict({k.removeprefix("teacher."): v
                                           for k, v in tensors.items()
