@@ -52,7 +52,8 @@ DAG_SHAPE = {
     # `kedro run --pipeline ablation`: the arms run on each ablated target, and their seeds.
     "ablation": {
         "targets": {
-            "mountaincar": ["scratch", "transfer", "frozen", "rtg", "her", "everything"],
+            "mountaincar": ["scratch", "transfer", "frozen", "unfreeze", "rtg", "her",
+                            "everything"],
             "cartpole_long_pole": ["scratch", "transfer", "frozen", "teacher", "rtg"],
         },
         "seeds": [0, 1, 2, 3, 4],

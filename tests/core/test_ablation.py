@@ -25,6 +25,10 @@ def test_an_arm_changes_only_its_parts_and_the_budget():
     assert run.dqn.total_steps == 7000 and run.dqn.rtg_coef == 0.3
     assert run.finetune.frozen == () and run.her.k == 2
     assert run.dqn.learning_rate == target.dqn.learning_rate and run.env == target.env
+    assert not run.finetune.teaches and run.finetune.unfreeze_patience is None
+    taught = arm_target(target, ArmConfig(frozen=(), teacher_coef=2.0), budget=7000).finetune
+    assert (taught.teacher_coef, taught.unsolved_teacher_coef) == (
+        2.0, target.finetune.unsolved_teacher_coef)
 
 
 def _run(arm: str, seed: int, reaches_at: int, final: float) -> pd.DataFrame:

@@ -21,15 +21,17 @@ CONFIG = DQNConfig(total_steps=700, batch_size=16, buffer_size=500, learning_sta
                    eval_interval=200, eval_episodes=2)
 
 
-def _train(tiny_network, checkpoints, unfreeze_after_steps=None, seeds=(3,), taught=False):
+def _train(tiny_network, checkpoints, unfreeze_after_steps=None, seeds=(3,), taught=False,
+           patience=None):
     """A run of ``seeds``; ``taught``: as if every part were transferred, with a teacher (and
-    its best-so-far weights and scores to checkpoint)."""
+    its best-so-far weights and scores to checkpoint); ``patience``: the trunk frozen until a
+    member's curve stalls."""
     members = [dqn.Member(fresh_network(CARTPOLE, tiny_network, seed,
                                         np.zeros((0, 4), np.float32)), seed)
                for seed in seeds]
-    frozen = ("trunk",) if unfreeze_after_steps is not None else ()
+    frozen = ("trunk",) if unfreeze_after_steps is not None or patience else ()
     finetune = FinetuneConfig(frozen=frozen, unfreeze_after_steps=unfreeze_after_steps,
-                              teacher_coef=1.0 if taught else 0.0)
+                              unfreeze_patience=patience, teacher_coef=1.0 if taught else 0.0)
     return dqn.train_dqn(members, CARTPOLE, CONFIG, eval_seeds=[9000, 9001], finetune=finetune,
                          label="test run", checkpoints=checkpoints,
                          transferred=("encoder", "trunk", "head") if taught else ())
@@ -59,19 +61,22 @@ def _interrupted_checkpoint(tmp_path, monkeypatch, tiny_network):
 
 # Checkpoints every 100 env steps fall mid-episode for some seeds: resuming replays the
 # episode's stored actions to bring each env back to where it was.
-@pytest.mark.parametrize(("unfreeze_after_steps", "seeds", "taught"), [
-    (None, (3,), False), (300, (3,), False), (None, (3, 4), False), (None, (3, 4), True)])
+@pytest.mark.parametrize(("unfreeze_after_steps", "seeds", "taught", "patience"), [
+    (None, (3,), False, None), (300, (3,), False, None), (None, (3, 4), False, None),
+    (None, (3, 4), True, None), (None, (3, 4), False, 1)])
 def test_resumed_run_ends_where_an_uninterrupted_one_would(
-        tmp_path, monkeypatch, caplog, tiny_network, unfreeze_after_steps, seeds, taught):
-    reference = _train(tiny_network, None, unfreeze_after_steps, seeds, taught)
+        tmp_path, monkeypatch, caplog, tiny_network, unfreeze_after_steps, seeds, taught,
+        patience):
+    options = (unfreeze_after_steps, seeds, taught, patience)
+    reference = _train(tiny_network, None, *options)
     checkpoints = Checkpoints(tmp_path, interval=100)
     real = _interrupt_at(monkeypatch, 500)
     with pytest.raises(KeyboardInterrupt):
-        _train(tiny_network, checkpoints, unfreeze_after_steps, seeds, taught)
+        _train(tiny_network, checkpoints, *options)
     assert len(list(tmp_path.glob("*.safetensors"))) == 1
     monkeypatch.setattr(dqn, "_train_burst", real)
     with caplog.at_level(logging.INFO):
-        resumed = _train(tiny_network, checkpoints, unfreeze_after_steps, seeds, taught)
+        resumed = _train(tiny_network, checkpoints, *options)
     assert "resuming from" in caplog.text
     for before, after in zip(reference, resumed, strict=True):
         expected, got = before.network.state_dict(), after.network.state_dict()

@@ -8,10 +8,13 @@ from hindsight_rl.core.comparison import (
     html_report,
     incomparable,
     markdown_report,
+    score_policies,
     summarise_arm,
     verdict,
 )
-from hindsight_rl.core.config import EvalConfig
+from hindsight_rl.core.config import EnvConfig, EvalConfig, NetworkConfig
+from hindsight_rl.core.policy_file import Policy, PolicyFileError
+from hindsight_rl.core.training import fresh_network
 
 
 def _arm(steps: float, final: float, auc: float) -> dict:
@@ -97,3 +100,14 @@ def test_arms_that_cannot_be_compared_get_reasons_and_no_verdict():
     assert "cut at 5 steps, not the environment's own 200" in reasons[2]
     line = verdict(_arm(1, 500, 400), _arm(10_000, 10, 10), reasons)
     assert line.startswith("Not comparable, no verdict: ") and "helped" not in line
+
+
+def test_a_policy_for_another_env_is_refused_before_any_episode():
+    cartpole = EnvConfig(id="CartPole-v1")
+    network = fresh_network(cartpole, NetworkConfig(hidden_sizes=(8, 8)), 0,
+                            np.zeros((0, 4), np.float32))
+    policy = Policy(network=network, env=cartpole, gamma=0.99)
+    with pytest.raises(PolicyFileError, match="seed_0: the network takes 4-entry observations "
+                                              "and gives 2 Q-values, but MountainCar-v0"):
+        score_policies({"seed_0": policy}, EnvConfig(id="MountainCar-v0"),
+                       EvalConfig(episodes=1))

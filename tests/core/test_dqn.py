@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +13,7 @@ from hindsight_rl.core.dqn import (
     TrainResult,
     WarmStart,
     epsilon_at,
+    stalled,
     td_targets,
     train_dqn,
 )
@@ -73,7 +76,8 @@ def test_frozen_trunk_is_bit_identical_after_training(corridor, tiny_network, ti
     network = QNetwork(1, 2, tiny_network)
     trunk_before = {k: v.clone() for k, v in network.trunk.state_dict().items()}
     head_before = network.head.weight.clone()
-    result = train_one(network, corridor, tiny_dqn, finetune=FinetuneConfig(frozen=["trunk"]))
+    result = train_one(network, corridor, tiny_dqn,
+                       finetune=FinetuneConfig(frozen=["trunk"], unfreeze_patience=None))
     for key, tensor in result.network.trunk.state_dict().items():
         assert torch.equal(tensor, trunk_before[key])
     assert not torch.equal(result.network.head.weight, head_before)
@@ -87,6 +91,51 @@ def test_unfreezing_lets_the_trunk_train(corridor, tiny_network, tiny_dqn):
     result = train_one(network, corridor, config,
                        finetune=FinetuneConfig(frozen=["trunk"], unfreeze_after_steps=100))
     assert not torch.equal(result.network.trunk[0].weight, before)
+
+
+@pytest.mark.parametrize(("curve", "patience", "threshold", "expected"), [
+    ([-5.0, -5.0, -5.0], 2, -2.0, True),     # no new best in the last two points
+    ([-5.0, -5.0], 2, -2.0, False),          # too few points to tell
+    ([-5.0, -4.0, -5.0], 2, -2.0, False),    # the best is one of the last two
+    ([-3.0, -5.0, -3.0, -4.0], 2, -2.0, True),  # a tie is no new best
+    ([-1.0, -5.0, -5.0], 2, -2.0, False),    # solved: its frozen parts are kept
+    ([-1.0, -5.0, -5.0], 2, None, True),     # no threshold: only the curve decides
+])
+def test_a_curve_stalls_after_patience_points_without_a_new_best_short_of_threshold(
+        curve, patience, threshold, expected):
+    assert stalled(curve, patience, threshold) == expected
+
+
+def _always_stays(network_config: NetworkConfig) -> QNetwork:
+    """A network that prefers action 0 (stay) by far everywhere: the corridor's worst policy,
+    which a tiny learning rate cannot change within a test."""
+    torch.manual_seed(0)
+    network = QNetwork(1, 2, network_config)
+    with torch.no_grad():
+        network.head.weight.zero_()
+        network.head.bias.copy_(torch.tensor([[1.0, 0.0]]))
+    return network
+
+
+@pytest.mark.parametrize("patience", [2, None])
+def test_a_stalled_curve_unfreezes_the_frozen_parts_at_the_decided_step(
+        corridor, tiny_network, tiny_dqn, caplog, patience):
+    network = _always_stays(tiny_network)
+    before = network.trunk[0].weight.clone()
+    config = tiny_dqn.model_copy(update={"keep": "last", "learning_rate": 1e-6})
+    with caplog.at_level(logging.INFO, logger="hindsight_rl.core.dqn"):
+        result = train_one(network, corridor, config, finetune=FinetuneConfig(
+            frozen=["trunk"], unfreeze_patience=patience))
+    curve = result.history[result.history["metric"] == "eval_return"]
+    assert (curve["value"] == -5.0).all()  # points at steps 0, 100, 200, 300
+    unfrozen = [r.getMessage() for r in caplog.records if "unfrozen" in r.getMessage()]
+    if patience is None:
+        assert unfrozen == [] and result.frozen == ("trunk",)
+        assert torch.equal(result.network.trunk[0].weight, before)
+    else:
+        assert unfrozen == ["dqn seed 0: trunk unfrozen at env step 200, 2 learning-curve "
+                            "points without a new best"]
+        assert result.frozen == () and not torch.equal(result.network.trunk[0].weight, before)
 
 
 def test_training_is_reproducible(corridor, tiny_network, tiny_dqn):

@@ -50,7 +50,25 @@ def test_the_teacher_needs_every_part_and_teaches_its_own_greedy_action():
         q = online(obs)
     teacher_action = guidance.teacher(obs).argmax(dim=2, keepdim=True)
     assert guidance.loss(q, obs).tolist() == pytest.approx(
-        large_margin_loss(q, teacher_action, 0.8).tolist())
+        (0.3 * large_margin_loss(q, teacher_action, 0.8)).tolist())
+
+
+def test_a_solved_teacher_weighs_its_full_coefficient_an_unsolved_one_the_lighter():
+    online = _stack()
+    guidance = Guidance(online, FinetuneConfig(teacher_coef=2.0, unsolved_teacher_coef=0.5),
+                        PARTS, threshold=100.0)
+    guidance.observe(0, 100.0, online)  # at the threshold: solved
+    guidance.observe(1, 99.0, online)
+    assert guidance.weight.tolist() == [2.0, 0.5]
+    guidance.observe(1, 101.0, online)  # the member passed its teacher, and the threshold
+    assert guidance.weight.tolist() == [2.0, 2.0]
+    restored = Guidance(online, FinetuneConfig(teacher_coef=2.0, unsolved_teacher_coef=0.5),
+                        PARTS, threshold=100.0)
+    restored.load_state(*guidance.state())
+    assert restored.weight.tolist() == [2.0, 2.0]
+    without_threshold = Guidance(online, FinetuneConfig(), PARTS)
+    without_threshold.observe(0, 1e9, online)
+    assert without_threshold.weight[0] == pytest.approx(0.3)  # "solved" needs a threshold
 
 
 def test_the_teacher_is_the_best_policy_each_member_has_shown():

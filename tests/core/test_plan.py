@@ -25,7 +25,7 @@ def test_without_an_informed_candidate_the_first_one_transfers_its_trunk_frozen(
     assert (plan.source, plan.teacher, plan.frozen) == ("far", False, ("trunk",))
     assert "none carries every part and beats chance" in plan.reason
     no_teacher = TARGET.model_copy(update={"finetune": TARGET.finetune.model_copy(
-        update={"teacher_coef": 0.0})})
+        update={"teacher_coef": 0.0, "unsolved_teacher_coef": 0.0})})
     plan = choose_transfer({"good": Probe(ALL, -2.0)}, -5.0, no_teacher)
     assert not plan.teacher and plan.frozen == ("trunk",)
 
@@ -36,6 +36,8 @@ def test_a_plan_round_trips_through_its_record_and_applies_to_the_config():
     assert again == plan
     applied = again.finetune(TARGET.finetune)
     assert applied.frozen == () and applied.teacher_coef == TARGET.finetune.teacher_coef
+    untaught = choose_transfer({"a": Probe(("trunk",), -2.0)}, -5.0, TARGET)
+    assert not untaught.finetune(TARGET.finetune).teaches
 
 
 def _corridor_policy(prefers_right: bool) -> Policy:

@@ -134,30 +134,39 @@ def test_each_member_is_clipped_as_torch_clips_one_network(scale):
     assert (total < 10.0 + 1e-3) and (total < 9.0) == (scale < 1)
 
 
-def test_adam_is_torchs_adam_and_unfrozen_parts_count_their_own_steps():
+@pytest.mark.parametrize("unfrozen", [[0, 1], [1]])
+def test_adam_is_torchs_adam_and_unfrozen_parts_count_their_own_steps(unfrozen):
     members = _networks([0, 1])
     stack = QNetwork.stack(members)
     optimizer = StackedOptimizer(stack, frozen=("trunk",), learning_rate=0.01,
-                                 max_grad_norm=1e9)
+                                 max_grad_norm=1.0)
     references = [copy.deepcopy(member) for member in members]
     torches = [torch.optim.Adam([p for name, p in n.named_parameters()
                                  if not name.startswith("trunk")], lr=0.01, fused=True)
                for n in references]
+    for reference in references:
+        reference.trunk.requires_grad_(False)
     obs = torch.randn(2, ROWS, OBS)
     for step in range(6):
         if step == 3:
-            optimizer.unfreeze()
-            for adam, reference in zip(torches, references, strict=True):
-                adam.add_param_group({"params": list(reference.trunk.parameters())})
+            optimizer.unfreeze(unfrozen)
+            for k in unfrozen:
+                references[k].trunk.requires_grad_(True)
+                torches[k].add_param_group({"params": list(references[k].trunk.parameters())})
         optimizer.step(stack(obs).pow(2).mean(dim=(1, 2)).sum())
         for k, (adam, reference) in enumerate(zip(torches, references, strict=True)):
             adam.zero_grad()
             reference(obs[k:k + 1]).pow(2).mean().backward()
+            torch.nn.utils.clip_grad_norm_(
+                [p for p in reference.parameters() if p.requires_grad], 1.0)
             adam.step()
     for k, reference in enumerate(references):
         for name, tensor in reference.state_dict().items():
             torch.testing.assert_close(stack.member(k).state_dict()[name], tensor)
-    assert stack.trunk[0].weight.requires_grad
+    assert optimizer.frozen_members == [k not in unfrozen for k in range(2)]
+    assert not torch.equal(stack.trunk[0].weight[1], members[1].trunk[0].weight[0])
+    assert torch.equal(stack.trunk[0].weight[0], members[0].trunk[0].weight[0]) == (
+        0 not in unfrozen)
 
 
 def test_frozen_parts_get_no_gradient_and_do_not_move():
@@ -181,3 +190,19 @@ def test_acting_q_values_follow_the_weights_as_they_train():
     np.testing.assert_allclose(acting(obs.numpy()), expected.numpy(), rtol=1e-5)
     np.testing.assert_allclose(acting.q_function(1)(obs[1].numpy()), expected[1].numpy(),
                                rtol=1e-5)
+
+
+def test_a_members_unfreezing_survives_a_state_round_trip():
+    obs = torch.randn(2, ROWS, OBS)
+    stacks = [QNetwork.stack(_networks([0, 1])) for _ in range(2)]
+    optimizers = [StackedOptimizer(stack, frozen=("trunk",), learning_rate=0.01,
+                                   max_grad_norm=10.0) for stack in stacks]
+    optimizers[0].unfreeze([1])
+    optimizers[0].step(stacks[0](obs).sum())
+    stacks[1].load_state_dict(stacks[0].state_dict())
+    optimizers[1].load_state(*optimizers[0].state())
+    assert optimizers[1].frozen_members == [True, False]
+    for stack, optimizer in zip(stacks, optimizers, strict=True):
+        optimizer.step(stack(obs).pow(2).sum())
+    for name, tensor in stacks[0].state_dict().items():
+        assert torch.equal(stacks[1].state_dict()[name], tensor)

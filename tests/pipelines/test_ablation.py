@@ -9,7 +9,7 @@ from kedro.framework.project import pipelines
 
 from tests.pipelines.conftest import run_session, versions
 
-ARMS = {"mountaincar": ["scratch", "transfer", "frozen", "rtg", "her", "everything"],
+ARMS = {"mountaincar": ["scratch", "transfer", "frozen", "unfreeze", "rtg", "her", "everything"],
         "cartpole_long_pole": ["scratch", "transfer", "frozen", "teacher", "rtg"]}  # no HER
 SEEDS = (0, 1, 2, 3, 4)  # DAG_SHAPE in settings
 
@@ -32,7 +32,8 @@ def test_every_arm_runs_on_every_target_and_is_reported(project):
         assert all(arm["seeds"] == len(SEEDS) for arm in summary["arms"].values())
         assert [line.split(":")[0] for line in summary["verdicts"]] == [
             f"{arm} vs {base}" for arm, base in (
-                ("transfer", "scratch"), ("frozen", "transfer"), ("teacher", "transfer"),
+                ("transfer", "scratch"), ("frozen", "transfer"), ("unfreeze", "frozen"),
+                ("teacher", "transfer"),
                 ("rtg", "frozen"), ("her", "frozen"), ("everything", "scratch")) if arm in arms]
         assert _latest(project, f"data/08_reporting/ablation/{target}/learning_curves.png"
                        ).stat().st_size > 0
@@ -43,5 +44,5 @@ def test_every_arm_runs_on_every_target_and_is_reported(project):
         assert run.loc[run["metric"] == "eval_return", "env_step"].max() == 500
     report = _latest(project, "data/08_reporting/ablation/report.md").read_text()
     assert "## mountaincar: MountainCar-v0" in report and "| everything |" in report
-    assert "not run on this target: her, everything" in report
+    assert "not run on this target: unfreeze, her, everything" in report
     assert "not run on this target: teacher" in report  # mountaincar: a different space

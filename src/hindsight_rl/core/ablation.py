@@ -24,8 +24,11 @@ def arm_target(target: TargetConfig, arm: ArmConfig, budget: int) -> TargetConfi
     """``target``'s settings as ``arm`` runs them, on ``budget`` env steps."""
     return target.model_copy(update={
         "dqn": target.dqn.model_copy(update={"total_steps": budget, "rtg_coef": arm.rtg_coef}),
-        "finetune": target.finetune.model_copy(update={"frozen": arm.frozen,
-                                                       "teacher_coef": arm.teacher_coef}),
+        "finetune": target.finetune.model_copy(update={
+            "frozen": arm.frozen, "unfreeze_patience": arm.unfreeze_patience,
+            "teacher_coef": arm.teacher_coef,
+            "unsolved_teacher_coef": (target.finetune.unsolved_teacher_coef
+                                      if arm.teacher_coef > 0 else 0.0)}),
         "her": HERConfig(k=arm.her_k)})
 
 

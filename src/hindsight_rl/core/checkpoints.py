@@ -97,7 +97,7 @@ class Checkpoints:
         document = {**checkpoint.document, "format": FORMAT, "format_version": FORMAT_VERSION,
                     "key": key}
         data = save_tensors({k: v.contiguous() for k, v in checkpoint.tensors.items()},
-                            metadata={_METADATA_KEY: json.dumps(document)})
+                            metadata={_METADATA_KEY: json.dumps(document, allow_nan=False)})
         temporary = _temporary_beside(path)
         try:
             temporary.write_bytes(data)

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hindsight_rl.core.config import EnvConfig, EvalConfig  # noqa: E402
-from hindsight_rl.core.envs import without_goal  # noqa: E402
+from hindsight_rl.core.envs import env_info, without_goal  # noqa: E402
 from hindsight_rl.core.evaluation import (  # noqa: E402
     GreedyEvaluator,
     area_under_curve,
@@ -24,7 +24,12 @@ from hindsight_rl.core.evaluation import (  # noqa: E402
     interquartile_mean,
     steps_to_threshold,
 )
-from hindsight_rl.core.policy_file import NumpyPolicy, Policy, policy_to_bytes  # noqa: E402
+from hindsight_rl.core.policy_file import (  # noqa: E402
+    NumpyPolicy,
+    Policy,
+    check_fits_env,
+    policy_to_bytes,
+)
 
 ARMS = ("finetuned", "scratch")
 
@@ -42,11 +47,17 @@ def eval_seeds(config: EvalConfig) -> list[int]:
 def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
                    config: EvalConfig) -> dict[str, np.ndarray]:
     """Greedy returns of each policy, played from its file bytes with numpy alone (which
-    appends the file's own goal to the environment's observations)."""
-    evaluator = GreedyEvaluator(without_goal(env_config), eval_seeds(config))
+    appends the file's own goal to the environment's observations); a policy that does not
+    fit the environment is refused before any episode."""
+    env = without_goal(env_config)
+    info = env_info(env)
+    players = {name: NumpyPolicy(policy_to_bytes(policy), name)
+               for name, policy in policies.items()}
+    for name, player in players.items():
+        check_fits_env(player.document, env.id, info.obs_dim, info.n_actions, name)
+    evaluator = GreedyEvaluator(env, eval_seeds(config))
     try:
-        return {name: evaluator.run(NumpyPolicy(policy_to_bytes(policy), name).q_values)
-                for name, policy in policies.items()}
+        return {name: evaluator.run(player.q_values) for name, player in players.items()}
     finally:
         evaluator.close()
 

@@ -215,16 +215,33 @@ class FinetuneConfig(Section):
     """Parts excluded from the optimiser (any of ``encoder``, ``trunk``, ``head``) when the
     transferred network does not teach (the transfer plan: :mod:`hindsight_rl.core.plan`)."""
     unfreeze_after_steps: NonNegativeInt | None = None
-    """Environment step at which frozen parts join the optimiser; ``None`` keeps them frozen."""
+    """Environment step at which frozen parts join the optimiser; ``None``: only
+    ``unfreeze_patience`` unfreezes them."""
+    unfreeze_patience: PositiveInt | None = 4
+    """A member's frozen parts join the optimiser once this many learning-curve points in a
+    row bring no new best while its best is short of the env's reward threshold: frozen
+    transferred features that help are kept, ones that hold the member back are not
+    (``None``: never)."""
     teacher_coef: float = Field(1.0, ge=0)
-    """λ of the teacher's large-margin loss (DQfD): when every part was transferred and the
+    """λ of the teacher's large-margin loss (DQfD) while the teacher is solved (its score at
+    or above the env's reward threshold): when every part was transferred and the
     transferred network beats chance, its greedy action stays the fine-tuned one's, the
     teacher becoming the fine-tuned network whenever that scores higher on the learning
-    curve (:mod:`hindsight_rl.core.guidance`); 0 turns it off."""
+    curve (:mod:`hindsight_rl.core.guidance`); 0 with ``unsolved_teacher_coef`` 0 turns
+    the teacher off."""
+    unsolved_teacher_coef: float = Field(0.3, ge=0)
+    """λ while the teacher is short of the threshold (or the env has none): light enough
+    for the TD loss to overrule it where the student has found better, so the student can
+    pass a teacher that has not solved the task."""
     teacher_margin: float = Field(0.8, gt=0)
     """Margin (in Q units) by which the teacher's action should lead the others."""
     anchor_coef: float = Field(0.0, ge=0)
     """α of L2-SP: α·Σ(θ − θ₀)² over the transferred parameters that train; 0 turns it off."""
+
+    @property
+    def teaches(self) -> bool:
+        """Whether a teacher's loss has any weight."""
+        return self.teacher_coef > 0 or self.unsolved_teacher_coef > 0
 
 
 class EvalConfig(Section):
@@ -314,10 +331,15 @@ class ArmConfig(Section):
     """Start from the pretrained network (false: fresh weights, the scratch control)."""
     frozen: _list(Part) = ("trunk",)
     """Parts kept out of the optimiser (only with ``transfer``)."""
+    unfreeze_patience: PositiveInt | None = None
+    """Learning-curve points without a new best after which a member's frozen parts train
+    (``finetune.unfreeze_patience``); ``None``: frozen throughout, the plain method."""
     rtg_coef: float = Field(0.0, ge=0)
     """β of the return-to-go loss."""
     teacher_coef: float = Field(0.0, ge=0)
-    """λ of the teacher's large-margin loss (same spaces only: every part transferred)."""
+    """λ of the teacher's large-margin loss while the teacher is solved (same spaces only:
+    every part transferred); an unsolved one weighs the target's
+    ``finetune.unsolved_teacher_coef``; 0: no teacher."""
     her_k: int = Field(0, ge=0, le=64)
     """Relabelled copies per transition (targets that declare a goal only)."""
     compare_to: str | None = None

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from hindsight_rl.core.artefacts import HISTORY_METRICS
 from hindsight_rl.core.checkpoints import (
     Checkpoint,
     Checkpoints,
@@ -85,6 +86,8 @@ class TrainResult:
     history: pd.DataFrame
     """Long table: ``env_step``, ``metric`` (episode_return, eval_return, loss), ``value``."""
     env_steps: int
+    frozen: tuple[str, ...] = ()
+    """Parts still frozen when training ended."""
 
 
 def epsilon_at(step: int, config: DQNConfig) -> float:
@@ -117,10 +120,20 @@ class RunSpec:
     finetune: FinetuneConfig = FinetuneConfig(frozen=())
     transferred: tuple[str, ...] = ()
 
-    def unfreezes_at(self, step: int, unfrozen: bool) -> bool:
+    def unfreezes_at(self, step: int) -> bool:
+        """Whether ``unfreeze_after_steps`` unfreezes every member at ``step``."""
         after = self.finetune.unfreeze_after_steps
-        return (bool(self.finetune.frozen) and not unfrozen and after is not None
-                and step >= after)
+        return after is not None and step >= after
+
+
+def stalled(curve: list[float], patience: int, threshold: float | None) -> bool:
+    """Whether the last ``patience`` points of a learning curve brought no new best (a tie is
+    not one) while the best is short of ``threshold``: what unfreezes a member's frozen
+    parts under ``finetune.unfreeze_patience``."""
+    if len(curve) <= patience:
+        return False
+    best = max(curve)
+    return (threshold is None or best < threshold) and curve.index(best) < len(curve) - patience
 
 
 def td_targets(batch: Batch, online: QNetwork, target: QNetwork,
@@ -173,7 +186,7 @@ def replay_capacity(config: DQNConfig, her_k: int) -> int:
 class _History:
     """Collects (env_step, metric, value) rows without touching the hot loop much."""
 
-    METRICS = ("episode_return", "eval_return", "loss")
+    METRICS = HISTORY_METRICS
 
     def __init__(self) -> None:
         self.rows: list[tuple[int, str, float]] = []
@@ -265,12 +278,17 @@ class _MemberRun:
                     returns.mean(), returns.std())
         return float(returns.mean())
 
+    def curve(self) -> list[float]:
+        """The learning curve so far: each point's mean greedy return."""
+        return [value for _, metric, value in self.history.rows if metric == "eval_return"]
+
     def checkpoint(self) -> Checkpoint:
         tensors = {**prefixed("replay", {k: torch.from_numpy(v)
                                          for k, v in self.buffer.arrays().items()}),
                    **prefixed("history", self.history.tensors()),
                    **({} if self.best_state is None else prefixed("best", self.best_state))}
-        document = {"best_return": self.best_return, "last_finite_loss": self.last_finite_loss,
+        document = {"best_return": _finite_or_none(self.best_return),
+                    "last_finite_loss": _finite_or_none(self.last_finite_loss),
                     "replay_position": self.buffer.position, "rng": self.rng.bit_generator.state,
                     "episode_start": self.episode_start, "episode_slots": self.episode_slots}
         return Checkpoint(tensors, document)
@@ -283,8 +301,8 @@ class _MemberRun:
                             document["replay_position"])
         self.history.restore(unprefixed("history", tensors))
         self.best_state = unprefixed("best", tensors) or None
-        self.best_return = document["best_return"]
-        self.last_finite_loss = document["last_finite_loss"]
+        self.best_return = _or(document["best_return"], -np.inf)
+        self.last_finite_loss = _or(document["last_finite_loss"], float("nan"))
         self.rng.bit_generator.state = document["rng"]
         self.episode_start, self.episode_slots = document["episode_start"], \
             document["episode_slots"]
@@ -300,6 +318,15 @@ class _MemberRun:
         self.env.close()
 
 
+def _finite_or_none(value: float) -> float | None:
+    """``value`` for a checkpoint's strict JSON: none yet (−∞, NaN) as null."""
+    return value if np.isfinite(value) else None
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 class _StackRun:
     """Everything the training loop changes: exactly what a checkpoint holds."""
 
@@ -307,7 +334,8 @@ class _StackRun:
         self.spec = spec
         self.online = QNetwork.stack([m.network for m in members])
         self.target = QNetwork.stack([m.network for m in members]).requires_grad_(False)
-        self.guidance = Guidance(self.online, spec.finetune, spec.transferred)
+        self.threshold = env_info(spec.env_config).reward_threshold
+        self.guidance = Guidance(self.online, spec.finetune, spec.transferred, self.threshold)
         self.optimizer = StackedOptimizer(self.online, spec.finetune.frozen,
                                           spec.config.learning_rate, spec.config.max_grad_norm)
         self.acting = self.online.numpy_forward()
@@ -317,7 +345,6 @@ class _StackRun:
                                                       self.online.obs_dim)
         self.step = min(members[0].warm_start.steps_taken if members[0].warm_start else 0,
                         spec.config.total_steps)
-        self.unfrozen = False
 
     def act(self, epsilon: float) -> None:
         """One env step of every member, greedy on the current weights with prob. 1 − ε."""
@@ -333,9 +360,17 @@ class _StackRun:
                                       strict=True):
                 target.copy_(online)
 
-    def unfreeze(self) -> None:
-        self.optimizer.unfreeze()
-        self.unfrozen = True
+    def unfreeze_stalled(self) -> None:
+        """Members whose learning curve stalled with parts frozen: those parts train now."""
+        patience = self.spec.finetune.unfreeze_patience
+        if patience is None:
+            return
+        for member, frozen in zip(self.members, self.optimizer.frozen_members, strict=True):
+            if frozen and stalled(member.curve(), patience, self.threshold):
+                self.optimizer.unfreeze([member.index])
+                logger.info("%s: %s unfrozen at env step %d, %d learning-curve points "
+                            "without a new best", member.label,
+                            ", ".join(self.spec.finetune.frozen), self.step, patience)
 
     def checkpoint(self) -> Checkpoint:
         optimizer_tensors, optimizer_document = self.optimizer.state()
@@ -349,14 +384,12 @@ class _StackRun:
             part = member.checkpoint()
             tensors.update(prefixed(f"member{k}", part.tensors))
             members.append(part.document)
-        document = {"step": self.step, "unfrozen": self.unfrozen, "adam": optimizer_document,
+        document = {"step": self.step, "adam": optimizer_document,
                     "guidance": guidance_document, "members": members}
         return Checkpoint(tensors, document)
 
     def restore(self, checkpoint: Checkpoint) -> None:
         tensors, document = checkpoint.tensors, checkpoint.document
-        if document["unfrozen"] and not self.unfrozen:
-            self.unfreeze()
         self.online.load_state_dict(unprefixed("online", tensors))
         self.target.load_state_dict(unprefixed("target", tensors))
         self.optimizer.load_state(unprefixed("adam", tensors), document["adam"])
@@ -369,13 +402,14 @@ class _StackRun:
     def results(self) -> list[TrainResult]:
         """Each member's network (its best or last weights) and history; closes the envs."""
         results = []
-        for member in self.members:
+        for member, frozen in zip(self.members, self.optimizer.frozen_members, strict=True):
             member.close()
             network = self.online.member(member.index)
             if self.spec.config.keep == "best" and member.best_state is not None:
                 network.load_state_dict(member.best_state)
             results.append(TrainResult(network=network, history=member.history.frame(),
-                                       env_steps=self.step))
+                                       env_steps=self.step,
+                                       frozen=self.spec.finetune.frozen if frozen else ()))
         return results
 
 
@@ -447,8 +481,8 @@ def _train_stack(members: Sequence[Member], spec: RunSpec,
         while run.step < config.total_steps and not solved:
             run.act(epsilon_at(run.step, config))
             step = run.step
-            if spec.unfreezes_at(step, run.unfrozen):
-                run.unfreeze()
+            if spec.unfreezes_at(step):
+                run.optimizer.unfreeze()
             if step % config.train_freq == 0 and step >= config.learning_starts:
                 _train_burst(run, config)
             if step % config.target_update_interval == 0:
@@ -480,6 +514,7 @@ def _evaluate(run: _StackRun, evaluator: GreedyEvaluator, stop_at: float | None)
              for member in run.members]
     for k, mean in enumerate(means):
         run.guidance.observe(k, mean, run.online)
+    run.unfreeze_stalled()
     return stop_at is not None and min(means) >= stop_at
 
 

@@ -10,7 +10,12 @@ Two terms, added to each member's DQN loss:
   later point of the member is higher, the member's weights of that moment become its
   teacher and that point the teacher's score: the teacher is always the best policy the
   member has shown, so fine-tuning keeps what transfer gave and what it gained since, and
-  a student that does better is never held back to a worse teacher.
+  a student that does better is never held back to a worse teacher. Its weight depends on
+  that score: a solved teacher (at or above the reward threshold) is kept at full weight
+  λ, since there is nothing to gain but to keep it; an unsolved one guides at a lighter
+  weight, where a TD error larger than the weight overrules it (the Huber loss's gradient
+  is at most 1), so the student can pass it (MountainCar with stronger gravity: at full
+  weight the student stays at the teacher's −112 throughout, ``docs/transfer.md``).
 - **The anchor** (L2-SP, Li et al. 2018): ``α·Σ(θ − θ₀)²`` over the transferred parameters
   that train, pulling them towards where they started.
 """
@@ -38,15 +43,19 @@ class Guidance:
     """The teacher and anchor terms of one stacked run (see the module docstring)."""
 
     def __init__(self, online: QNetwork, finetune: FinetuneConfig,
-                 transferred: Sequence[str]) -> None:
+                 transferred: Sequence[str], threshold: float | None = None) -> None:
         members = online.members
         self.teacher: QNetwork | None = None
-        if finetune.teacher_coef > 0 and set(transferred) == set(PART_NAMES):
+        if finetune.teaches and set(transferred) == set(PART_NAMES):
             self.teacher = QNetwork.stack([online.member(k) for k in range(members)])
             self.teacher.requires_grad_(False)
-        self.coef, self.margin = finetune.teacher_coef, finetune.teacher_margin
+        self.solved_coef, self.unsolved_coef = (finetune.teacher_coef,
+                                                finetune.unsolved_teacher_coef)
+        self.margin, self.threshold = finetune.teacher_margin, threshold
         self.teacher_score: list[float | None] = [None] * members
         """Each member's best learning-curve point: its teacher's score."""
+        self.weight = torch.full((members,), self.unsolved_coef)
+        """Each member's λ, by its teacher's score."""
         self.anchor_coef = finetune.anchor_coef
         anchored = online.part_parameters(
             [part for part in transferred if part not in finetune.frozen])
@@ -64,7 +73,7 @@ class Guidance:
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_action = self.teacher(obs).argmax(dim=2, keepdim=True)
-            total = total + self.coef * large_margin_loss(q, teacher_action, self.margin)
+            total = total + self.weight * large_margin_loss(q, teacher_action, self.margin)
         for parameter, start in self.anchors:
             total = total + self.anchor_coef * (parameter - start).pow(2).flatten(1).sum(dim=1)
         return total
@@ -82,6 +91,11 @@ class Guidance:
                 for mine, theirs in zip(self.teacher.parameters(), online.parameters(),
                                         strict=True):
                     mine[k].copy_(theirs[k])
+        self.weight[k] = self._weight(self.teacher_score[k])
+
+    def _weight(self, score: float) -> float:
+        solved = self.threshold is not None and score >= self.threshold
+        return self.solved_coef if solved else self.unsolved_coef
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         tensors: dict[str, torch.Tensor] = {}
@@ -98,3 +112,6 @@ class Guidance:
         for i, (_, start) in enumerate(self.anchors):
             start.copy_(tensors[f"anchor.{i}"])
         self.teacher_score = document["teacher_score"]
+        for k, score in enumerate(self.teacher_score):
+            if score is not None:
+                self.weight[k] = self._weight(score)

@@ -11,7 +11,8 @@ so they do not count against the budget. Then:
 - **How**: when every part carries over and the transferred network beats chance, it becomes
   the teacher of fine-tuning (:mod:`hindsight_rl.core.guidance`) and nothing is frozen, so
   every part may adapt while the teacher keeps what transfer gave; otherwise the configured
-  ``finetune.frozen`` parts stay fixed and there is no teacher.
+  ``finetune.frozen`` parts stay fixed, each member's until its learning curve stalls short
+  of the threshold (``finetune.unfreeze_patience``), and there is no teacher.
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ class TransferPlan:
 
     def finetune(self, config: FinetuneConfig) -> FinetuneConfig:
         """``config`` as this plan applies it: its frozen parts, the teacher on or off."""
-        return config.model_copy(update={"frozen": self.frozen,
-                                         "teacher_coef": config.teacher_coef
-                                         if self.teacher else 0.0})
+        if self.teacher:
+            return config.model_copy(update={"frozen": self.frozen})
+        return config.model_copy(update={"frozen": self.frozen, "teacher_coef": 0.0,
+                                         "unsolved_teacher_coef": 0.0})
 
     def record(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -113,16 +115,18 @@ def choose_transfer(probes: Mapping[str, Probe], random_return: float,
     else:
         source = next(iter(probes))
     probe = probes[source]
-    teacher = source in informed and target.finetune.teacher_coef > 0
+    teacher = source in informed and target.finetune.teaches
     frozen = () if teacher else tuple(p for p in target.finetune.frozen if p in probe.parts)
     return TransferPlan(source=source, parts=probe.parts, frozen=frozen, teacher=teacher,
                         random_return=random_return, probes=dict(probes),
                         reason=_reason(source, probe, random_return, teacher, frozen,
-                                       len(probes), bool(informed)))
+                                       target.finetune.unfreeze_patience, len(probes),
+                                       bool(informed)))
 
 
 def _reason(source: str, probe: Probe, chance: float, teacher: bool,
-            frozen: tuple[str, ...], candidates: int, ranked: bool) -> str:
+            frozen: tuple[str, ...], patience: int | None, candidates: int,
+            ranked: bool) -> str:
     played = (f"its transferred network scored {probe.jumpstart:.1f} on the probe episodes "
               f"(chance {chance:.1f})")
     if teacher:
@@ -132,7 +136,9 @@ def _reason(source: str, probe: Probe, chance: float, teacher: bool,
         how = "every part carried over but it does no better than chance: no teacher"
     else:
         how = (f"only the {', '.join(probe.parts)} fit the target's spaces: no teacher"
-               + (f", {', '.join(frozen)} frozen" if frozen else ""))
+               + (f", {', '.join(frozen)} frozen" if frozen else "")
+               + (f" until {patience} learning-curve points bring no new best short of the "
+                  "threshold" if frozen and patience else ""))
     if candidates == 1:
         chosen = source
     elif ranked:

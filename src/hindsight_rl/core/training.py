@@ -127,9 +127,8 @@ def finetune_from(pretrained: Policy, env_config: EnvConfig, dqn_config: DQNConf
     results = train_dqn(members, env_config, dqn_config, eval_seeds, label=label,
                         checkpoints=checkpoints, her_k=0 if her is None else her.k,
                         finetune=finetune_config, transferred=transfers[0][1])
-    frozen = () if finetune_config.unfreeze_after_steps is not None else finetune_config.frozen
     parent = sha256_of(pretrained)
-    return [(_policy(result, env_config, dqn_config, member.seed, frozen, parent),
+    return [(_policy(result, env_config, dqn_config, member.seed, result.frozen, parent),
              result.history) for member, result in zip(members, results, strict=True)]
 
 
