@@ -10,6 +10,7 @@ from hindsight_rl.core.comparison import (
     markdown_report,
     score_policies,
     summarise_arm,
+    task_title,
     verdict,
 )
 from hindsight_rl.core.config import EnvConfig, EvalConfig, NetworkConfig
@@ -111,3 +112,9 @@ def test_a_policy_for_another_env_is_refused_before_any_episode():
                                               "and gives 2 Q-values, but MountainCar-v0"):
         score_policies({"seed_0": policy}, EnvConfig(id="MountainCar-v0"),
                        EvalConfig(episodes=1))
+
+
+def test_a_task_is_named_by_its_id_and_what_its_overrides_change():
+    assert task_title(EnvConfig(id="CartPole-v1")) == "CartPole-v1"
+    long_pole = EnvConfig(id="CartPole-v1", overrides={"length": 1.0, "masspole": 0.2})
+    assert task_title(long_pole) == "CartPole-v1 (length 1.0, masspole 0.2)"

@@ -13,7 +13,7 @@ def _arm(jumpstart: float, final: float, auc: float, steps: float) -> dict:
             "steps_to_threshold": _stat(steps), "normalised_auc": _stat(auc / 500)}
 
 
-METRICS = {"target": "CartPole-v1 {'length': 1.0}", "reward_threshold": 475.0,
+METRICS = {"target": "CartPole-v1 (length 1.0)", "reward_threshold": 475.0,
            "arms": {"finetuned": _arm(500, 500, 490, 1000), "scratch": _arm(20, 500, 160, 20000)},
            "transfer_plan": {"source": "cartpole", "random_return": 25.0,
                              "reason": "Transfer from cartpole: it teaches."}}

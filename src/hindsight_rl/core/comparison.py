@@ -35,8 +35,12 @@ ARMS = ("finetuned", "scratch")
 
 
 def task_title(env_config: EnvConfig) -> str:
-    """How reports name a task: its id, and its overrides when it has any."""
-    return env_config.id if not env_config.overrides else f"{env_config.id} {env_config.overrides}"
+    """How reports name a task: its id, and its overrides when it has any
+    (``CartPole-v1 (length 1.0, masspole 0.2)``)."""
+    if not env_config.overrides:
+        return env_config.id
+    changed = ", ".join(f"{name} {value}" for name, value in env_config.overrides.items())
+    return f"{env_config.id} ({changed})"
 
 
 def eval_seeds(config: EvalConfig) -> list[int]:

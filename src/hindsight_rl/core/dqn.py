@@ -481,7 +481,7 @@ def _train_stack(members: Sequence[Member], spec: RunSpec,
         while run.step < config.total_steps and not solved:
             run.act(epsilon_at(run.step, config))
             step = run.step
-            if spec.unfreezes_at(step):
+            if spec.unfreezes_at(step) and any(run.optimizer.frozen_members):
                 run.optimizer.unfreeze()
             if step % config.train_freq == 0 and step >= config.learning_starts:
                 _train_burst(run, config)
