@@ -134,6 +134,17 @@ def test_a_shorter_time_limit_on_an_env_with_a_threshold_is_refused():
         check_environments(project)
 
 
+@pytest.mark.parametrize(("key", "value"), [("max_episode_steps", 5),
+                                            ("reward_threshold", -300.0)])
+def test_registration_settings_on_a_registered_env_are_refused_not_ignored(key, value):
+    project = from_mapping(ProjectConfig, {
+        "sources": {"cp": {"env": {"id": "CartPole-v1"}}},
+        "targets": {"mc": {"env": {"id": "MountainCar-v0", key: value}}}})
+    with pytest.raises(ConfigError, match=f"^targets.mc.env.{key}: set only with "
+                                          "env.entry_point"):
+        check_environments(project)
+
+
 def test_the_env_s_own_time_limit_and_limits_of_envs_without_a_threshold_are_allowed():
     assert env_info(EnvConfig(id="MountainCar-v0",
                               make_kwargs={"max_episode_steps": 200})).max_episode_steps == 200

@@ -350,6 +350,7 @@ def check_environments(project: ProjectConfig) -> None:
     override fails before any training starts, and check that the checkpoint folder can be
     written; errors carry the full key path."""
     for path, run in project.all_runs().items():
+        _check_registration_settings(run.env, path)
         try:
             info = env_info(run.env)
         except ConfigError as error:
@@ -358,6 +359,19 @@ def check_environments(project: ProjectConfig) -> None:
             raise ConfigError(f"{path}.dqn.stop_on_threshold: {run.env.id} has no reward "
                               "threshold; set env.reward_threshold or turn it off")
     check_checkpoint_dir(project.runtime)
+
+
+def _check_registration_settings(config: EnvConfig, path: str) -> None:
+    """``max_episode_steps`` and ``reward_threshold`` register an ``entry_point`` env; on
+    an env Gymnasium already knows they would change nothing, silently."""
+    if config.entry_point is not None:
+        return
+    for key in ("max_episode_steps", "reward_threshold"):
+        if getattr(config, key) is not None:
+            raise ConfigError(
+                f"{path}.env.{key}: set only with env.entry_point (it registers a custom "
+                f"environment); {config.id}'s own time limit and threshold apply, and a "
+                "threshold means something only with the time limit it was set for")
 
 
 def check_checkpoint_dir(runtime: RuntimeConfig) -> None:
