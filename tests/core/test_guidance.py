@@ -87,3 +87,46 @@ def test_the_teacher_is_the_best_policy_each_member_has_shown():
         assert torch.equal(value[0], start[key][0]), key
         assert torch.equal(value[1], online.state_dict()[key][1]), key
     assert guidance.teacher_score == [100.0, 120.0]
+
+
+def test_the_teacher_keeps_its_weight_until_the_fade_then_falls_linearly_to_zero():
+    online = _stack()
+    guidance = Guidance(online, FinetuneConfig(teacher_coef=1.0, teacher_fades_from=0.5),
+                        PARTS, threshold=100.0)
+    for k in (0, 1):
+        guidance.observe(k, 100.0, online)
+    obs = torch.randn(2, 16, 3)
+    with torch.no_grad():
+        online.head.bias[:, 0, 0] += 100.0  # the student leaves its teacher's actions
+        q = online(obs)
+    full = guidance.loss(q, obs)
+    assert full.min().item() > 0
+    for step, factor in ((0, 1.0), (500, 1.0), (750, 0.5), (1000, 0.0)):
+        guidance.at_step(step, total_steps=1000)
+        assert guidance.loss(q, obs).tolist() == pytest.approx((factor * full).tolist()), step
+    never = Guidance(online, FinetuneConfig(teacher_coef=1.0, teacher_fades_from=None),
+                     PARTS, threshold=100.0)
+    never.at_step(1000, total_steps=1000)
+    assert never.fade == 1.0
+
+
+def test_a_member_below_what_transfer_gave_it_has_its_teacher_back_at_full_weight():
+    online = _stack()
+    config = FinetuneConfig(teacher_coef=1.0, teacher_fades_from=0.0)
+    guidance = Guidance(online, config, PARTS, threshold=100.0)
+    for k in (0, 1):
+        guidance.observe(k, 100.0, online)  # what transfer gave each member
+    obs = torch.randn(2, 16, 3)
+    with torch.no_grad():
+        online.head.bias[:, 0, 0] += 100.0
+        q = online(obs)
+    full = guidance.loss(q, obs)
+    guidance.at_step(1000, total_steps=1000)  # the teacher has faded...
+    guidance.observe(1, 60.0, online)  # ...but member 1 fell below its transferred score
+    assert guidance.loss(q, obs).tolist() == pytest.approx([0.0, full[1].item()])
+    restored = Guidance(online, config, PARTS, threshold=100.0)
+    restored.load_state(*guidance.state())
+    restored.at_step(1000, total_steps=1000)
+    assert restored.loss(q, obs).tolist() == pytest.approx([0.0, full[1].item()])
+    guidance.observe(1, 100.0, online)  # recovered: it fades again
+    assert guidance.loss(q, obs).tolist() == pytest.approx([0.0, 0.0])

@@ -235,6 +235,10 @@ class FinetuneConfig(Section):
     pass a teacher that has not solved the task."""
     teacher_margin: float = Field(0.8, gt=0)
     """Margin (in Q units) by which the teacher's action should lead the others."""
+    teacher_fades_from: float | None = Field(0.0, ge=0, lt=1)
+    """Fraction of the budget after which the teacher's weight falls linearly to 0 at its
+    end, so a solved teacher that is not optimal does not cap the final policy (a member
+    below its transferred score gets the full weight back); ``None``: it never fades."""
     anchor_coef: float = Field(0.0, ge=0)
     """α of L2-SP: α·Σ(θ − θ₀)² over the transferred parameters that train; 0 turns it off."""
 

@@ -568,6 +568,7 @@ def _train_burst(run: _StackRun, config: DQNConfig) -> None:
     step and its last finite loss."""
     total = torch.zeros(len(run.members))
     table, action = run.sample_arrays
+    run.guidance.at_step(run.step, config.total_steps)
     for _ in range(config.gradient_steps):
         for k, member in enumerate(run.members):
             member.buffer.sample_into(table[k], action[k])

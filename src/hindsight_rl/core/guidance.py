@@ -16,6 +16,10 @@ Two terms, added to each member's DQN loss:
   weight, where a TD error larger than the weight overrules it (the Huber loss's gradient
   is at most 1), so the student can pass it (MountainCar with stronger gravity: at full
   weight the student stays at the teacher's −112 throughout, ``docs/transfer.md``).
+  "Solved" is not "optimal" (a MountainCar teacher at −99 passes −110 where scratch reaches
+  −81), so the weight fades linearly to 0 over the budget (``teacher_fades_from``) and the
+  final policy is the TD loss's own; a member whose last curve point fell below what
+  transfer gave (its first point) has its teacher back at full weight until it recovers.
 - **The anchor** (L2-SP, Li et al. 2018): ``α·Σ(θ − θ₀)²`` over the transferred parameters
   that train, pulling them towards where they started.
 """
@@ -52,6 +56,13 @@ class Guidance:
         self.solved_coef, self.unsolved_coef = (finetune.teacher_coef,
                                                 finetune.unsolved_teacher_coef)
         self.margin, self.threshold = finetune.teacher_margin, threshold
+        self.fades_from = finetune.teacher_fades_from
+        self.fade = 1.0
+        """The factor on λ at this point of the budget, for members that have not regressed."""
+        self.transferred_score: list[float | None] = [None] * members
+        """Each member's first learning-curve point: what transfer gave it."""
+        self.regressed = torch.zeros(members, dtype=torch.bool)
+        """Members whose last curve point fell below their transferred score."""
         self.teacher_score: list[float | None] = [None] * members
         """Each member's best learning-curve point: its teacher's score."""
         self.weight = torch.full((members,), self.unsolved_coef)
@@ -73,16 +84,28 @@ class Guidance:
         if self.teacher is not None:
             with torch.no_grad():
                 teacher_action = self.teacher(obs).argmax(dim=2, keepdim=True)
-            total = total + self.weight * large_margin_loss(q, teacher_action, self.margin)
+            fade = torch.where(self.regressed, 1.0, self.fade)
+            total = total + (fade * self.weight) * large_margin_loss(
+                q, teacher_action, self.margin)
         for parameter, start in self.anchors:
             total = total + self.anchor_coef * (parameter - start).pow(2).flatten(1).sum(dim=1)
         return total
 
+    def at_step(self, step: int, total_steps: int) -> None:
+        """Fades the teacher for the updates at env step ``step`` of ``total_steps``."""
+        if self.fades_from is not None:
+            left = 1.0 - step / total_steps
+            self.fade = min(1.0, left / (1.0 - self.fades_from))
+
     def observe(self, k: int, curve_point: float, online: QNetwork) -> None:
         """Member ``k``'s new learning-curve point of ``online``: the first is the teacher's
-        score; a higher one makes the member's current weights its teacher."""
+        score; a higher one makes the member's current weights its teacher; one below the
+        first brings the teacher back at full weight."""
         if self.teacher is None:
             return
+        if self.transferred_score[k] is None:
+            self.transferred_score[k] = curve_point
+        self.regressed[k] = curve_point < self.transferred_score[k]
         if self.teacher_score[k] is None:
             self.teacher_score[k] = curve_point
         elif curve_point > self.teacher_score[k]:
@@ -102,7 +125,9 @@ class Guidance:
         if self.teacher is not None:
             tensors.update({f"teacher.{k}": v for k, v in self.teacher.state_dict().items()})
         tensors.update({f"anchor.{i}": start for i, (_, start) in enumerate(self.anchors)})
-        return tensors, {"teacher_score": self.teacher_score}
+        return tensors, {"teacher_score": self.teacher_score,
+                         "transferred_score": self.transferred_score,
+                         "regressed": self.regressed.tolist()}
 
     def load_state(self, tensors: dict[str, torch.Tensor], document: dict[str, Any]) -> None:
         if self.teacher is not None:
@@ -112,6 +137,8 @@ class Guidance:
         for i, (_, start) in enumerate(self.anchors):
             start.copy_(tensors[f"anchor.{i}"])
         self.teacher_score = document["teacher_score"]
+        self.transferred_score = document["transferred_score"]
+        self.regressed = torch.tensor(document["regressed"], dtype=torch.bool)
         for k, score in enumerate(self.teacher_score):
             if score is not None:
                 self.weight[k] = self._weight(score)
