@@ -44,6 +44,8 @@ DAG_SHAPE = {
         "suite_mountaincar_gravity": {"sources": ["cartpole", "mountaincar"],
                                       "seeds": [0, 1, 2, 3, 4]},
         "suite_acrobot_heavy": {"sources": ["acrobot"], "seeds": [0, 1, 2, 3, 4]},
+        "suite_mountaincar_force": {"sources": ["mountaincar"], "seeds": [0, 1, 2, 3, 4]},
+        "suite_acrobot_light": {"sources": ["acrobot"], "seeds": [0, 1, 2, 3, 4]},
     },
     # Seeds of an arm trained in one node, sharing each update (same weights in any grouping);
     # None: all of a target's seeds. 1 gives one task per seed, for a cluster with more
