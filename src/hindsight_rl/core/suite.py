@@ -79,7 +79,7 @@ def heatmap(rows: list[dict[str, Any]]) -> plt.Figure:
             axes.text(j, i, text[i][j], ha="center", va="center", fontsize=9)
     axes.set_xticks(range(len(columns)), columns, rotation=15)
     axes.set_yticks(range(len(rows)), [f"{r['source']} → {r['target']}" for r in rows])
-    axes.set_title("Fine-tuned vs scratch (IQM over seeds; returns: chance = 0, "
+    axes.set_title("Fine-tuned vs scratch\n(IQM over seeds; returns: chance = 0, "
                    "threshold = 1)")
     figure.colorbar(image, ax=axes, label="gain (time: -log2 ratio / 3)")
     figure.tight_layout()
