@@ -8,23 +8,22 @@ import html
 import io
 from typing import Any
 
-import matplotlib
+# No backend is forced: matplotlib falls back to Agg where there is no display, and a
+# notebook keeps its inline backend, so the project's import does not hide its plots.
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")  # headless: figures are written to files, never shown
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from hindsight_rl.core.config import EnvConfig, EvalConfig  # noqa: E402
-from hindsight_rl.core.envs import env_info, without_goal  # noqa: E402
-from hindsight_rl.core.evaluation import (  # noqa: E402
+from hindsight_rl.core.config import EnvConfig, EvalConfig
+from hindsight_rl.core.envs import env_info, without_goal
+from hindsight_rl.core.evaluation import (
     GreedyEvaluator,
     area_under_curve,
     bootstrap_ci,
     interquartile_mean,
     steps_to_threshold,
 )
-from hindsight_rl.core.policy_file import (  # noqa: E402
+from hindsight_rl.core.policy_file import (
     NumpyPolicy,
     Policy,
     check_fits_env,
