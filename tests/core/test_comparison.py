@@ -7,6 +7,7 @@ from hindsight_rl.core.comparison import (
     hindsight_returns_figure,
     html_report,
     incomparable,
+    learning_curve_figure,
     markdown_report,
     score_policies,
     summarise_arm,
@@ -54,7 +55,9 @@ def test_unreached_threshold_counts_as_the_whole_budget():
 def _metrics() -> dict:
     arm = {**_arm(10_000, 500, 300),
            "per_seed": {"seed_0": {"final_mean": 500.0, "final_std": 0.0,
-                                   "steps_to_threshold": 7500}}}
+                                   "steps_to_threshold": 7500.0},
+                        "seed_1": {"final_mean": 20.0, "final_std": 3.0,
+                                   "steps_to_threshold": None}}}
     return {"target": "CartPole-v1 <long>", "env_id": "CartPole-v1", "reward_threshold": 475.0,
             "budget_env_steps": 50_000, "eval_episodes": 100, "eval_seeds": [10, 109],
             "arms": {"finetuned": arm, "scratch": arm}, "verdict": "Transfer helped (...)"}
@@ -71,6 +74,34 @@ def test_reports_show_the_same_table_and_the_html_one_the_plots():
     assert "Transfer helped (...)" in markdown and "Transfer helped (...)" in page
     assert page.count('src="data:image/png;base64,iVBORw0KGgo') == 1
     assert "CartPole-v1 &lt;long&gt;" in page
+    for report in (markdown, page):
+        assert "seed_0: 500.0 ± 0.0, threshold reached after 7500 env steps" in report
+        assert "seed_1: 20.0 ± 3.0, threshold not reached within the budget" in report
+
+
+def test_learning_curves_show_each_seed_and_the_iqm_with_its_labelled_band():
+    steps = [0, 100, 200, 300]
+    curves = {"finetuned": [[10, 50, 90, 100], [0, 40, 80, 100], [20, 60, 95, 100],
+                            [10, 10, 10, 10]],
+              "scratch": [[0, 0, 10, 20]] * 4}
+    histories = {arm: pd.DataFrame([{"env_step": step, "metric": "eval_return",
+                                     "value": float(value), "seed": seed}
+                                    for seed, curve in enumerate(seeds)
+                                    for step, value in zip(steps, curve, strict=True)])
+                 for arm, seeds in curves.items()}
+    figure = learning_curve_figure(histories, "t", threshold=90.0,
+                                   rng=np.random.default_rng(0))
+    axes = figure.axes[0]
+    labels = axes.get_legend_handles_labels()[1]
+    plt.close(figure)
+    assert "finetuned: IQM of 4 seeds" in labels
+    assert "finetuned: 95% bootstrap interval of the IQM" in labels
+    # IQM of the finetuned seeds at each step: the middle two of four.
+    iqm_line = next(line for line in axes.lines if line.get_label() == "finetuned: IQM of 4 seeds")
+    assert iqm_line.get_ydata().tolist() == pytest.approx([10, 45, 85, 100])
+    assert "finetuned: IQM reaches the threshold at 300 steps" in labels
+    assert not [label for label in labels if label.startswith("scratch: IQM reaches")]
+    assert len(axes.lines) == 2 * (1 + 4) + 2  # per arm its IQM and 4 seeds; 2 markers
 
 
 def test_hindsight_returns_split_by_outcome():

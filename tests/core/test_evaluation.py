@@ -14,6 +14,14 @@ def test_interquartile_mean_ignores_the_tails():
     assert interquartile_mean(np.array([-1000, 1, 2, 3, 4, 5, 6, 1000])) == pytest.approx(3.5)
 
 
+def test_interquartile_mean_along_an_axis_is_each_rows_own():
+    rows = np.random.default_rng(0).normal(size=(6, 5))
+    assert interquartile_mean(rows, axis=1).tolist() == pytest.approx(
+        [interquartile_mean(row) for row in rows])
+    assert interquartile_mean(rows[:, :3], axis=1).tolist() == pytest.approx(
+        rows[:, :3].mean(axis=1).tolist())  # fewer than 4 values: their mean
+
+
 def test_bootstrap_interval_brackets_the_estimate():
     values = np.random.default_rng(0).normal(10, 1, size=50)
     low, high = bootstrap_ci(values, 500, 0.95, np.random.default_rng(1))

@@ -198,21 +198,31 @@ def verdict(finetuned: dict[str, Any], scratch: dict[str, Any],
 
 def learning_curve_figure(histories: dict[str, pd.DataFrame], title: str,
                           threshold: float | None, rng: np.random.Generator) -> plt.Figure:
-    """Greedy return against env step per arm: mean over seeds with a 95% bootstrap band."""
+    """Greedy return against env step per arm: each seed's curve (thin), their interquartile
+    mean (the statistic of the report's tables) with its 95% bootstrap band, and where that
+    IQM curve first reaches the reward threshold."""
     figure, axes = plt.subplots(figsize=(7, 4))
     for arm, history in histories.items():
         curves = history[history["metric"] == "eval_return"].pivot_table(
             index="env_step", columns="seed", values="value").sort_index().ffill()
-        values = curves.to_numpy()
+        steps, values = curves.index.to_numpy(), curves.to_numpy()
         picks = rng.integers(0, values.shape[1], size=(1000, values.shape[1]))
-        means = values[:, picks].mean(axis=2)
-        axes.plot(curves.index, values.mean(axis=1), label=f"{arm} ({values.shape[1]} seeds)")
-        axes.fill_between(curves.index, np.quantile(means, 0.025, axis=1),
-                          np.quantile(means, 0.975, axis=1), alpha=0.25)
+        resampled_iqms = interquartile_mean(values[:, picks], axis=2)
+        iqm = interquartile_mean(values, axis=1)
+        (line,) = axes.plot(steps, iqm, label=f"{arm}: IQM of {values.shape[1]} seeds")
+        colour = line.get_color()
+        axes.plot(steps, values, color=colour, alpha=0.3, linewidth=0.7)
+        axes.fill_between(steps, np.quantile(resampled_iqms, 0.025, axis=1),
+                          np.quantile(resampled_iqms, 0.975, axis=1), color=colour, alpha=0.2,
+                          label=f"{arm}: 95% bootstrap interval of the IQM")
+        reached = steps_to_threshold(steps, iqm, threshold)
+        if reached is not None:
+            axes.axvline(reached, color=colour, linestyle=":",
+                         label=f"{arm}: IQM reaches the threshold at {reached:.0f} steps")
     if threshold is not None:
         axes.axhline(threshold, color="grey", linestyle="--", label="reward threshold")
     axes.set(xlabel="target env steps", ylabel="greedy return", title=title)
-    axes.legend(loc="best")
+    axes.legend(loc="best", fontsize="small")
     figure.tight_layout()
     return figure
 
@@ -267,8 +277,14 @@ def _budget_line(metrics: dict[str, Any]) -> str:
 
 def _per_seed_lines(metrics: dict[str, Any]) -> list[str]:
     return [f"{arm} {name}: {seed['final_mean']:.1f} ± {seed['final_std']:.1f}, "
-            f"steps to threshold {seed['steps_to_threshold']}"
+            + _reached(seed["steps_to_threshold"])
             for arm in ARMS for name, seed in metrics["arms"][arm]["per_seed"].items()]
+
+
+def _reached(steps: float | None) -> str:
+    if steps is None:
+        return "threshold not reached within the budget"
+    return f"threshold reached after {steps:.0f} env steps"
 
 
 _CENSORED = ("Seeds that never reached the threshold count as the full budget in the "

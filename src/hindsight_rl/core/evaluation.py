@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,14 +53,18 @@ def evaluate_greedy(env_config: EnvConfig, q_values: QFunction,
         evaluator.close()
 
 
-def interquartile_mean(values: np.ndarray) -> float:
-    """Mean of the middle 50% (Agarwal et al. 2021): robust to one collapsed seed."""
-    values = np.sort(np.asarray(values, dtype=np.float64))
-    n = len(values)
+def interquartile_mean(values: np.ndarray, axis: int = -1) -> Any:
+    """Mean of the middle 50% (Agarwal et al. 2021) along ``axis``: robust to one collapsed
+    seed. A float for a 1-d input, an array of one IQM per other index otherwise."""
+    values = np.sort(np.asarray(values, dtype=np.float64), axis=axis)
+    n = values.shape[axis]
     if n < 4:
-        return float(values.mean())
-    low, high = int(np.floor(n * 0.25)), int(np.ceil(n * 0.75))
-    return float(values[low:high].mean())
+        middle = values
+    else:
+        low, high = int(np.floor(n * 0.25)), int(np.ceil(n * 0.75))
+        middle = np.take(values, np.arange(low, high), axis=axis)
+    means = middle.mean(axis=axis)
+    return float(means) if means.ndim == 0 else means
 
 
 def bootstrap_ci(values: np.ndarray, samples: int, confidence: float,
@@ -67,7 +72,7 @@ def bootstrap_ci(values: np.ndarray, samples: int, confidence: float,
     """Percentile bootstrap interval of the interquartile mean."""
     values = np.asarray(values, dtype=np.float64)
     resampled = rng.choice(values, size=(samples, len(values)), replace=True)
-    stats = np.array([interquartile_mean(row) for row in resampled])
+    stats = interquartile_mean(resampled, axis=1)
     alpha = (1.0 - confidence) / 2
     return float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
 
