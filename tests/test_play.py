@@ -117,6 +117,8 @@ def _mountaincar_file(tmp_path, n_obs: int = 2, n_actions: int = 3,
     (["--episodes", "two"], "argument --episodes: 'two' is not an integer"),
     (["--seed", "-1"], r"argument --seed: -1 is not in \[0, 4294967295\]"),
     (["--seed", "4294967295", "--episodes", "2"], "runs past the last seed, 4294967295"),
+    (["--record", "out.mp4"], "argument --record: 'out.mp4': only .gif is written"),
+    (["--fps", "0"], r"argument --fps: 0 is not in \[1, 100\]"),
 ])
 def test_bad_arguments_are_argparse_errors(tmp_path, capsys, arguments, problem):
     with pytest.raises(SystemExit) as exit_:
@@ -191,3 +193,45 @@ def test_a_folder_without_versions_is_one_error_line(tmp_path, capsys):
     assert _one_error_line(capsys) == (
         f"Error: {folder}: a folder without saved versions; expected "
         f"{folder}/<version>/empty.safetensors or a policy file")
+
+
+# --- Watching a policy: --record and --render ------------------------------------------------
+
+def test_record_writes_the_first_episode_as_a_gif_with_a_frame_per_step(tmp_path, capsys):
+    from PIL import Image
+
+    torch.manual_seed(0)
+    network = QNetwork(4, 2, NetworkConfig(hidden_sizes=(4, 4)))
+    policy = tmp_path / "policy.safetensors"
+    policy.write_bytes(policy_to_bytes(Policy(network=network, env=EnvConfig(id="CartPole-v1"),
+                                              gamma=0.99)))
+    gif = tmp_path / "watch" / "cartpole.gif"
+    assert main([str(policy), "--episodes", "1", "--seed", "7", "--record", str(gif)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # CartPole pays 1 a step, so the episode's return is its length: one frame after the
+    # reset and one per step.
+    steps = report["recorded"]["return"]
+    assert report["recorded"]["frames"] == steps + 1 == report["mean"] + 1
+    with Image.open(gif) as image:
+        assert image.size == (600, 400)
+        durations = []
+        for index in range(image.n_frames):  # Pillow merges identical consecutive frames,
+            image.seek(index)                # adding up their durations
+            durations.append(image.info["duration"])
+    assert sum(durations) == (steps + 1) * 30  # --fps 30: 3 hundredths of a second a frame
+    assert [p.name for p in gif.parent.iterdir()] == ["cartpole.gif"]  # no temporary left
+
+
+def test_record_takes_one_file_at_a_time(tmp_path, capsys):
+    path = _mountaincar_file(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([str(path), str(path), "--record", str(tmp_path / "out.gif")])
+    assert exit_.value.code == 2
+    assert "one policy file at a time" in capsys.readouterr().err
+
+
+def test_render_plays_the_episodes_in_the_envs_window(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # pygame's window, with no display here
+    path = _mountaincar_file(tmp_path)
+    assert main([str(path), "--episodes", "1", "--render"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean"] == -200.0

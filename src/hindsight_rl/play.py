@@ -1,7 +1,9 @@
 """Play a policy file greedily, from the file alone: ``python -m hindsight_rl.play FILE``.
 
 Builds the environment the file's metadata names (with its overrides), acts with the pure
-numpy forward pass, and prints the mean and spread of the returns. ``FILE`` may also be a
+numpy forward pass, and prints the mean and spread of the returns. ``--record out.gif``
+also writes the first episode as an animated GIF, ``--render`` plays the episodes in the
+env's window (both need the env's renderer: ``pip install -e ".[watch]"``). ``FILE`` may also be a
 versioned dataset's folder (``data/06_models/sources/cartpole/pretrained_policy.safetensors``):
 its latest version is played. Bad arguments are argparse errors; a file or environment that
 cannot be played is one ``Error:`` line and exit status 1, never a traceback.
@@ -18,6 +20,7 @@ from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import evaluate_greedy
 from hindsight_rl.core.policy_file import NumpyPolicy, check_fits_env, env_config_of
+from hindsight_rl.core.watch import episode_frames, watch_episodes, write_gif
 
 MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are 32-bit
 
@@ -46,15 +49,30 @@ def _parser() -> argparse.ArgumentParser:
                         help="greedy episodes per file (>= 1)")
     parser.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=2_000_000,
                         help="seed of the first episode (>= 0)")
+    parser.add_argument("--record", metavar="OUT.gif", type=_gif_path,
+                        help="write the first episode (seed --seed) as an animated GIF")
+    parser.add_argument("--fps", type=_bounded_int(1, 100), default=30,
+                        help="frames per second of --record (default 30)")
+    parser.add_argument("--render", action="store_true",
+                        help="play the episodes in the env's window (needs a display)")
     parser.add_argument("--entry-point", metavar="MODULE:CLASS",
                         help="code of the custom environment the files name (a policy file "
                              "never names code itself)")
     return parser
 
 
+def _gif_path(text: str) -> Path:
+    """An argparse type: where ``--record`` writes, which must be a ``.gif``."""
+    if not text.lower().endswith(".gif"):
+        raise argparse.ArgumentTypeError(f"{text!r}: only .gif is written")
+    return Path(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.record is not None and len(args.files) > 1:
+        parser.error("argument --record: one policy file at a time")
     if args.seed + args.episodes - 1 > MAX_SEED:
         parser.error(f"argument --seed: {args.seed} + {args.episodes} episodes runs past "
                         f"the last seed, {MAX_SEED}")
@@ -89,9 +107,18 @@ def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
     except HindsightRLError as error:
         raise HindsightRLError(f"{path}: {error}") from None
     check_fits_env(policy.document, env.id, info.obs_dim, info.n_actions, str(path))
-    returns = evaluate_greedy(env, policy.q_values, range(args.seed, args.seed + args.episodes))
-    return {"file": str(path), "env": env.id, "overrides": env.overrides,
-            "episodes": args.episodes, "mean": round(float(returns.mean()), 2),
+    seeds = range(args.seed, args.seed + args.episodes)
+    summary: dict[str, object] = {"file": str(path), "env": env.id, "overrides": env.overrides}
+    if args.record is not None:
+        frames, episode_return = episode_frames(env, policy.q_values, args.seed)
+        write_gif(frames, args.record, args.fps)
+        summary["recorded"] = {"gif": str(args.record), "frames": len(frames),
+                               "return": episode_return}
+    if args.render:
+        returns = watch_episodes(env, policy.q_values, seeds)
+    else:
+        returns = evaluate_greedy(env, policy.q_values, seeds)
+    return {**summary, "episodes": args.episodes, "mean": round(float(returns.mean()), 2),
             "std": round(float(returns.std()), 2), "min": float(returns.min())}
 
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -124,3 +127,15 @@ def validate_history(table: pd.DataFrame, source: str,
 
 def _first(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.to_numpy())[0])
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a hidden name beside it that no other process (nor
+    another save in this one) uses, renamed into place: a crash or a full disk mid-write
+    keeps the previous file, and two writers never rename each other's half-written bytes."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from hindsight_rl.core.artefacts import write_atomically
 from hindsight_rl.core.config import RuntimeConfig
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.policy_file import metadata_document
@@ -98,22 +97,10 @@ class Checkpoints:
                     "key": key}
         data = save_tensors({k: v.contiguous() for k, v in checkpoint.tensors.items()},
                             metadata={_METADATA_KEY: json.dumps(document, allow_nan=False)})
-        temporary = _temporary_beside(path)
-        try:
-            temporary.write_bytes(data)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_atomically(path, data)
 
     def remove(self, key: str, label: str) -> None:
         self.path(key, label).unlink(missing_ok=True)
-
-
-def _temporary_beside(path: Path) -> Path:
-    """A hidden name beside ``path`` that no other process (nor another save in this one)
-    writes to: two runs of the same command checkpoint the same file, and with a shared
-    temporary name one would rename the other's half-written bytes into place."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
 
 
 def checkpoints_for(runtime: RuntimeConfig) -> Checkpoints | None:
