@@ -101,8 +101,9 @@ def test_a_custom_env_plays_with_the_entry_point_the_user_gives(tmp_path, capsys
 
 # --- Bad arguments and unplayable files: argparse errors, or one Error: line ----------------
 
-def _mountaincar_file(tmp_path, n_obs: int = 2, n_actions: int = 3,
-                      env: EnvConfig | None = None) -> Path:
+def _policy_file(tmp_path, n_obs: int = 2, n_actions: int = 3,
+                 env: EnvConfig | None = None) -> Path:
+    """An untrained policy file, for MountainCar-v0 unless ``env`` names another task."""
     network = QNetwork(n_obs, n_actions, NetworkConfig(hidden_sizes=(4, 4)))
     path = tmp_path / "policy.safetensors"
     path.write_bytes(policy_to_bytes(Policy(network=network,
@@ -122,7 +123,7 @@ def _mountaincar_file(tmp_path, n_obs: int = 2, n_actions: int = 3,
 ])
 def test_bad_arguments_are_argparse_errors(tmp_path, capsys, arguments, problem):
     with pytest.raises(SystemExit) as exit_:
-        main([str(_mountaincar_file(tmp_path)), *arguments])
+        main([str(_policy_file(tmp_path)), *arguments])
     assert exit_.value.code == 2
     assert re.search(problem, capsys.readouterr().err)
 
@@ -143,13 +144,13 @@ def _one_error_line(capsys) -> str:
 ])
 def test_a_network_that_does_not_fit_its_env_is_one_error_line(tmp_path, capsys, n_obs,
                                                                  n_actions, problem):
-    path = _mountaincar_file(tmp_path, n_obs, n_actions)
+    path = _policy_file(tmp_path, n_obs, n_actions)
     assert main([str(path), "--episodes", "1"]) == 1
     assert _one_error_line(capsys) == f"Error: {path}: {problem}"
 
 
 def test_an_unknown_env_id_is_one_error_line(tmp_path, capsys):
-    path = _mountaincar_file(tmp_path)
+    path = _policy_file(tmp_path)
     data = _with_env(path.read_bytes(), {"id": "MountainCar-v9", "make_kwargs": {},
                                          "overrides": {}})
     path.write_bytes(data)
@@ -161,7 +162,7 @@ def test_an_unknown_env_id_is_one_error_line(tmp_path, capsys):
 
 def test_a_file_cannot_shorten_the_time_limit_its_threshold_was_set_for(tmp_path, capsys):
     """With 5-step episodes every MountainCar policy would score -5, "solved"."""
-    path = _mountaincar_file(tmp_path)
+    path = _policy_file(tmp_path)
     path.write_bytes(_with_env(path.read_bytes(), {
         "id": "MountainCar-v0", "make_kwargs": {"max_episode_steps": 5}, "overrides": {}}))
     assert main([str(path), "--episodes", "1"]) == 1
@@ -174,13 +175,13 @@ def test_a_versioned_folder_plays_its_latest_version(tmp_path, capsys):
     for version, n_actions in (("2026-01-01T00.00.00.000Z", 3), ("2026-01-02T00.00.00.000Z", 2)):
         (folder / version).mkdir(parents=True)
         (folder / version / folder.name).write_bytes(
-            _mountaincar_file(tmp_path, 2, n_actions).read_bytes())
+            _policy_file(tmp_path, 2, n_actions).read_bytes())
     assert main([str(folder), "--episodes", "1"]) == 1, "the latest version is the 2-action one"
     assert "2026-01-02T00.00.00.000Z/pretrained_policy.safetensors: the network" \
         in _one_error_line(capsys)
     (folder / "2026-01-03T00.00.00.000Z").mkdir()
     (folder / "2026-01-03T00.00.00.000Z" / folder.name).write_bytes(
-        _mountaincar_file(tmp_path).read_bytes())
+        _policy_file(tmp_path).read_bytes())
     assert main([str(folder), "--episodes", "1"]) == 0
     assert json.loads(capsys.readouterr().out)["file"].endswith(
         f"2026-01-03T00.00.00.000Z/{folder.name}")
@@ -201,10 +202,7 @@ def test_record_writes_the_first_episode_as_a_gif_with_a_frame_per_step(tmp_path
     from PIL import Image
 
     torch.manual_seed(0)
-    network = QNetwork(4, 2, NetworkConfig(hidden_sizes=(4, 4)))
-    policy = tmp_path / "policy.safetensors"
-    policy.write_bytes(policy_to_bytes(Policy(network=network, env=EnvConfig(id="CartPole-v1"),
-                                              gamma=0.99)))
+    policy = _policy_file(tmp_path, n_obs=4, n_actions=2, env=EnvConfig(id="CartPole-v1"))
     gif = tmp_path / "watch" / "cartpole.gif"
     assert main([str(policy), "--episodes", "1", "--seed", "7", "--record", str(gif)]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -223,7 +221,7 @@ def test_record_writes_the_first_episode_as_a_gif_with_a_frame_per_step(tmp_path
 
 
 def test_record_takes_one_file_at_a_time(tmp_path, capsys):
-    path = _mountaincar_file(tmp_path)
+    path = _policy_file(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         main([str(path), str(path), "--record", str(tmp_path / "out.gif")])
     assert exit_.value.code == 2
@@ -232,6 +230,6 @@ def test_record_takes_one_file_at_a_time(tmp_path, capsys):
 
 def test_render_plays_the_episodes_in_the_envs_window(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # pygame's window, with no display here
-    path = _mountaincar_file(tmp_path)
+    path = _policy_file(tmp_path)
     assert main([str(path), "--episodes", "1", "--render"]) == 0
     assert json.loads(capsys.readouterr().out)["mean"] == -200.0
