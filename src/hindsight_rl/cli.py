@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -54,3 +55,15 @@ def cli() -> None:
 
 
 cli.add_command(run)
+
+
+@cli.command(name="runs")
+@click.option("--data", "data_root", default="data", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="the project's data folder (globals.yml's data_root)")
+def runs(data_root: Path) -> None:
+    """Every run in the data folder, newest first: status, pipelines, and per target its
+    verdict and report."""
+    from hindsight_rl.runs import main as list_runs
+
+    list_runs([str(data_root)])

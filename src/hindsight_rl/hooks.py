@@ -5,6 +5,7 @@ MLflow run."""
 
 from __future__ import annotations
 
+import logging
 import numbers
 import re
 import sys
@@ -29,6 +30,9 @@ from hindsight_rl.core.envs import check_environments, check_table_fits
 from hindsight_rl.core.trajectories import is_trajectory_table
 from hindsight_rl.datasets import PolicyFileDataset
 from hindsight_rl.pipelines.branches import dag_shape, project_config
+from hindsight_rl.runs import describe_run, run_lines
+
+logger = logging.getLogger(__name__)
 
 
 class ValidateParametersHook:
@@ -141,11 +145,22 @@ class RunManifestHook:
     @hook_impl
     def after_pipeline_run(self, catalog: Any) -> None:
         catalog.save("run_manifest", {**self._manifest, "status": "completed"})
+        _log_run_summary(catalog.get("run_manifest"), self._manifest["saved_version"])
 
     @hook_impl
     def on_pipeline_error(self, error: Exception, catalog: Any) -> None:
         catalog.save("run_manifest", {**self._manifest,
                                       "status": f"failed: {type(error).__name__}: {error}"})
+
+
+def _log_run_summary(manifest: Any, version: str) -> None:
+    """The run's verdicts and report paths as its last lines (``kedro runs`` lists every
+    run this way); only for a local data folder."""
+    if getattr(manifest, "_protocol", "file") not in ("file", "local"):
+        return
+    data_root = Path(str(manifest._filepath)).parents[1]  # <root>/08_reporting/run_manifest.json
+    for line in run_lines(describe_run(data_root, version)):
+        logger.info("%s", line)
 
 
 def _pin_load_version(dataset: Any) -> str | None:

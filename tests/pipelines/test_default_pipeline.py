@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pandas as pd
@@ -174,3 +175,33 @@ def test_a_hindsight_dataset_of_other_settings_gives_no_verdict(two_runs):
     assert metrics["verdict"].startswith("Not comparable, no verdict: the hindsight dataset "
                                          "holds 300 env steps but the scratch arm's warm "
                                          "start 200")
+
+
+def test_kedro_runs_lists_every_run_newest_first_with_its_verdicts(two_runs, caplog):
+    from click.testing import CliRunner
+
+    from hindsight_rl.cli import cli
+    from hindsight_rl.datasets import AtomicJSONDataset
+    from hindsight_rl.hooks import _log_run_summary
+
+    project, first, _ = two_runs
+    result = CliRunner().invoke(cli, ["runs", "--data", str(project / "data")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    runs = [line for line in lines if not line.startswith("  ")]
+    assert len(runs) >= 2 and runs == sorted(runs, reverse=True)
+    version = first["data/08_reporting/run_manifest.json"].name
+    start = next(i for i, line in enumerate(lines) if line.startswith(version))
+    block = [lines[start], *itertools.takewhile(lambda line: line.startswith("  "),
+                                                lines[start + 1:])]
+    assert block[0] == f"{version}  completed  pipelines __default__  env smoke"
+    assert len(block) == 1 + len(TARGETS)
+    for target in TARGETS:
+        line = next(line for line in block if line.startswith(f"  {target}: "))
+        assert line.startswith(f"  {target}: Transfer ")
+        assert line.endswith(f"{target}/transfer_report.md/{version}/transfer_report.md)")
+    # Every `kedro run` ends with the same lines for itself.
+    manifest = AtomicJSONDataset(filepath=str(project / "data/08_reporting/run_manifest.json"))
+    with caplog.at_level("INFO", logger="hindsight_rl.hooks"):
+        _log_run_summary(manifest, version)
+    assert [record.getMessage() for record in caplog.records] == block
