@@ -159,7 +159,12 @@ def _log_run_summary(manifest: Any, version: str) -> None:
     if getattr(manifest, "_protocol", "file") not in ("file", "local"):
         return
     data_root = Path(str(manifest._filepath)).parents[1]  # <root>/08_reporting/run_manifest.json
-    for line in run_lines(describe_run(data_root, version)):
+    try:
+        lines = run_lines(describe_run(data_root, version))
+    except OSError as error:  # a summary never fails a run that has completed
+        logger.warning("No summary of run %s: %s", version, error)
+        return
+    for line in lines:
         logger.info("%s", line)
 
 
