@@ -94,3 +94,19 @@ def test_load_versions_naming_no_dataset_is_one_line(tmp_path):
     assert ("Error: 'load_versions' keys [pretrained_polcy] are not found in the catalog"
             in result.stderr.replace("\n", ""))
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_run_logs_its_work_not_each_load_and_save_and_ends_with_its_verdicts(tmp_path):
+    project = copy_project(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "kedro", "run", "--env", "smoke"],
+                            cwd=project, capture_output=True, text=True,
+                            env={**os.environ, "DO_NOT_TRACK": "1", "COLUMNS": "250"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = result.stdout + result.stderr
+    assert "Using 'conf/logging.yml' as logging configuration" in log
+    assert "Running node: evaluate" in log
+    assert "Loading data from" not in log and "Saving data to" not in log  # conf/logging.yml
+    assert "register_new_resolver" not in log  # upstream's deprecation (settings.py)
+    summary = log[log.index("Pipeline execution completed"):]
+    for target in ("mountaincar", "cartpole_long_pole"):
+        assert f"  {target}: Transfer " in summary

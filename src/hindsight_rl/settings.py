@@ -1,5 +1,7 @@
 """Project settings: see https://docs.kedro.org/en/stable/kedro_project_setup/settings.html."""
 
+import warnings
+
 from kedro.config import OmegaConfigLoader
 
 from hindsight_rl.hooks import (
@@ -12,6 +14,12 @@ from hindsight_rl.hooks import (
 # MlflowTrackingHook does nothing unless kedro-mlflow (the `mlflow` extra, whose own hook
 # registers itself) has an MLflow run open.
 HOOKS = (ValidateParametersHook(), TorchThreadsHook(), RunManifestHook(), MlflowTrackingHook())
+
+# Kedro 1.7's config loader and kedro-mlflow's hook call OmegaConf 2.4's deprecated
+# register_new_resolver() six times a run; the warning is for them to act on, not for our
+# users (36 lines of every log).
+warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated",
+                        category=UserWarning, module=r"kedro(_mlflow)?\.")
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
