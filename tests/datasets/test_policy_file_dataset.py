@@ -1,7 +1,11 @@
+import inspect
+import json
+
 import numpy as np
 import pytest
 import torch
 from kedro.io.core import DatasetError, Version
+from kedro_datasets._typing import JSONPreview
 
 from hindsight_rl.core.config import EnvConfig, NetworkConfig
 from hindsight_rl.core.networks import QNetwork
@@ -52,5 +56,8 @@ def test_numpy_dtype_of_saved_tensors_is_float32(tmp_path):
 def test_kedro_viz_preview_is_the_metadata_document(tmp_path):
     dataset = PolicyFileDataset(filepath=str(tmp_path / "p.safetensors"))
     dataset.save(_policy(3))
-    document = dataset.preview()
+    preview = dataset.preview()
+    assert isinstance(preview, str)  # kedro-viz renders a JSONPreview's text, not a dict
+    assert inspect.signature(dataset.preview).return_annotation in (JSONPreview, "JSONPreview")
+    document = json.loads(preview)
     assert document["env"]["id"] == "MountainCar-v0" and document["provenance"] == {"seed": 3}

@@ -8,6 +8,7 @@ leaves a half-written file where "latest version" would find it.
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -19,6 +20,7 @@ from kedro.io.core import (
     get_filepath_str,
     get_protocol_and_path,
 )
+from kedro_datasets._typing import JSONPreview  # kedro-viz's preview types live here
 
 from hindsight_rl.core.policy_file import (
     Policy,
@@ -85,11 +87,12 @@ class PolicyFileDataset(RunOwnedVersions, AbstractVersionedDataset):
         with as_artefact_errors():
             return policy_from_bytes(data, source=path)
 
-    def preview(self) -> dict[str, Any]:
-        """kedro-viz's JSON preview: the file's metadata document (shapes, env, provenance)."""
+    def preview(self) -> JSONPreview:
+        """kedro-viz's JSON preview: the file's metadata document (shapes, env, provenance),
+        as the JSON text kedro-viz renders (it picks the renderer by this return type)."""
         data, path = self._read()
         with as_artefact_errors():
-            return read_document(data, source=path)
+            return JSONPreview(json.dumps(read_document(data, source=path)))
 
     def saved_file(self) -> tuple[str, bytes]:
         """Name and bytes of the file ``save`` wrote (its save version, even when a load
