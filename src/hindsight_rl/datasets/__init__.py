@@ -2,6 +2,7 @@
 its artefact's contract where it has one, and loads the version its own run wrote."""
 
 from hindsight_rl.datasets.contracts import ArtefactError
+from hindsight_rl.datasets.minari_dataset import MinariDataset
 from hindsight_rl.datasets.parquet_dataset import (
     AblationRunDataset,
     AtomicParquetDataset,
@@ -16,5 +17,5 @@ from hindsight_rl.datasets.report_datasets import (
 )
 
 __all__ = ["AblationRunDataset", "ArtefactError", "AtomicJSONDataset", "AtomicMatplotlibDataset",
-           "AtomicParquetDataset", "AtomicTextDataset", "HistoryDataset", "PolicyFileDataset",
-           "TrajectoryDataset"]
+           "AtomicParquetDataset", "AtomicTextDataset", "HistoryDataset", "MinariDataset",
+           "PolicyFileDataset", "TrajectoryDataset"]
