@@ -130,12 +130,17 @@ def test_a_dataset_with_continuous_actions_is_refused(tmp_path):
         read_minari_dataset(tmp_path, "pendulum-v0")
 
 
-def test_a_dataset_without_its_spaces_is_refused_before_minari_builds_its_env(tmp_path):
-    write_minari_dataset(hindsight_table(LONG_POLE, 20), tmp_path, "long-pole-v0")
-    path = tmp_path / "long-pole-v0" / "data" / "metadata.json"
+def _written_with_metadata(root: Path, edit) -> None:
+    """``long-pole-v0`` written by us, then its metadata file edited by hand."""
+    write_minari_dataset(hindsight_table(LONG_POLE, 20), root, "long-pole-v0")
+    path = root / "long-pole-v0" / "data" / "metadata.json"
     metadata = json.loads(path.read_text())
-    del metadata["observation_space"]
+    edit(metadata)
     path.write_text(json.dumps(metadata))
+
+
+def test_a_dataset_without_its_spaces_is_refused_before_minari_builds_its_env(tmp_path):
+    _written_with_metadata(tmp_path, lambda metadata: metadata.pop("observation_space"))
     with pytest.raises(MinariDatasetError, match="records no observation_space; Minari would "
                                                  "build the environment"):
         read_minari_dataset(tmp_path, "long-pole-v0")
@@ -237,3 +242,12 @@ def test_nothing_goes_to_the_home_folder_and_minaris_variable_is_restored(tmp_pa
     read_minari_dataset(tmp_path / "datasets", "ns/x-v0")
     assert not (tmp_path / "home").exists()
     assert os.environ.get("MINARI_DATASETS_PATH") == before
+
+
+@pytest.mark.parametrize("labels", [["reward"], ["obs_0"], ["next_obs"], "return_to_go"])
+def test_metadata_whose_labels_would_replace_the_contracts_columns_is_refused(tmp_path, labels):
+    _written_with_metadata(tmp_path, lambda metadata: metadata["hindsight_rl"].update(
+        labels=labels))
+    with pytest.raises(MinariDatasetError, match=r"hindsight_rl\.labels names .*which are not "
+                                                 "label columns"):
+        read_minari_dataset(tmp_path, "long-pole-v0")

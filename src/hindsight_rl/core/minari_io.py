@@ -147,7 +147,9 @@ def read_minari_dataset(datasets_path: Path, dataset_id: str) -> pd.DataFrame:
     dataset = minari.MinariDataset(data_path)
     _check_spaces(dataset.observation_space, dataset.action_space, source)
     ours = metadata.get(METADATA_KEY) or {}
-    table = table_from_episodes(dataset.iterate_episodes(), ours.get("labels", []), source)
+    labels = ours.get("labels", [])
+    _check_labels(labels, source)
+    table = table_from_episodes(dataset.iterate_episodes(), labels, source)
     if METADATA_KEY in metadata:
         table.attrs = dict(ours.get("attrs", {}))
     elif dataset.env_spec is not None:
@@ -315,6 +317,18 @@ def _check_spaces(observation_space: gym.Space, action_space: gym.Space, source:
     if not (isinstance(action_space, gym.spaces.Discrete) and action_space.start == 0):
         raise MinariDatasetError(f"{source}: action space {action_space}; a trajectory table "
                                  "needs Discrete actions numbered from 0")
+
+
+def _check_labels(labels: Any, source: str) -> None:
+    """Label names from the metadata become columns: never one of the contract's."""
+    def taken(name: Any) -> bool:
+        return (not isinstance(name, str) or name in (*_CORE_COLUMNS, "obs", "next_obs")
+                or name.rpartition("_")[0] in _FAMILIES)
+
+    wrong = [name for name in labels if taken(name)] if isinstance(labels, list) else [labels]
+    if wrong:
+        raise MinariDatasetError(f"{source}: its metadata's {METADATA_KEY}.labels names "
+                                 f"{wrong}, which are not label columns")
 
 
 def _recorded_env(table: pd.DataFrame, source: str) -> gym.Env:
