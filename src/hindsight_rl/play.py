@@ -2,8 +2,8 @@
 
 Builds the environment the file's metadata names (with its overrides), acts with the pure
 numpy forward pass, and prints the mean and spread of the returns. ``--record out.gif``
-also writes the first episode as an animated GIF, ``--render`` plays the episodes in the
-env's window (both need the env's renderer: ``pip install -e ".[watch]"``). ``FILE`` may also be a
+(or ``out.mp4``, with the ``watch`` extra's ffmpeg) also writes the first episode,
+``--render`` plays the episodes in the env's window. ``FILE`` may also be a
 versioned dataset's folder (``data/06_models/sources/cartpole/pretrained_policy.safetensors``):
 its latest version is played. Bad arguments are argparse errors; a file or environment that
 cannot be played is one ``Error:`` line and exit status 1, never a traceback.
@@ -20,7 +20,12 @@ from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import evaluate_greedy
 from hindsight_rl.core.policy_file import NumpyPolicy, check_fits_env, env_config_of
-from hindsight_rl.core.watch import episode_frames, watch_episodes, write_gif
+from hindsight_rl.core.watch import (
+    RECORDINGS,
+    episode_frames,
+    watch_episodes,
+    write_recording,
+)
 
 MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are 32-bit
 
@@ -49,8 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="greedy episodes per file (>= 1)")
     parser.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=2_000_000,
                         help="seed of the first episode (>= 0)")
-    parser.add_argument("--record", metavar="OUT.gif", type=_gif_path,
-                        help="write the first episode (seed --seed) as an animated GIF")
+    parser.add_argument("--record", metavar="OUT.gif|OUT.mp4", type=_recording_path,
+                        help="write the first episode (seed --seed) as an animated GIF or "
+                             "an MP4 video")
     parser.add_argument("--fps", type=_bounded_int(1, 100), default=30,
                         help="frames per second of --record (default 30)")
     parser.add_argument("--render", action="store_true",
@@ -61,11 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _gif_path(text: str) -> Path:
-    """An argparse type: where ``--record`` writes, which must be a ``.gif``."""
-    if not text.lower().endswith(".gif"):
-        raise argparse.ArgumentTypeError(f"{text!r}: only .gif is written")
-    return Path(text)
+def _recording_path(text: str) -> Path:
+    """An argparse type: where ``--record`` writes, a ``.gif`` or an ``.mp4``."""
+    path = Path(text)
+    if path.suffix.lower() not in RECORDINGS:
+        raise argparse.ArgumentTypeError(f"{text!r}: only {' and '.join(RECORDINGS)} are "
+                                         "written")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,8 +119,8 @@ def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
     summary: dict[str, object] = {"file": str(path), "env": env.id, "overrides": env.overrides}
     if args.record is not None:
         frames, episode_return = episode_frames(env, policy.q_values, args.seed)
-        write_gif(frames, args.record, args.fps)
-        summary["recorded"] = {"gif": str(args.record), "frames": len(frames),
+        write_recording(frames, args.record, args.fps)
+        summary["recorded"] = {"file": str(args.record), "frames": len(frames),
                                "return": episode_return}
     if args.render:
         returns = watch_episodes(env, policy.q_values, seeds)

@@ -266,6 +266,10 @@ class EvalConfig(Section):
     promotion_margin: float = Field(0.0, ge=0)
     """``retrain``: a challenger replaces the champion only if its mean return is higher by
     more than this."""
+    gif_frames: int = Field(200, ge=2, le=10_000)
+    """Frames of the GIF recorded of each final policy (its first evaluation episode)."""
+    gif_fps: int = Field(30, ge=1, le=100)
+    """Frames per second of those GIFs."""
 
     @model_validator(mode="after")
     def _room_for_the_probe(self) -> EvalConfig:

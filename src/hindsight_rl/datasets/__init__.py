@@ -1,6 +1,7 @@
 """Kedro dataset classes of hindsight-rl: every one writes its versions atomically, checks
 its artefact's contract where it has one, and loads the version its own run wrote."""
 
+from hindsight_rl.datasets.binary_file import BinaryFileDataset, GifDataset
 from hindsight_rl.datasets.contracts import ArtefactError
 from hindsight_rl.datasets.parquet_dataset import (
     AblationRunDataset,
@@ -13,8 +14,9 @@ from hindsight_rl.datasets.report_datasets import (
     AtomicJSONDataset,
     AtomicMatplotlibDataset,
     AtomicTextDataset,
+    HTMLReportDataset,
 )
 
 __all__ = ["AblationRunDataset", "ArtefactError", "AtomicJSONDataset", "AtomicMatplotlibDataset",
-           "AtomicParquetDataset", "AtomicTextDataset", "HistoryDataset", "PolicyFileDataset",
-           "TrajectoryDataset"]
+           "AtomicParquetDataset", "AtomicTextDataset", "BinaryFileDataset", "GifDataset",
+           "HTMLReportDataset", "HistoryDataset", "PolicyFileDataset", "TrajectoryDataset"]

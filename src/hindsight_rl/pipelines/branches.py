@@ -145,6 +145,12 @@ def run_inputs(seeds: tuple[int, ...]) -> list[str]:
             for dataset in ARM_DATASETS[arm]]
 
 
+def episode_outputs(seeds: tuple[int, ...]) -> list[str]:
+    """The evaluate node's recorded episodes, one GIF per seed and arm, in the order of
+    :func:`run_inputs` (``seed_0.finetuned_episode``, ``seed_0.scratch_episode``, ...)."""
+    return [f"{seed_branch(seed)}.{arm}_episode" for seed in seeds for arm in ARMS]
+
+
 def runs_by_arm(seeds: tuple[int, ...], values: tuple[Any, ...]
                 ) -> dict[str, dict[int, tuple[Any, Any]]]:
     """Inverse of :func:`run_inputs`: per arm, each seed's (policy, history)."""
