@@ -187,6 +187,14 @@ def test_a_versioned_folder_plays_its_latest_version(tmp_path, capsys):
         f"2026-01-03T00.00.00.000Z/{folder.name}")
 
 
+def test_a_name_outside_a_project_is_one_error_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["mountaincar.seed_0.finetuned_policy"]) == 1
+    assert _one_error_line(capsys) == (
+        f"Error: mountaincar.seed_0.finetuned_policy: no such file, and {tmp_path} is not a "
+        "Kedro project whose catalog could name it")
+
+
 def test_a_folder_without_versions_is_one_error_line(tmp_path, capsys):
     folder = tmp_path / "empty.safetensors"
     folder.mkdir()

@@ -49,7 +49,8 @@ def _bounded_int(low: int, high: int | None = None) -> type[int]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hindsight_rl.play", description=__doc__)
     parser.add_argument("files", nargs="+", type=Path,
-                        help="policy files (.safetensors), or versioned dataset folders")
+                        help="policy files (.safetensors), versioned dataset folders, or "
+                             "catalog dataset names (mountaincar.seed_0.finetuned_policy)")
     parser.add_argument("--episodes", type=_bounded_int(1), default=100,
                         help="greedy episodes per file (>= 1)")
     parser.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=2_000_000,
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="frames per second of --record (default 30)")
     parser.add_argument("--render", action="store_true",
                         help="play the episodes in the env's window (needs a display)")
+    parser.add_argument("--env", dest="kedro_env", metavar="ENV",
+                        help="the project's config environment in which dataset names are "
+                             "looked up (default: Kedro's, i.e. local)")
     parser.add_argument("--entry-point", metavar="MODULE:CLASS",
                         help="code of the custom environment the files name (a policy file "
                              "never names code itself)")
@@ -86,11 +90,42 @@ def main(argv: list[str] | None = None) -> int:
                         f"the last seed, {MAX_SEED}")
     for path in args.files:
         try:
-            print(json.dumps(_play(latest_version(path), args)))
+            print(json.dumps(_play(policy_path(path, args.kedro_env), args)))
         except (OSError, HindsightRLError) as error:
             print(f"Error: {error}", file=sys.stderr)
             return 1
     return 0
+
+
+def policy_path(argument: Path, kedro_env: str | None) -> Path:
+    """The file to play: ``argument`` itself or its latest version (:func:`latest_version`),
+    or, for a name that is no path (``mountaincar.seed_0.finetuned_policy``), the file that
+    dataset of the project in the working directory loads."""
+    if argument.exists() or len(argument.parts) > 1 or argument.suffix == ".safetensors":
+        return latest_version(argument)
+    return catalog_file(str(argument), kedro_env)
+
+
+def catalog_file(name: str, kedro_env: str | None) -> Path:
+    """The latest saved version of the policy dataset ``name`` in the project's catalog
+    (Kedro is imported only here: files play with numpy alone)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from hindsight_rl.datasets import PolicyFileDataset
+
+    try:
+        bootstrap_project(Path.cwd())
+    except RuntimeError:  # Kedro's error outside a project: no metadata in pyproject.toml
+        raise HindsightRLError(f"{name}: no such file, and {Path.cwd()} is not a Kedro "
+                               "project whose catalog could name it") from None
+    with KedroSession.create(project_path=Path.cwd(), env=kedro_env) as session:
+        catalog = session.load_context().catalog
+    dataset = catalog.get(name)  # None unless the catalog's entries or patterns name it
+    if not isinstance(dataset, PolicyFileDataset):
+        raise HindsightRLError(f"{name}: not a policy dataset of this project's catalog "
+                               f"({type(dataset).__name__ if dataset else 'no such dataset'})")
+    return latest_version(Path(str(dataset._filepath)))
 
 
 def latest_version(path: Path) -> Path:

@@ -12,6 +12,7 @@ from PIL import Image, ImageSequence
 
 from hindsight_rl.core.config import ConfigError
 from hindsight_rl.core.policy_file import NumpyPolicy
+from hindsight_rl.play import main as play
 from hindsight_rl.runners import ParallelRunner
 from tests.conftest import copy_project
 from tests.pipelines.conftest import dag_shape, run_session, versions
@@ -163,6 +164,18 @@ def test_each_final_policy_is_recorded_and_shown_in_the_html_report(two_runs):
                     ).read_text()
         assert page.count('src="data:image/gif;base64,R0lGOD') == 2 * len(SEEDS)
         assert "seed_0 finetuned: return " in page and "the GIF shows its first 9 steps" in page
+
+
+def test_play_finds_a_policy_by_its_catalog_name(two_runs, capsys):
+    project, first, _ = two_runs
+    assert play(["mountaincar.seed_1.scratch_policy", "--env", "smoke", "--episodes", "1"]) == 0
+    latest = versions(project, "data/06_models/mountaincar/seed_1/scratch_policy.safetensors")[-1]
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["file"] == str(
+        latest / "scratch_policy.safetensors")
+    assert play(["mountaincar.transfer_metrics", "--env", "smoke"]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "mountaincar.transfer_metrics: not a policy dataset of this project's catalog "
+        "(AtomicJSONDataset)")
 
 
 def _gif_milliseconds_and_width(path) -> tuple[int, int]:
