@@ -206,20 +206,26 @@ def storage_of(tune: TuneConfig) -> optuna.storages.BaseStorage:
     return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
 
 
-def new_study(tune: TuneConfig, defaults: Mapping[str, Any]) -> optuna.Study:
+def new_study(tune: TuneConfig) -> optuna.Study:
     """This run's study: a fresh one (any stored study of that name deleted) unless
-    ``resume``; with ``enqueue_defaults`` its first trial tries ``defaults`` when they lie
-    inside the search space."""
+    ``resume``."""
     optuna = _optuna()
     storage = storage_of(tune)
     names = {summary.study_name for summary in optuna.get_all_study_summaries(storage)}
     if tune.study_name in names and not tune.resume:
         optuna.delete_study(study_name=tune.study_name, storage=storage)
-    study = optuna.create_study(study_name=tune.study_name, storage=storage,
-                                direction="minimize", load_if_exists=tune.resume)
-    if tune.enqueue_defaults and within(tune.search_space, defaults):
-        study.enqueue_trial(dict(defaults), skip_if_exists=True)
-    return study
+    return optuna.create_study(study_name=tune.study_name, storage=storage,
+                               direction="minimize", load_if_exists=tune.resume)
+
+
+def enqueue_defaults(study: optuna.Study, tune: TuneConfig, defaults: Mapping[str, Any]
+                     ) -> bool:
+    """With ``enqueue_defaults``, the next trial tries ``defaults`` when they lie inside the
+    search space; says whether it will."""
+    if not (tune.enqueue_defaults and within(tune.search_space, defaults)):
+        return False
+    study.enqueue_trial(dict(defaults))
+    return True
 
 
 def load_study(tune: TuneConfig, worker: int = 0) -> optuna.Study:

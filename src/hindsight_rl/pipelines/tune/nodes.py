@@ -12,13 +12,20 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from hindsight_rl.core.config import EvalConfig, TargetConfig, TuneConfig, from_mapping
+from hindsight_rl.core.config import (
+    EvalConfig,
+    RuntimeConfig,
+    TargetConfig,
+    TuneConfig,
+    from_mapping,
+)
 from hindsight_rl.core.dqn import NonFiniteLossError
 from hindsight_rl.core.tuning import (
     TrialReporter,
     as_parameters,
     best_trial,
     current_settings,
+    enqueue_defaults,
     load_study,
     new_study,
     suggest_settings,
@@ -39,14 +46,18 @@ def create_study(tune: TuneConfig, targets: Mapping[str, Any]) -> dict[str, Any]
     """A fresh study (or the stored one with ``resume``), the target's current settings
     enqueued as its first trial; returns what the workers open."""
     target = tuned_target(tune, targets)
-    study = new_study(tune, current_settings(target, list(tune.search_space)))
+    study = new_study(tune)
+    first = len(study.get_trials(deepcopy=False))
+    enqueued = enqueue_defaults(study, tune, current_settings(target, list(tune.search_space)))
     return {"study_name": study.study_name, "storage": tune.storage,
-            "trials_before": len(study.get_trials(deepcopy=False))}
+            "defaults_trial": first if enqueued else None}
 
 
 def run_trials(study: dict[str, Any], tune: TuneConfig, targets: Mapping[str, Any],
-               evaluation: EvalConfig, worker: int, workers: int) -> list[int]:
-    """This worker's share of ``tune.n_trials``; returns the numbers of its trials."""
+               evaluation: EvalConfig, runtime: RuntimeConfig, worker: int, workers: int
+               ) -> list[int]:
+    """This worker's share of ``tune.n_trials``; returns the numbers of its trials.
+    (``runtime``: TorchThreadsHook pins this process's torch threads with it.)"""
     target = tuned_target(tune, targets)
     optuna_study = load_study(tune, worker)
     numbers: list[int] = []
@@ -117,15 +128,15 @@ def _check(settings: Mapping[str, Any], tune: TuneConfig, targets: Mapping[str, 
             "steps_to_threshold": reporter.seed_steps(), "score": reporter.score}
 
 
-def check_defaults(tune: TuneConfig, targets: Mapping[str, Any], evaluation: EvalConfig
-                   ) -> dict[str, Any]:
+def check_defaults(tune: TuneConfig, targets: Mapping[str, Any], evaluation: EvalConfig,
+                   runtime: RuntimeConfig) -> dict[str, Any]:
     """The target's current settings on the check seeds."""
     target = tuned_target(tune, targets)
     return _check(current_settings(target, list(tune.search_space)), tune, targets, evaluation)
 
 
 def check_best(best_settings: dict[str, Any], tune: TuneConfig, targets: Mapping[str, Any],
-               evaluation: EvalConfig) -> dict[str, Any]:
+               evaluation: EvalConfig, runtime: RuntimeConfig) -> dict[str, Any]:
     """The search's best settings on the check seeds."""
     return _check(best_settings["settings"], tune, targets, evaluation)
 
@@ -139,9 +150,8 @@ def compare(defaults: dict[str, Any], best: dict[str, Any], study: dict[str, Any
     searched = {"best_trial": best_trial(optuna_study).number,
                 "best_score": best_trial(optuna_study).value,
                 "trials": {str(k): int(v) for k, v in states.value_counts().items()}}
-    first = optuna_study.get_trials(deepcopy=False)[study["trials_before"]]
-    if tune.enqueue_defaults and first.params == defaults["settings"]:
-        searched["defaults_score"] = first.value
+    if study["defaults_trial"] is not None:
+        searched["defaults_score"] = optuna_study.trials[study["defaults_trial"]].value
     improvement = defaults["score"] - best["score"]
     logger.info("tune: %s env steps to the threshold on check seeds %s: current settings "
                 "%.0f, best trial %.0f", tune.target, list(tune.check_seeds),

@@ -15,12 +15,13 @@ from hindsight_rl.pipelines.tune.nodes import (
     run_trials,
 )
 
-SETTINGS = ["params:tune", "params:targets", "params:evaluation"]
+SETTINGS = ["params:tune", "params:targets", "params:evaluation", "params:runtime"]
+"""What a node that trains reads (``runtime``: its torch threads, TorchThreadsHook)."""
 
 
 def create_pipeline(shape: DagShape) -> Pipeline:
     workers = shape.tune.workers
-    done = [f"worker_{i}.trials" for i in range(workers)]
+    done = [f"worker_{i}_trials" for i in range(workers)]
     nodes = [Node(create_study, inputs=["params:tune", "params:targets"], outputs="study",
                   name="create_study")]
     nodes += [Node(with_arguments(run_trials, worker=i, workers=workers),
