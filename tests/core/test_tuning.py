@@ -27,10 +27,10 @@ from hindsight_rl.core.tuning import (
 from tests.core.test_dqn import train_one
 
 MOUNTAINCAR = {"env": {"id": "MountainCar-v0"}}
-SPACE = {"dqn.learning_rate": {"type": "log_float", "low": 1e-4, "high": 1e-2},
-         "dqn.exploration_fraction": {"type": "float", "low": 0.05, "high": 0.5},
-         "dqn.n_step": {"type": "int", "low": 1, "high": 8},
-         "dqn.batch_size": {"type": "categorical", "choices": [32, 64]}}
+SPACE = {"dqn": {"learning_rate": {"type": "log_float", "low": 1e-4, "high": 1e-2},
+                 "exploration_fraction": {"type": "float", "low": 0.05, "high": 0.5},
+                 "n_step": {"type": "int", "low": 1, "high": 8},
+                 "batch_size": {"type": "categorical", "choices": [32, 64]}}}
 
 
 def _project(space: dict, **tune) -> ProjectConfig:
@@ -40,44 +40,47 @@ def _project(space: dict, **tune) -> ProjectConfig:
 
 
 def test_a_search_space_parses_into_typed_distributions():
-    tune = _project(SPACE).tune
-    assert [d.type for d in tune.search_space.values()] == [
-        "log_float", "float", "int", "categorical"]
-    assert tune.search_space["dqn.batch_size"].choices == (32, 64)
-    assert tune.search_space["dqn.n_step"].extremes() == (1, 8)
+    space = _project(SPACE).tune.search_space.by_key_path()
+    assert list(space) == ["dqn.learning_rate", "dqn.exploration_fraction", "dqn.n_step",
+                           "dqn.batch_size"]
+    assert [d.type for d in space.values()] == ["log_float", "float", "int", "categorical"]
+    assert space["dqn.batch_size"].choices == (32, 64)
+    assert space["dqn.n_step"].extremes() == (1, 8)
 
 
 @pytest.mark.parametrize(("space", "message"), [
-    ({"dqn.learning_rate": {"type": "log_float", "low": 0.0, "high": 1e-2}},
+    ({"dqn": {"learning_rate": {"type": "log_float", "low": 0.0, "high": 1e-2}}},
      "tune.search_space.dqn.learning_rate.low: got 0.0, expected a number > 0 for type "
      "log_float"),
-    ({"dqn.n_step": {"type": "int", "low": 1.5, "high": 8}},
+    ({"dqn": {"n_step": {"type": "int", "low": 1.5, "high": 8}}},
      "tune.search_space.dqn.n_step.low: got 1.5, expected an integer for type int"),
-    ({"dqn.n_step": {"type": "int", "low": 8, "high": 1}},
+    ({"dqn": {"n_step": {"type": "int", "low": 8, "high": 1}}},
      "tune.search_space.dqn.n_step.high: got 1.0, expected a number > low"),
-    ({"dqn.batch_size": {"type": "categorical"}},
+    ({"dqn": {"batch_size": {"type": "categorical"}}},
      "tune.search_space.dqn.batch_size.choices: got None, expected a list of at least 1"),
-    ({"dqn.batch_size": {"type": "categorical", "choices": [32], "low": 1}},
+    ({"dqn": {"batch_size": {"type": "categorical", "choices": [32], "low": 1}}},
      "tune.search_space.dqn.batch_size.low: got 1.0, expected no low/high"),
-    ({"dqn.n_step": {"type": "integer", "low": 1, "high": 8}},
+    ({"dqn": {"n_step": {"type": "integer", "low": 1, "high": 8}}},
      "tune.search_space.dqn.n_step.type: got 'integer', expected one of 'float', "
      "'log_float', 'int' or 'categorical'"),
-    ({"dqn.n_step": {"type": "int", "low": 1, "hihg": 8}},
+    ({"dqn": {"n_step": {"type": "int", "low": 1, "hihg": 8}}},
      "tune.search_space.dqn.n_step.hihg: unknown key; did you mean 'high'?"),
-    ({"env.id": {"type": "categorical", "choices": ["CartPole-v1"]}},
-     "tune.search_space.env.id: got 'env.id', expected a dqn setting of the target"),
-    ({"dqn.total_steps": {"type": "int", "low": 1000, "high": 9000}},
-     "tune.search_space.dqn.total_steps: .* other than dqn.total_steps"),
-    ({"dqn.learnin_rate": {"type": "float", "low": 0.1, "high": 0.2}},
+    ({**SPACE, "env": {"id": {"type": "categorical", "choices": ["CartPole-v1"]}}},
+     "tune.search_space.env: unknown key Known keys: dqn"),
+    ({"dqn": {"total_steps": {"type": "int", "low": 1000, "high": 9000}}},
+     "tune.search_space.dqn.total_steps: got 'total_steps', expected a setting other than "
+     "total_steps, eval_interval, eval_episodes, stop_on_threshold, which measure the trials"),
+    ({"dqn": {"learnin_rate": {"type": "float", "low": 0.1, "high": 0.2}}},
      "tune.search_space.dqn.learnin_rate: 0.1 is not a valid value here "
      r"\(targets.mountaincar.dqn.learnin_rate: got 0.1, expected a key path"),
-    ({"dqn.batch_size": {"type": "categorical", "choices": [64, 10**6]}},
+    ({"dqn": {"batch_size": {"type": "categorical", "choices": [64, 10**6]}}},
      "tune.search_space.dqn.batch_size: 1000000 is not a valid value here "
      r"\(targets.mountaincar.dqn.batch_size: got 1000000, expected an integer in \[1, 65536\]"),
-    ({"dqn.gamma": {"type": "int", "low": 0, "high": 1}},
+    ({"dqn": {"gamma": {"type": "int", "low": 0, "high": 1}}},
      r"tune.search_space.dqn.gamma: 0 is not a valid value here \(targets.mountaincar.dqn."
      r"gamma: got 0, expected a number in \(0, 1\]"),
-    ({}, "tune.search_space: .*at least 1"),
+    ({"dqn": {}}, "tune.search_space.dqn: .*at least 1"),
+    ({}, "tune.search_space.dqn: required key is missing"),
 ])
 def test_a_bad_search_space_fails_naming_its_key(space, message):
     with pytest.raises(ConfigError, match=message):
@@ -167,11 +170,11 @@ def test_a_trial_that_keeps_up_is_not_pruned():
 
 
 def test_suggested_settings_lie_in_the_space_and_keep_their_types():
-    tune = _project(SPACE).tune
+    space = _project(SPACE).tune.search_space.by_key_path()
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
-        settings = suggest_settings(study.ask(), tune.search_space)
-        assert within(tune.search_space, settings)
+        settings = suggest_settings(study.ask(), space)
+        assert within(space, settings)
         assert isinstance(settings["dqn.n_step"], int)
         assert settings["dqn.batch_size"] in (32, 64)
 
@@ -182,7 +185,7 @@ def test_the_targets_current_settings_and_the_parameters_document():
     assert settings == {"dqn.learning_rate": 0.004, "dqn.n_step": 1}
     assert as_parameters("mountaincar", settings) == {
         "targets": {"mountaincar": {"dqn": {"learning_rate": 0.004, "n_step": 1}}}}
-    assert not within(_project(SPACE).tune.search_space,
+    assert not within(_project(SPACE).tune.search_space.by_key_path(),
                       {**settings, "dqn.exploration_fraction": 0.9, "dqn.batch_size": 32})
 
 

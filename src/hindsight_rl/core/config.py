@@ -455,9 +455,29 @@ class PrunerConfig(Section):
     """Env steps into a trial before it may be pruned."""
 
 
-TUNED_YARDSTICK = ("dqn.total_steps", "dqn.eval_interval", "dqn.eval_episodes",
-                   "dqn.stop_on_threshold")
-"""Settings of the trials' measuring stick: every trial gets the target's."""
+TUNED_YARDSTICK = ("total_steps", "eval_interval", "eval_episodes", "stop_on_threshold")
+"""DQN settings of the trials' measuring stick: every trial gets the target's."""
+
+
+class SearchSpace(Section):
+    """Distributions of a target's settings, in the shape of its parameters
+    (``dqn: {learning_rate: {type: log_float, ...}}``), so ``--params`` reaches each bound."""
+
+    dqn: Annotated[dict[str, Distribution], Field(min_length=1)]
+    """Per DQN setting, where trials draw it from."""
+
+    @model_validator(mode="after")
+    def _yardstick_fixed(self) -> SearchSpace:
+        for key in self.dqn:
+            if key in TUNED_YARDSTICK:
+                raise invalid(f"dqn.{key}", key, "a setting other than "
+                                                 f"{', '.join(TUNED_YARDSTICK)}, which measure "
+                                                 "the trials")
+        return self
+
+    def by_key_path(self) -> dict[str, Distribution]:
+        """Every distribution by its setting's key path in the target (``dqn.gamma``)."""
+        return {f"dqn.{key}": distribution for key, distribution in self.dqn.items()}
 
 
 class TuneConfig(Section):
@@ -493,17 +513,8 @@ class TuneConfig(Section):
     """Sampler settings."""
     pruner: PrunerConfig = PrunerConfig()
     """Pruner settings."""
-    search_space: Annotated[dict[str, Distribution], Field(min_length=1)]
-    """Per setting of the target, by key path (``dqn.learning_rate``), its distribution."""
-
-    @model_validator(mode="after")
-    def _searchable_keys(self) -> TuneConfig:
-        for key in self.search_space:
-            if not key.startswith("dqn.") or key in TUNED_YARDSTICK:
-                raise invalid(f"search_space.{key}", key,
-                              "a dqn setting of the target (dqn.learning_rate, ...) other "
-                              f"than {', '.join(TUNED_YARDSTICK)}, which measure trials")
-        return self
+    search_space: SearchSpace
+    """Where trials draw the target's settings from."""
 
 
 def with_settings(target: TargetConfig, settings: Mapping[str, Any], path: str
@@ -561,7 +572,7 @@ class ProjectConfig(Section):
         if tune.target not in self.targets:
             raise invalid("tune.target", tune.target, f"one of the targets {list(self.targets)}")
         target = self.targets[tune.target]
-        for key, distribution in tune.search_space.items():
+        for key, distribution in tune.search_space.by_key_path().items():
             for value in distribution.extremes():
                 try:
                     with_settings(target, {key: value}, f"targets.{tune.target}")

@@ -222,7 +222,7 @@ def enqueue_defaults(study: optuna.Study, tune: TuneConfig, defaults: Mapping[st
                      ) -> bool:
     """With ``enqueue_defaults``, the next trial tries ``defaults`` when they lie inside the
     search space; says whether it will."""
-    if not (tune.enqueue_defaults and within(tune.search_space, defaults)):
+    if not (tune.enqueue_defaults and within(tune.search_space.by_key_path(), defaults)):
         return False
     study.enqueue_trial(dict(defaults))
     return True

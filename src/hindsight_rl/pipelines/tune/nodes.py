@@ -42,13 +42,17 @@ def tuned_target(tune: TuneConfig, targets: Mapping[str, Any]) -> TargetConfig:
     return from_mapping(TargetConfig, targets[tune.target], f"targets.{tune.target}")
 
 
+def searched_settings(tune: TuneConfig, targets: Mapping[str, Any]) -> dict[str, Any]:
+    """The tuned target's current values of the searched settings, by key path."""
+    return current_settings(tuned_target(tune, targets), list(tune.search_space.by_key_path()))
+
+
 def create_study(tune: TuneConfig, targets: Mapping[str, Any]) -> dict[str, Any]:
     """A fresh study (or the stored one with ``resume``), the target's current settings
     enqueued as its first trial; returns what the workers open."""
-    target = tuned_target(tune, targets)
     study = new_study(tune)
     first = len(study.get_trials(deepcopy=False))
-    enqueued = enqueue_defaults(study, tune, current_settings(target, list(tune.search_space)))
+    enqueued = enqueue_defaults(study, tune, searched_settings(tune, targets))
     return {"study_name": study.study_name, "storage": tune.storage,
             "defaults_trial": first if enqueued else None}
 
@@ -64,7 +68,7 @@ def run_trials(study: dict[str, Any], tune: TuneConfig, targets: Mapping[str, An
 
     def objective(trial: Any) -> float:
         numbers.append(trial.number)
-        settings = suggest_settings(trial, tune.search_space)
+        settings = suggest_settings(trial, tune.search_space.by_key_path())
         with _child_run(f"trial {trial.number}", settings) as log:
             reporter = train_settings(settings, tune.target, target, tune, evaluation,
                                       tune.seeds, trial)
@@ -131,8 +135,7 @@ def _check(settings: Mapping[str, Any], tune: TuneConfig, targets: Mapping[str, 
 def check_defaults(tune: TuneConfig, targets: Mapping[str, Any], evaluation: EvalConfig,
                    runtime: RuntimeConfig) -> dict[str, Any]:
     """The target's current settings on the check seeds."""
-    target = tuned_target(tune, targets)
-    return _check(current_settings(target, list(tune.search_space)), tune, targets, evaluation)
+    return _check(searched_settings(tune, targets), tune, targets, evaluation)
 
 
 def check_best(best_settings: dict[str, Any], tune: TuneConfig, targets: Mapping[str, Any],
