@@ -1,12 +1,21 @@
 """Project pipelines: the four stages, all of them as ``__default__``, ``retrain``,
-``ablation`` and ``transfer_suite``, built from the DAG's shape (``DAG_SHAPE`` in settings)
-and nothing else."""
+``ablation``, ``transfer_suite`` and ``tune``, built from the DAG's shape (``DAG_SHAPE`` in
+settings) and nothing else."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from hindsight_rl.pipelines import ablation, evaluate, finetune, retrain, source, suite, target
+from hindsight_rl.pipelines import (
+    ablation,
+    evaluate,
+    finetune,
+    retrain,
+    source,
+    suite,
+    target,
+    tune,
+)
 from hindsight_rl.pipelines.branches import dag_shape
 
 
@@ -23,4 +32,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     stages["retrain"] = stages["target"] + fine_tuning_only + retrain.create_pipeline(targets)
     stages["ablation"] = ablation.create_pipeline(shape)
     stages["transfer_suite"] = suite.create_pipeline(shape)
+    stages["tune"] = tune.create_pipeline(shape)
     return stages

@@ -67,6 +67,14 @@ class AblationShape(Section):
         return self
 
 
+class TuneShape(Section):
+    """The hyperparameter search's nodes: how many workers share its trials."""
+
+    workers: int = Field(2, ge=1, le=1024)
+    """Nodes running trials side by side against one Optuna storage (``tune.worker_<i>``):
+    as many as the runner has processes to give them."""
+
+
 class TargetShape(Section):
     """One target's branches: where it may transfer from and its training seeds."""
 
@@ -93,6 +101,8 @@ class DagShape(Section):
     """Seeds of an arm trained in one node, sharing every update; None for all of them."""
     ablation: AblationShape = AblationShape()
     """The ablation pipeline's runs."""
+    tune: TuneShape = TuneShape()
+    """The hyperparameter search's workers."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DagShape:
@@ -336,6 +346,10 @@ def _training_seeds(config: ProjectConfig, shape: DagShape) -> Iterator[tuple[st
             yield f"{WHERE}: {group}.{name}.seeds[{i}]", seed
     for i, seed in enumerate(shape.ablation.seeds):
         yield f"{WHERE}: ablation.seeds[{i}]", seed
+    if config.tune is not None:
+        for key in ("seeds", "check_seeds"):
+            for i, seed in enumerate(getattr(config.tune, key)):
+                yield f"tune.{key}[{i}]", seed
 
 
 def refuse_structure_in_parameters(parameters: Mapping[str, Any]) -> None:
