@@ -94,14 +94,6 @@ class PolicyFileDataset(RunOwnedVersions, AbstractVersionedDataset):
         with as_artefact_errors():
             return JSONPreview(json.dumps(read_document(data, source=path)))
 
-    def saved_file(self) -> tuple[str, bytes]:
-        """Name and bytes of the file ``save`` wrote (its save version, even when a load
-        version is pinned): what an experiment tracker attaches to the run."""
-        version = self.resolve_save_version()
-        path = self._get_versioned_path(version) if version else self._filepath
-        with self._fs.open(get_filepath_str(path, self._protocol), "rb") as file:
-            return path.name, file.read()
-
     def save(self, data: Policy) -> None:
         path = get_filepath_str(self._get_save_path(), self._protocol)
         with as_artefact_errors():
