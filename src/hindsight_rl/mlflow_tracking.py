@@ -72,7 +72,7 @@ def log_policy_model(run_id: str, dataset_name: str, file_name: str, data: bytes
     it loads the model again: 0.14 s a model instead of 0.04 s), the signature says it all."""
     document = read_document(data, file_name)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="An input example was not provided")
+        warnings.filterwarnings("ignore", message=".*An input example was not provided")
         path = Path(folder) / file_name
         path.write_bytes(data)
         return Model.log(

@@ -8,8 +8,7 @@ Never imported by the project (it imports mlflow): ``hindsight_rl.mlflow_trackin
 it by path.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: MLflow reads predict's type hints as objects.
 from pathlib import Path
 from typing import Any
 
