@@ -244,6 +244,17 @@ def per_seed_group(shape: DagShape, template: Callable[[tuple[int, ...]], Pipeli
     return sum(branches, Pipeline([]))
 
 
+PROMOTION_OUTPUTS = ("champion_policy", "promotion")
+"""The retrain stage's outputs in a target's namespace: the champion policy and the decision
+that made it champion."""
+
+
+def promotion_outputs(targets: Mapping[str, TargetShape]) -> dict[str, tuple[str, str]]:
+    """Per target of the retrain stage, its champion policy's and decision's dataset names."""
+    return {name: tuple(f"{name}.{output}" for output in PROMOTION_OUTPUTS)
+            for name in targets}
+
+
 def ablation_namespace(target: str, arm: str) -> str:
     return f"ablation.{target}.{arm}"
 
