@@ -71,14 +71,6 @@ class BinaryFileDataset(RunOwnedVersions, AbstractVersionedDataset):
     def save(self, data: bytes) -> None:
         self._write(data)
 
-    def saved_file(self) -> tuple[str, bytes]:
-        """Name and bytes of the file ``save`` wrote (its save version, even when a load
-        version is pinned): what an experiment tracker attaches to the run."""
-        version = self.resolve_save_version()
-        path = self._get_versioned_path(version) if version else self._filepath
-        with self._fs.open(get_filepath_str(path, self._protocol), "rb") as file:
-            return path.name, file.read()
-
 
 class GifDataset(BinaryFileDataset):
     """An animated GIF (a recorded episode) as bytes; kedro-viz previews it as an image.
