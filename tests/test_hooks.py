@@ -5,19 +5,26 @@ RunManifestHook pins a run's inputs."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import pickle  # a parallel runner sends the catalog to its workers pickled
 import subprocess
 import sys
-from pathlib import Path
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
+import mlflow  # the test extra installs the mlflow extra (kedro-mlflow registers itself)
+import numpy as np
 import pandas as pd
 import pytest
 from kedro.io import DataCatalog
 from kedro.io.core import Version
 from kedro.pipeline import Node, Pipeline
+from mlflow.entities import Run
 
 from hindsight_rl.core.config import CollectConfig, EnvConfig, SourceConfig
+from hindsight_rl.core.policy_file import NumpyPolicy
 from hindsight_rl.core.rollouts import collect_rollouts, trajectory_attrs
 from hindsight_rl.core.trajectories import TrajectoryTableError, to_table
 from hindsight_rl.datasets import (
@@ -34,10 +41,12 @@ project = pipelines.project  # the pipeline tests' fixture: a project copy as wo
 
 HISTORY = pd.DataFrame({"env_step": [200, 400], "metric": ["eval_return"] * 2,
                         "value": [-200.0, -180.0]})
-POLICIES = {"sources.cartpole.pretrained_policy":
-                "data/06_models/sources/cartpole/pretrained_policy.safetensors",
-            "mountaincar.seed_1.finetuned_policy":
-                "data/06_models/mountaincar/seed_1/finetuned_policy.safetensors"}
+RUN_PARAMS = {"run_id": "2026-12-05T13.45.12.345Z", "pipeline_names": ["__default__"]}
+POLICY_FILES = {"mountaincar.seed_1.finetuned_policy":
+                    "data/06_models/mountaincar/seed_1/finetuned_policy.safetensors",
+                "cartpole_long_pole.seed_0.scratch_policy":
+                    "data/06_models/cartpole_long_pole/seed_0/scratch_policy.safetensors"}
+PRETRAINED = "data/06_models/sources/cartpole/pretrained_policy.safetensors"
 
 
 class _NoClient:
@@ -55,7 +64,7 @@ def test_without_an_mlflow_run_the_hook_does_nothing(monkeypatch, tmp_path, mlfl
         monkeypatch.delitem(sys.modules, "mlflow", raising=False)
     catalog = DataCatalog({"policy": PolicyFileDataset(filepath=str(tmp_path / "p.safetensors"))})
     hook = MlflowTrackingHook()
-    hook.before_pipeline_run(catalog=catalog)
+    hook.before_pipeline_run(run_params=RUN_PARAMS, catalog=catalog)
     hook.after_dataset_saved(dataset_name="mountaincar.seed_0.finetune_history", data=HISTORY)
     hook.after_dataset_saved(dataset_name="mountaincar.transfer_metrics", data={"auc": 1.0})
     hook.after_dataset_saved(dataset_name="policy", data=object())
@@ -74,7 +83,7 @@ def test_the_session_leaves_only_a_run_the_user_opened(monkeypatch, tmp_path, op
     run = outer or mlflow.start_run()  # kedro-mlflow's before_pipeline_run
     if not opened_by_user:
         mlflow.start_run(run_id=run.info.run_id, nested=True)  # re-entered before a node
-    hook.before_pipeline_run(catalog=DataCatalog())
+    hook.before_pipeline_run(run_params=RUN_PARAMS, catalog=DataCatalog())
     if not opened_by_user:
         mlflow.end_run()  # kedro-mlflow's after_pipeline_run ends it once
     hook.after_pipeline_run()
@@ -90,28 +99,58 @@ def test_the_project_does_not_import_mlflow():
     assert result.stdout.strip() == "False"
 
 
+def _only_version(project: Path, relative: str) -> Path:
+    (version,) = versions(project, relative)
+    return next(path for path in version.iterdir() if path.is_file())
+
+
+def _manifests(project: Path) -> list[dict]:
+    return [json.loads(_file_in(version).read_text())
+            for version in versions(project, "data/08_reporting/run_manifest.json")]
+
+
+def _file_in(version: Path) -> Path:
+    (file,) = version.iterdir()
+    return file
+
+
+def _tracked_run(project: Path, name: str) -> tuple[mlflow.MlflowClient, Run]:
+    client = mlflow.MlflowClient(f"sqlite:///{project.resolve().as_posix()}/mlruns.db")
+    experiment = client.get_experiment_by_name("hindsight-rl")
+    (run,) = client.search_runs([experiment.experiment_id], f"attributes.run_name = '{name}'")
+    return client, run
+
+
+def _artifact_files(client: mlflow.MlflowClient, run_id: str, path: str
+                    ) -> Iterator[tuple[str, bytes]]:
+    for entry in client.list_artifacts(run_id, path):
+        if entry.is_dir:
+            yield from _artifact_files(client, run_id, entry.path)
+        else:
+            local = Path(client.download_artifacts(run_id, entry.path))
+            yield entry.path, local.read_bytes()
+
+
 @pytest.mark.pipeline
-def test_a_run_logs_parameters_learning_curves_and_policy_files(project, tmp_path):
-    import mlflow  # the test extra installs the mlflow extra (kedro-mlflow registers itself)
+def test_a_run_logs_parameters_learning_curves_reports_and_policies(project, tmp_path):
     run_session(project)
     assert mlflow.active_run() is None, "the run ends with the session (the next one is new)"
 
     store = f"sqlite:///{project.resolve().as_posix()}/mlruns.db"
     assert mlflow.get_tracking_uri() == store, "conf/base/mlflow.yml, anchored at the project"
-    client = mlflow.MlflowClient(store)
-    experiment = client.get_experiment_by_name("hindsight-rl")
+    (manifest,) = _manifests(project)
+    client, run = _tracked_run(project, f"__default__ {manifest['saved_version']}")
+    experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.artifact_location == (project.resolve() / "mlartifacts").as_uri()
-    (run,) = client.search_runs([experiment.experiment_id])
-    assert run.info.status == "FINISHED" and run.info.run_name == "__default__"
+    assert run.info.status == "FINISHED"
 
     # Parameters: every setting flattened (nodes get typed configs); conf/smoke's values.
     assert run.data.params["sources.cartpole.dqn.total_steps"] == "600"
     assert run.data.params["targets.mountaincar.dqn.n_step"] == "5"
 
     # Learning curves: one metric per history and curve, stepped by env step.
-    (saved,) = versions(project, "data/07_model_output/mountaincar/seed_0/"
-                                 "finetune_history.parquet")
-    history = pd.read_parquet(next(saved.glob("*.parquet")))
+    history = pd.read_parquet(_only_version(
+        project, "data/07_model_output/mountaincar/seed_0/finetune_history.parquet"))
     expected = history[history["metric"] == "eval_return"]
     curve = client.get_metric_history(run.info.run_id,
                                       "mountaincar.seed_0.finetune_history/eval_return")
@@ -120,13 +159,65 @@ def test_a_run_logs_parameters_learning_curves_and_policy_files(project, tmp_pat
         zip(expected["env_step"], expected["value"], strict=True))
     assert run.data.metrics["mountaincar.transfer_metrics/arms.finetuned.seeds"] == 3.0
 
-    # Policy files: the bytes the catalog saved.
-    for name, path in POLICIES.items():
-        (version,) = versions(project, path)
-        (file,) = version.glob("*.safetensors")
-        logged = client.download_artifacts(run.info.run_id, f"policies/{name}/{file.name}",
-                                           str(tmp_path))
-        assert Path(logged).read_bytes() == file.read_bytes(), name
+    # Every file saved under 08_reporting (plots, reports, metrics, the run manifest), byte
+    # for byte, under reporting/<dataset>/.
+    reporting = project / "data" / "08_reporting"
+    saved = sorted((path.name, path.read_bytes()) for path in reporting.rglob("*")
+                   if path.is_file())
+    logged = dict(_artifact_files(client, run.info.run_id, "reporting"))
+    assert sorted((PurePosixPath(path).name, data) for path, data in logged.items()) == saved
+    assert len(saved) >= 9
+    assert "reporting/mountaincar.learning_curves/learning_curves.png" in logged
+    assert "reporting/cartpole_long_pole.transfer_report_html/transfer_report.html" in logged
+
+    # Policies of the seeds: their files, byte for byte.
+    for name, path in POLICY_FILES.items():
+        file = _only_version(project, path)
+        logged_file = client.download_artifacts(run.info.run_id, f"policies/{name}/{file.name}",
+                                                str(tmp_path))
+        assert Path(logged_file).read_bytes() == file.read_bytes(), name
+
+    # The pretrained policy: a pyfunc model that plays as the numpy player does.
+    (model,) = client.search_logged_models(
+        [run.info.experiment_id], filter_string="name = 'sources-cartpole-pretrained_policy'")
+    assert model.source_run_id == run.info.run_id
+    policy = NumpyPolicy(_only_version(project, PRETRAINED).read_bytes())
+    observations = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    predicted = mlflow.pyfunc.load_model(model.model_uri).predict(observations)
+    assert predicted["action"].tolist() == [policy.act(obs) for obs in observations]
+    np.testing.assert_allclose(predicted["q_values"], policy.q_values(observations), rtol=1e-6)
+
+
+@pytest.mark.pipeline
+def test_retraining_registers_the_champion_with_its_decision(project):
+    """After the default run above: two retrain runs. The registry holds a version per
+    promotion, and the ``champion`` alias points at the latest champion file's version."""
+    for _ in range(2):
+        run_session(project, pipeline_names=["retrain"])
+    promotions = [json.loads(_file_in(version).read_text()) for version
+                  in versions(project, "data/08_reporting/mountaincar/promotion.json")]
+    assert promotions[0]["promoted"], "the first champion"
+    champion_file = _file_in(versions(
+        project, "data/06_models/mountaincar/champion_policy.safetensors")[-1])
+
+    client = mlflow.MlflowClient(f"sqlite:///{project.resolve().as_posix()}/mlruns.db")
+    name = "hindsight-rl-mountaincar"
+    registered = client.search_model_versions(f"name = '{name}'")
+    assert len(registered) == sum(promotion["promoted"] for promotion in promotions)
+    champion = client.get_model_version_by_alias(name, "champion")
+    assert champion.tags["sha256"] == hashlib.sha256(champion_file.read_bytes()).hexdigest()
+    promoting = [p for p in promotions if p["promoted"]][-1]
+    assert champion.tags["promoted"] == "True"
+    assert champion.tags["challenger_mean"] == str(promoting["challenger_mean"])
+    assert champion.tags["reason"] == promoting["reason"]
+    assert champion.tags["run_version"] in {
+        m["saved_version"] for m in _manifests(project)
+        if m["run_params"]["pipeline_names"] == ["retrain"]}
+
+    policy = NumpyPolicy(champion_file.read_bytes())
+    observations = np.random.default_rng(1).normal(size=(8, 2)).astype(np.float32)
+    predicted = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(observations)
+    assert predicted["action"].tolist() == [policy.act(obs) for obs in observations]
 
 
 # --- ValidateParametersHook: what a node reads fits the env its parameters name -----------

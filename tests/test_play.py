@@ -118,7 +118,7 @@ def _policy_file(tmp_path, n_obs: int = 2, n_actions: int = 3,
     (["--episodes", "two"], "argument --episodes: 'two' is not an integer"),
     (["--seed", "-1"], r"argument --seed: -1 is not in \[0, 4294967295\]"),
     (["--seed", "4294967295", "--episodes", "2"], "runs past the last seed, 4294967295"),
-    (["--record", "out.mp4"], "argument --record: 'out.mp4': only .gif is written"),
+    (["--record", "out.avi"], "argument --record: 'out.avi': only .gif and .mp4 are written"),
     (["--fps", "0"], r"argument --fps: 0 is not in \[1, 100\]"),
 ])
 def test_bad_arguments_are_argparse_errors(tmp_path, capsys, arguments, problem):
@@ -187,6 +187,14 @@ def test_a_versioned_folder_plays_its_latest_version(tmp_path, capsys):
         f"2026-01-03T00.00.00.000Z/{folder.name}")
 
 
+def test_a_name_outside_a_project_is_one_error_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["mountaincar.seed_0.finetuned_policy"]) == 1
+    assert _one_error_line(capsys) == (
+        f"Error: mountaincar.seed_0.finetuned_policy: no such file, and {tmp_path} is not a "
+        "Kedro project whose catalog could name it")
+
+
 def test_a_folder_without_versions_is_one_error_line(tmp_path, capsys):
     folder = tmp_path / "empty.safetensors"
     folder.mkdir()
@@ -218,6 +226,19 @@ def test_record_writes_the_first_episode_as_a_gif_with_a_frame_per_step(tmp_path
             durations.append(image.info["duration"])
     assert sum(durations) == (steps + 1) * 30  # --fps 30: 3 hundredths of a second a frame
     assert [p.name for p in gif.parent.iterdir()] == ["cartpole.gif"]  # no temporary left
+
+
+def test_record_writes_an_mp4_video_with_a_frame_per_step(tmp_path, capsys):
+    import imageio.v2 as imageio
+
+    torch.manual_seed(0)
+    policy = _policy_file(tmp_path, n_obs=4, n_actions=2, env=EnvConfig(id="CartPole-v1"))
+    video = tmp_path / "cartpole.mp4"
+    assert main([str(policy), "--episodes", "1", "--seed", "7", "--record", str(video)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    frames = imageio.mimread(video, memtest=False)
+    assert len(frames) == report["recorded"]["frames"] == report["recorded"]["return"] + 1
+    assert frames[0].shape == (400, 600, 3)  # full size: no resizing to 16-pixel blocks
 
 
 def test_record_takes_one_file_at_a_time(tmp_path, capsys):

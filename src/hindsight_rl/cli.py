@@ -6,6 +6,11 @@ reaches this process as itself (``hindsight_rl.datasets.contracts``, ``runners``
 
 Kedro picks up ``run`` from a project's ``cli.py`` in place of its built-in command; every
 option of the built-in one is kept.
+
+With kedro-airflow installed (the ``airflow`` extra), ``kedro airflow create`` is the plugin's
+command with this project's defaults (a project's commands win over a plugin's): the DAG
+template ``airflow_dag.j2`` beside this file, tasks grouped by memory (the nodes joined by an
+in-memory dataset run in one task), and the project folder written into the DAG.
 """
 
 from __future__ import annotations
@@ -55,6 +60,39 @@ def cli() -> None:
 
 
 cli.add_command(run)
+
+
+def _project_airflow_create(create: click.Command) -> click.Command:
+    """kedro-airflow's ``create`` with the project's template and grouping as defaults, and
+    ``--params project_path=<this project>`` unless given (the folder a worker runs in)."""
+    defaults = {"jinja_file": str(Path(__file__).with_name("airflow_dag.j2")),
+                "node_grouping": "memory"}
+    command = copy.copy(create)
+    command.params = [copy.copy(param) for param in create.params]
+    for param in command.params:
+        if param.name in defaults:
+            param.default = defaults[param.name]
+
+    @functools.wraps(create.callback)
+    def callback(*args: Any, params: dict[str, Any], **kwargs: Any) -> Any:
+        metadata = click.get_current_context().obj
+        params = {"project_path": str(metadata.project_path.resolve()), **params}
+        return create.callback(*args, params=params, **kwargs)
+
+    command.callback = callback
+    return command
+
+
+try:
+    from kedro_airflow.plugin import create as _airflow_create
+except ImportError:  # the airflow extra is not installed: no `kedro airflow` command
+    pass
+else:
+    @cli.group(name="airflow")
+    def airflow() -> None:
+        """Run project with Airflow (kedro-airflow, with hindsight-rl's DAG template)"""
+
+    airflow.add_command(_project_airflow_create(_airflow_create))
 
 
 @cli.command(name="runs")

@@ -1,15 +1,15 @@
 """Project hooks: check every parameter against the DAG's branches before any work, keep torch
 to its configured threads in every process that runs nodes, record what each run read
-and wrote, and (with the ``mlflow`` extra) add learning curves and policy files to the
-MLflow run."""
+and wrote, and (with the ``mlflow`` extra) add learning curves, reports and policy models to
+the MLflow run."""
 
 from __future__ import annotations
 
 import logging
 import numbers
+import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -29,7 +29,13 @@ from hindsight_rl.core.config import ConfigError, RuntimeConfig, SourceConfig, T
 from hindsight_rl.core.envs import check_environments, check_table_fits
 from hindsight_rl.core.trajectories import is_trajectory_table
 from hindsight_rl.datasets import MinariDataset, PolicyFileDataset
-from hindsight_rl.pipelines.branches import dag_shape, project_config
+from hindsight_rl.datasets.saved_files import file_path, saved_files
+from hindsight_rl.pipelines.branches import (
+    dag_shape,
+    pretrained_policy,
+    project_config,
+    promotion_outputs,
+)
 from hindsight_rl.runs import describe_run, run_lines
 
 logger = logging.getLogger(__name__)
@@ -186,22 +192,30 @@ def _pin_load_version(dataset: Any) -> str | None:
 
 class MlflowTrackingHook:
     """Adds to the MLflow run that kedro-mlflow opens (the ``mlflow`` extra) what its
-    parameter logging leaves out: every learning curve as metrics per env step, the
-    evaluation's numbers, and every saved policy file as an artifact.
+    parameter logging leaves out, and names it ``<pipelines> <run version>``: every learning
+    curve as metrics per env step, the evaluation's numbers, every file saved under
+    ``08_reporting`` as an artifact, every saved policy as a pyfunc model, the retrain
+    champion in the model registry; under Airflow, the run is a child of one run per DAG run.
 
-    Inert without kedro-mlflow: this module never imports mlflow, and nothing is logged unless a run
-    is active when the pipeline starts. The run's id is kept, so nodes in forked
-    ``ParallelRunner`` workers log to it too; spawned workers (Dask) start without it and
-    log nothing.
+    Inert without kedro-mlflow: this module never imports mlflow, and nothing is logged unless
+    a run is active when the pipeline starts (``hindsight_rl.mlflow_tracking`` does the
+    logging). The run's id is kept, so nodes in forked ``ParallelRunner`` workers log to it
+    too; spawned workers (Dask) start without it and log nothing.
     """
 
     HISTORY_COLUMNS = ("env_step", "metric", "value")  # long tables from core.dqn._History
     BATCH = 1000  # MLflow's limit of metrics per log_batch call
+    REPORTING_FOLDER = "08_reporting"  # every dataset saved under it is a run artifact
 
     def __init__(self) -> None:
         self._run: tuple[str, str] | None = None  # (tracking URI, run id)
         self._outer_run_id: str | None = None
         self._catalog: Any = None
+        self._version = ""
+        self._parent: str | None = None  # the Airflow DAG run's run
+        self._promotions: dict[str, str] = {}  # a promote node's output -> its target
+        self._models: set[str] = set()  # policies logged as models (others as files)
+        self._promoted: dict[str, dict[str, Any]] = {}  # target -> its champion and decision
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow's, which reads conf/*/mlflow.yml
     def after_context_created(self, context: Any) -> None:
@@ -217,29 +231,46 @@ class MlflowTrackingHook:
             OmegaConf.register_new_resolver("project_path", lambda: project_path, replace=True)
 
     @hook_impl(trylast=True)  # after kedro-mlflow's, which starts the run
-    def before_pipeline_run(self, catalog: Any) -> None:
-        """Remember the run (and the catalog, to find saved files) for this pipeline only, and
-        log every setting as a parameter of its own (``source.dqn.learning_rate``):
-        kedro-mlflow flattens only plain dicts, and nodes get typed configs."""
+    def before_pipeline_run(self, run_params: dict[str, Any], catalog: Any) -> None:
+        """Remember the run (and the catalog, to find saved files) for this pipeline only,
+        name it, put it under its Airflow DAG run's run, and log every setting as a parameter
+        of its own (``source.dqn.learning_rate``): kedro-mlflow flattens only plain dicts, and
+        nodes get typed configs."""
         mlflow = sys.modules.get("mlflow")  # not imported by anyone: no run can be active
         run = mlflow.active_run() if mlflow else None
         self._run = (mlflow.get_tracking_uri(), run.info.run_id) if run else None
         self._catalog = catalog if run else None
-        if self._run is not None:
-            from mlflow import MlflowClient
-            from mlflow.entities import Param
+        if run is None:
+            return
+        from mlflow import MlflowClient
+        from mlflow.entities import Param
 
-            parameters = catalog.load("parameters") if "parameters" in catalog else {}
-            settings = {key: value for key, value in _flat(parameters)
-                        if not key.startswith("_")}
-            params = [Param(key, str(value)) for key, value in settings.items()]
-            for start in range(0, len(params), 100):  # MLflow's limit per log_batch call
-                MlflowClient(self._run[0]).log_batch(self._run[1],
-                                                     params=params[start:start + 100])
+        from hindsight_rl import mlflow_tracking as tracking
+
+        client = MlflowClient(self._run[0])
+        self._version = str(run_params.get("run_id") or "")  # the session's save version
+        shape = dag_shape()
+        self._promotions = {dataset: target for target, outputs
+                            in promotion_outputs(shape.targets).items() for dataset in outputs}
+        self._models = ({pretrained_policy(s) for s in shape.sources_of(shape.all_targets)}
+                        | set(self._promotions))
+        if run.info.run_id != self._outer_run_id:
+            pipelines = "+".join(run_params.get("pipeline_names") or ["__default__"])
+            if run.info.run_name == pipelines:  # kedro-mlflow's default: mlflow.yml names none
+                client.update_run(run.info.run_id, name=f"{pipelines} {self._version}")
+            dag_run = airflow_dag_run()
+            if dag_run is not None:
+                self._parent = tracking.dag_run_parent(client, run.info.experiment_id, *dag_run)
+                client.set_tag(run.info.run_id, tracking.PARENT_TAG, self._parent)
+        parameters = catalog.load("parameters") if "parameters" in catalog else {}
+        settings = {key: value for key, value in _flat(parameters) if not key.startswith("_")}
+        params = [Param(key, str(value)) for key, value in settings.items()]
+        for start in range(0, len(params), 100):  # MLflow's limit per log_batch call
+            client.log_batch(self._run[1], params=params[start:start + 100])
 
     @hook_impl
     def after_dataset_saved(self, dataset_name: str, data: Any) -> None:
-        """After the save, so only what was saved is logged, and the policy file exists."""
+        """After the save, so only what was saved is logged, and its file exists."""
         if self._run is None:
             return
         from mlflow import MlflowClient
@@ -252,29 +283,84 @@ class MlflowTrackingHook:
                    for key, step, value in self._metrics(data)]
         for start in range(0, len(metrics), self.BATCH):
             client.log_batch(run_id, metrics=metrics[start:start + self.BATCH])
+        model = self._log_files(client, dataset_name)
+        if dataset_name in self._promotions:
+            self._promote(dataset_name, model or {"decision": data})
+
+    def _log_files(self, client: Any, dataset_name: str) -> dict[str, Any] | None:
+        """A pretrained or champion policy as a model (returned, with its file's SHA-256),
+        other policies as files under ``policies/<dataset>/``, a file under ``08_reporting``
+        under ``reporting/<dataset>/``.
+
+        Only the policies that are deployed are models: logging one takes MLflow 0.1–0.5 s
+        (it also copies every step-0 metric of the run into the model, one query per
+        metric), a file 0.01 s; a seed's policy is one of many evaluated, and its file
+        plays the same way."""
+        from hindsight_rl import mlflow_tracking as tracking
+
+        run_id = self._run[1]
         dataset = self._catalog.get(dataset_name, fallback_to_runtime_pattern=True)
+        path = file_path(dataset)
+        if isinstance(dataset, PolicyFileDataset) and dataset_name in self._models:
+            ((name, data),) = saved_files(dataset)
+            return {"model": tracking.log_policy_model(run_id, dataset_name, name, data),
+                    "sha256": tracking.sha256(data)}
         if isinstance(dataset, PolicyFileDataset):
-            name, data = dataset.saved_file()
-            with tempfile.TemporaryDirectory() as folder:
-                (Path(folder) / name).write_bytes(data)
-                client.log_artifact(run_id, str(Path(folder) / name),
-                                    artifact_path=f"policies/{dataset_name}")
+            tracking.log_files(client, run_id, saved_files(dataset), f"policies/{dataset_name}")
+        elif path is not None and self.REPORTING_FOLDER in path.parts:
+            tracking.log_files(client, run_id, saved_files(dataset), f"reporting/{dataset_name}")
+        return None
+
+    def _promote(self, dataset_name: str, part: dict[str, Any]) -> None:
+        """Collect a promote node's two outputs (champion, decision) in whichever order they
+        are saved; with both, register the champion."""
+        from mlflow import MlflowClient
+
+        from hindsight_rl import mlflow_tracking as tracking
+
+        target = self._promotions[dataset_name]
+        promoted = self._promoted.setdefault(target, {})
+        promoted.update(part)
+        if {"model", "decision"} <= set(promoted):
+            del self._promoted[target]
+            tracking.register_champion(MlflowClient(self._run[0]), target, promoted["model"],
+                                       promoted["sha256"], promoted["decision"], self._version)
 
     @hook_impl(trylast=True)  # after kedro-mlflow's, which ends its run once
     def after_pipeline_run(self) -> None:
-        """kedro-mlflow re-enters its run before nodes on the session's thread but ends it
+        """The run manifest (saved by RunManifestHook, outside any node) joins the artifacts.
+
+        kedro-mlflow re-enters its run before nodes on the session's thread but ends it
         once, so it would stay active and the next session in this process (a notebook,
         ``kedro ipython``) would log into it. End what is left of it, unless the run was
         opened before the session (kedro-mlflow then logs into it and leaves it open)."""
-        if self._run is not None and self._run[1] != self._outer_run_id:
-            mlflow = sys.modules["mlflow"]
-            while (run := mlflow.active_run()) is not None and run.info.run_id == self._run[1]:
-                mlflow.end_run()
-        self._run = self._catalog = None
+        if self._run is not None:
+            self._finish("FINISHED")
+            if self._run[1] != self._outer_run_id:
+                mlflow = sys.modules["mlflow"]
+                while (run := mlflow.active_run()) is not None and run.info.run_id == self._run[1]:
+                    mlflow.end_run()
+        self._forget()
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after RunManifestHook's, which saves the failed run's manifest
     def on_pipeline_error(self) -> None:
-        self._run = self._catalog = None
+        if self._run is not None:
+            self._finish("FAILED")
+        self._forget()
+
+    def _finish(self, status: str) -> None:
+        """Log the run manifest; the DAG run's run ends as its latest task did."""
+        from mlflow import MlflowClient
+
+        client = MlflowClient(self._run[0])
+        if "run_manifest" in self._catalog:
+            self._log_files(client, "run_manifest")
+        if self._parent is not None:
+            client.set_terminated(self._parent, status)
+
+    def _forget(self) -> None:
+        self._run = self._catalog = self._parent = None
+        self._promoted = {}
 
     @classmethod
     def _metrics(cls, data: Any) -> Iterator[tuple[str, int, float]]:
@@ -286,6 +372,13 @@ class MlflowTrackingHook:
         elif isinstance(data, dict):
             for key, value in _numbers(data):
                 yield key, 0, value
+
+
+def airflow_dag_run() -> tuple[str, str] | None:
+    """(dag id, DAG run id) when an Airflow task runs this session: Airflow exports them to
+    the task's process (and the project's DAG template sets them too)."""
+    dag_id, run_id = os.environ.get("AIRFLOW_CTX_DAG_ID"), os.environ.get("AIRFLOW_CTX_DAG_RUN_ID")
+    return (dag_id, run_id) if dag_id and run_id else None
 
 
 def _numbers(data: Any, prefix: str = "") -> Iterator[tuple[str, float]]:

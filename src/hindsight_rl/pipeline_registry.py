@@ -1,6 +1,6 @@
 """Project pipelines: the four stages, all of them as ``__default__``, ``retrain``,
-``ablation``, ``transfer_suite`` and ``export_minari``, built from the DAG's shape
-(``DAG_SHAPE`` in settings) and nothing else."""
+``ablation``, ``transfer_suite``, ``tune`` and ``export_minari``, built from the DAG's
+shape (``DAG_SHAPE`` in settings) and nothing else."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from hindsight_rl.pipelines import (
     source,
     suite,
     target,
+    tune,
 )
 from hindsight_rl.pipelines.branches import dag_shape
 
@@ -32,5 +33,6 @@ def register_pipelines() -> dict[str, Pipeline]:
     stages["retrain"] = stages["target"] + fine_tuning_only + retrain.create_pipeline(targets)
     stages["ablation"] = ablation.create_pipeline(shape)
     stages["transfer_suite"] = suite.create_pipeline(shape)
+    stages["tune"] = tune.create_pipeline(shape)
     stages["export_minari"] = export.create_pipeline(targets)
     return stages

@@ -2,8 +2,8 @@
 
 Builds the environment the file's metadata names (with its overrides), acts with the pure
 numpy forward pass, and prints the mean and spread of the returns. ``--record out.gif``
-also writes the first episode as an animated GIF, ``--render`` plays the episodes in the
-env's window (both need the env's renderer: ``pip install -e ".[watch]"``). ``FILE`` may also be a
+(or ``out.mp4``, with the ``watch`` extra's ffmpeg) also writes the first episode,
+``--render`` plays the episodes in the env's window. ``FILE`` may also be a
 versioned dataset's folder (``data/06_models/sources/cartpole/pretrained_policy.safetensors``):
 its latest version is played. Bad arguments are argparse errors; a file or environment that
 cannot be played is one ``Error:`` line and exit status 1, never a traceback.
@@ -20,7 +20,12 @@ from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import evaluate_greedy
 from hindsight_rl.core.policy_file import NumpyPolicy, check_fits_env, env_config_of
-from hindsight_rl.core.watch import episode_frames, watch_episodes, write_gif
+from hindsight_rl.core.watch import (
+    RECORDINGS,
+    episode_frames,
+    watch_episodes,
+    write_recording,
+)
 
 MAX_SEED = 2**32 - 1  # numpy's and Gymnasium's seeds are 32-bit
 
@@ -44,28 +49,35 @@ def _bounded_int(low: int, high: int | None = None) -> type[int]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hindsight_rl.play", description=__doc__)
     parser.add_argument("files", nargs="+", type=Path,
-                        help="policy files (.safetensors), or versioned dataset folders")
+                        help="policy files (.safetensors), versioned dataset folders, or "
+                             "catalog dataset names (mountaincar.seed_0.finetuned_policy)")
     parser.add_argument("--episodes", type=_bounded_int(1), default=100,
                         help="greedy episodes per file (>= 1)")
     parser.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=2_000_000,
                         help="seed of the first episode (>= 0)")
-    parser.add_argument("--record", metavar="OUT.gif", type=_gif_path,
-                        help="write the first episode (seed --seed) as an animated GIF")
+    parser.add_argument("--record", metavar="OUT.gif|OUT.mp4", type=_recording_path,
+                        help="write the first episode (seed --seed) as an animated GIF or "
+                             "an MP4 video")
     parser.add_argument("--fps", type=_bounded_int(1, 100), default=30,
                         help="frames per second of --record (default 30)")
     parser.add_argument("--render", action="store_true",
                         help="play the episodes in the env's window (needs a display)")
+    parser.add_argument("--env", dest="kedro_env", metavar="ENV",
+                        help="the project's config environment in which dataset names are "
+                             "looked up (default: Kedro's, i.e. local)")
     parser.add_argument("--entry-point", metavar="MODULE:CLASS",
                         help="code of the custom environment the files name (a policy file "
                              "never names code itself)")
     return parser
 
 
-def _gif_path(text: str) -> Path:
-    """An argparse type: where ``--record`` writes, which must be a ``.gif``."""
-    if not text.lower().endswith(".gif"):
-        raise argparse.ArgumentTypeError(f"{text!r}: only .gif is written")
-    return Path(text)
+def _recording_path(text: str) -> Path:
+    """An argparse type: where ``--record`` writes, a ``.gif`` or an ``.mp4``."""
+    path = Path(text)
+    if path.suffix.lower() not in RECORDINGS:
+        raise argparse.ArgumentTypeError(f"{text!r}: only {' and '.join(RECORDINGS)} are "
+                                         "written")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,11 +90,42 @@ def main(argv: list[str] | None = None) -> int:
                         f"the last seed, {MAX_SEED}")
     for path in args.files:
         try:
-            print(json.dumps(_play(latest_version(path), args)))
+            print(json.dumps(_play(policy_path(path, args.kedro_env), args)))
         except (OSError, HindsightRLError) as error:
             print(f"Error: {error}", file=sys.stderr)
             return 1
     return 0
+
+
+def policy_path(argument: Path, kedro_env: str | None) -> Path:
+    """The file to play: ``argument`` itself or its latest version (:func:`latest_version`),
+    or, for a name that is no path (``mountaincar.seed_0.finetuned_policy``), the file that
+    dataset of the project in the working directory loads."""
+    if argument.exists() or len(argument.parts) > 1 or argument.suffix == ".safetensors":
+        return latest_version(argument)
+    return catalog_file(str(argument), kedro_env)
+
+
+def catalog_file(name: str, kedro_env: str | None) -> Path:
+    """The latest saved version of the policy dataset ``name`` in the project's catalog
+    (Kedro is imported only here: files play with numpy alone)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from hindsight_rl.datasets import PolicyFileDataset
+
+    try:
+        bootstrap_project(Path.cwd())
+    except RuntimeError:  # Kedro's error outside a project: no metadata in pyproject.toml
+        raise HindsightRLError(f"{name}: no such file, and {Path.cwd()} is not a Kedro "
+                               "project whose catalog could name it") from None
+    with KedroSession.create(project_path=Path.cwd(), env=kedro_env) as session:
+        catalog = session.load_context().catalog
+    dataset = catalog.get(name)  # None unless the catalog's entries or patterns name it
+    if not isinstance(dataset, PolicyFileDataset):
+        raise HindsightRLError(f"{name}: not a policy dataset of this project's catalog "
+                               f"({type(dataset).__name__ if dataset else 'no such dataset'})")
+    return latest_version(Path(str(dataset._filepath)))
 
 
 def latest_version(path: Path) -> Path:
@@ -111,8 +154,8 @@ def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
     summary: dict[str, object] = {"file": str(path), "env": env.id, "overrides": env.overrides}
     if args.record is not None:
         frames, episode_return = episode_frames(env, policy.q_values, args.seed)
-        write_gif(frames, args.record, args.fps)
-        summary["recorded"] = {"gif": str(args.record), "frames": len(frames),
+        write_recording(frames, args.record, args.fps)
+        summary["recorded"] = {"file": str(args.record), "frames": len(frames),
                                "return": episode_return}
     if args.render:
         returns = watch_episodes(env, policy.q_values, seeds)

@@ -68,4 +68,7 @@ DAG_SHAPE = {
         },
         "seeds": [0, 1, 2, 3, 4],
     },
+    # `kedro run --pipeline tune`: nodes that run the search's trials side by side, each its
+    # share of tune.n_trials (parameters_tune.yml), against one Optuna storage.
+    "tune": {"workers": 2},
 }

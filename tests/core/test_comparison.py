@@ -89,8 +89,12 @@ def test_learning_curves_show_each_seed_and_the_iqm_with_its_labelled_band():
                                     for seed, curve in enumerate(seeds)
                                     for step, value in zip(steps, curve, strict=True)])
                  for arm, seeds in curves.items()}
+    summaries = {arm: summarise_arm({f"seed_{seed}": np.zeros(1) for seed in range(4)},
+                                    history, 90.0, 300, EvalConfig(bootstrap_samples=50),
+                                    np.random.default_rng(0))
+                 for arm, history in histories.items()}
     figure = learning_curve_figure(histories, "t", threshold=90.0,
-                                   rng=np.random.default_rng(0))
+                                   rng=np.random.default_rng(0), summaries=summaries, budget=300)
     axes = figure.axes[0]
     labels = axes.get_legend_handles_labels()[1]
     plt.close(figure)
@@ -102,6 +106,39 @@ def test_learning_curves_show_each_seed_and_the_iqm_with_its_labelled_band():
     assert "finetuned: IQM reaches the threshold at 300 steps" in labels
     assert not [label for label in labels if label.startswith("scratch: IQM reaches")]
     assert len(axes.lines) == 2 * (1 + 4) + 2  # per arm its IQM and 4 seeds; 2 markers
+
+
+def test_steps_to_threshold_panel_shows_each_seed_and_marks_the_unsolved():
+    histories = {arm: pd.DataFrame({"env_step": [0, 100, 200] * 2, "metric": "eval_return",
+                                    "value": values, "seed": [0] * 3 + [1] * 3})
+                 for arm, values in {"finetuned": [0.0, 95, 95, 0, 0, 95],
+                                     "scratch": [0.0, 0, 0, 0, 0, 95]}.items()}
+    summaries = {arm: summarise_arm({"seed_0": np.zeros(1), "seed_1": np.zeros(1)}, history,
+                                    90.0, 200, EvalConfig(bootstrap_samples=50),
+                                    np.random.default_rng(0))
+                 for arm, history in histories.items()}
+    figure = learning_curve_figure(histories, "t", 90.0, np.random.default_rng(0), summaries,
+                                   budget=200)
+    panel = figure.axes[1]
+    plt.close(figure)
+    assert [label.get_text() for label in panel.get_yticklabels()] == ["finetuned", "scratch"]
+    reached = [tuple(map(tuple, points.get_offsets())) for points in panel.collections]
+    # finetuned: seeds at 100 and 200 steps; scratch: one seed at 200, one never (x at budget)
+    assert reached == [((100.0, 0.0), (200.0, 0.0)), ((200.0, 1.0),), ((200.0, 1.0),)]
+    assert panel.get_title() == "Env steps to threshold"
+
+
+def test_reports_name_the_versions_they_were_made_from():
+    versions = {"hindsight_dataset": "2026-12-01T00.00.00.000Z",
+                **{f"seed_{n}.finetuned_policy": "2026-12-02T00.00.00.000Z" for n in range(4)}}
+    metrics = {**_metrics(), "input_versions": versions}
+    figure = plt.figure()
+    markdown, page = markdown_report(metrics), html_report(metrics, {"plot": figure})
+    plt.close(figure)
+    line = ("Input versions: 2026-12-01T00.00.00.000Z (hindsight_dataset); "
+            "2026-12-02T00.00.00.000Z (seed_0.finetuned_policy, seed_1.finetuned_policy and "
+            "2 more).")
+    assert line in markdown and line in page
 
 
 def test_hindsight_returns_split_by_outcome():

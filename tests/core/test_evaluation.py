@@ -1,5 +1,8 @@
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.stats import trim_mean
 
 from hindsight_rl.core.evaluation import (
     area_under_curve,
@@ -20,6 +23,14 @@ def test_interquartile_mean_along_an_axis_is_each_rows_own():
         [interquartile_mean(row) for row in rows])
     assert interquartile_mean(rows[:, :3], axis=1).tolist() == pytest.approx(
         rows[:, :3].mean(axis=1).tolist())  # fewer than 4 values: their mean
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=40))
+def test_interquartile_mean_is_rliables(values):
+    """rliable's IQM is scipy's 25% trimmed mean; ours is hand-written to spare users
+    rliable's dependencies (arch, statsmodels, seaborn), so it must agree with it."""
+    assert interquartile_mean(np.array(values)) == pytest.approx(
+        trim_mean(values, 0.25), rel=1e-9, abs=1e-6)
 
 
 def test_bootstrap_interval_brackets_the_estimate():

@@ -16,7 +16,8 @@ def _arm(jumpstart: float, final: float, auc: float, steps: float) -> dict:
 METRICS = {"target": "CartPole-v1 (length 1.0)", "reward_threshold": 475.0,
            "arms": {"finetuned": _arm(500, 500, 490, 1000), "scratch": _arm(20, 500, 160, 20000)},
            "transfer_plan": {"source": "cartpole", "random_return": 25.0,
-                             "reason": "Transfer from cartpole: it teaches."}}
+                             "reason": "Transfer from cartpole: it teaches."},
+           "input_versions": {"hindsight_dataset": "2026-12-05T10.00.00.000Z"}}
 
 
 def test_a_pair_row_holds_taylor_and_stones_metrics_and_the_plan():
@@ -33,6 +34,8 @@ def test_the_report_and_heat_map_show_every_pair():
     page = markdown(rows)
     assert page.count("| cartpole → CartPole-v1") == 2 and "0.05 | helped |" in page
     assert "- long_pole: Transfer from cartpole: it teaches." in page
+    assert ("- again: Input versions: 2026-12-05T10.00.00.000Z (hindsight_dataset)."
+            in page)
     figure = heatmap(rows)
     image = figure.axes[0].images[0].get_array()
     plt.close(figure)

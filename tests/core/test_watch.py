@@ -1,22 +1,24 @@
+import io
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from PIL import Image
 
 from hindsight_rl.core import watch
 from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.errors import HindsightRLError
 
 
-def test_an_env_that_cannot_render_names_the_extra_to_install(monkeypatch):
+def test_an_env_that_cannot_render_says_why(monkeypatch):
     class NoRenderer(gym.Wrapper):
         def render(self):
             raise gym.error.DependencyNotInstalled("pygame is not installed")
 
     make_env = watch.make_env
     monkeypatch.setattr(watch, "make_env", lambda config: NoRenderer(make_env(config)))
-    with pytest.raises(HindsightRLError, match=r'cannot render: .*pip install -e "\.\[watch\]"'):
+    with pytest.raises(HindsightRLError, match="CartPole-v1 cannot render: pygame is not "):
         watch.episode_frames(EnvConfig(id="CartPole-v1"),
                              lambda obs: np.zeros((len(obs), 2)), seed=0)
 
@@ -33,7 +35,32 @@ def test_a_failed_gif_write_leaves_no_file(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(Path, "write_bytes", disk_full)
         with pytest.raises(OSError):
-            watch.write_gif(frames, target, fps=30)
+            watch.write_recording(frames, target, fps=30)
     assert list(tmp_path.iterdir()) == []
-    watch.write_gif(frames, target, fps=30)
+    watch.write_recording(frames, target, fps=30)
     assert [p.name for p in tmp_path.iterdir()] == ["out.gif"]
+
+
+def _push_right(obs: np.ndarray) -> np.ndarray:
+    return np.tile([0.0, 1.0], (len(obs), 1))
+
+
+def test_frames_are_capped_and_scaled_but_the_return_is_the_whole_episode():
+    frames, episode_return = watch.episode_frames(EnvConfig(id="CartPole-v1"), _push_right,
+                                                  seed=0, max_frames=5, width=150)
+    _, full_return = watch.episode_frames(EnvConfig(id="CartPole-v1"), _push_right, seed=0)
+    assert len(frames) == 5 and frames[0].shape == (100, 150, 3)  # 600x400 halved twice
+    assert episode_return == full_return > 5  # the episode went on past the frames kept
+
+
+def test_an_episode_gif_says_how_much_it_shows_or_why_there_is_none(monkeypatch):
+    gif, caption = watch.episode_gif(EnvConfig(id="CartPole-v1"), _push_right, seed=0,
+                                     max_frames=4, fps=10)
+    assert gif.startswith(b"GIF89a") and caption.endswith("the GIF shows its first 3 steps")
+    monkeypatch.setattr(watch, "make_env", lambda config: gym.make("CartPole-v1"))  # no mode
+    gif, caption = watch.episode_gif(EnvConfig(id="CartPole-v1"), _push_right, seed=0,
+                                     max_frames=4, fps=10)
+    with Image.open(io.BytesIO(gif)) as image:
+        assert image.n_frames == 1
+    assert caption == "not recorded: CartPole-v1 draws no RGB frames " \
+                      "(render_mode='rgb_array' gave NoneType)"

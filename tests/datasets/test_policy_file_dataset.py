@@ -34,6 +34,8 @@ def test_versions_accumulate_and_latest_loads(tmp_path):
     pinned = PolicyFileDataset(filepath=filepath,
                                version=Version("2026-01-01T00.00.00.000Z", None)).load()
     assert _same_weights(latest, _policy(1)) and _same_weights(pinned, _policy(0))
+    assert latest.loaded_version == "2026-01-02T00.00.00.000Z"  # what reports cite
+    assert pinned.loaded_version == "2026-01-01T00.00.00.000Z"
     assert not list(tmp_path.rglob("*.tmp"))
 
 

@@ -19,7 +19,12 @@ def test_round_trip_keeps_rows_and_metadata(tmp_path, table):
     loaded = TrajectoryDataset(filepath=str(tmp_path / "t.parquet"),
                                version=Version(None, None)).load()
     pd.testing.assert_frame_equal(loaded, table)
-    assert loaded.attrs == {"env_id": "Corridor-v0"}
+    version = next(tmp_path.glob("t.parquet/*")).name
+    # the version a table was read from is where it lies, not part of what is saved
+    assert loaded.attrs == {"env_id": "Corridor-v0", "loaded_version": version}
+    TrajectoryDataset(filepath=str(tmp_path / "u.parquet")).save(loaded)
+    assert TrajectoryDataset(filepath=str(tmp_path / "u.parquet")).load().attrs == {
+        "env_id": "Corridor-v0"}
 
 
 def test_a_broken_file_fails_on_load_naming_it(tmp_path, table):

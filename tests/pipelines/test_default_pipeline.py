@@ -8,9 +8,11 @@ import json
 import pandas as pd
 import pytest
 from kedro.framework.project import pipelines
+from PIL import Image, ImageSequence
 
 from hindsight_rl.core.config import ConfigError
 from hindsight_rl.core.policy_file import NumpyPolicy
+from hindsight_rl.play import main as play
 from hindsight_rl.runners import ParallelRunner
 from tests.conftest import copy_project
 from tests.pipelines.conftest import dag_shape, run_session, versions
@@ -35,7 +37,9 @@ VERSIONED = ["data/01_raw/sources/cartpole/source_rollouts.parquet",
         f"06_models/{target}/seed_{seed}/finetuned_policy.safetensors",
         f"06_models/{target}/seed_{seed}/scratch_policy.safetensors",
         f"07_model_output/{target}/seed_{seed}/finetune_history.parquet",
-        f"07_model_output/{target}/seed_{seed}/scratch_history.parquet")]
+        f"07_model_output/{target}/seed_{seed}/scratch_history.parquet",
+        f"08_reporting/{target}/seed_{seed}/finetuned_episode.gif",
+        f"08_reporting/{target}/seed_{seed}/scratch_episode.gif")]
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,8 @@ def test_runs_reproduce_datasets_and_weights(two_runs):
     project, _, _ = two_runs
     for path in ("data/03_primary/mountaincar/hindsight_dataset.parquet",
                  "data/06_models/sources/cartpole/pretrained_policy.safetensors",
-                 "data/06_models/cartpole_long_pole/seed_1/finetuned_policy.safetensors"):
+                 "data/06_models/cartpole_long_pole/seed_1/finetuned_policy.safetensors",
+                 "data/08_reporting/mountaincar/seed_2/scratch_episode.gif"):
         first, second = versions(project, path)
         assert [p.read_bytes() for p in sorted(first.rglob("*.*"))] == \
                [p.read_bytes() for p in sorted(second.rglob("*.*"))], path
@@ -143,6 +148,39 @@ def test_metrics_compare_both_arms(two_runs):
         assert arm["seeds"] == len(SEEDS) and len(arm["per_seed"]) == len(SEEDS)
         assert arm["final_return"]["ci"][0] <= arm["final_return"]["iqm"]
     assert metrics["verdict"].startswith("Transfer ")
+
+
+def test_each_final_policy_is_recorded_and_shown_in_the_html_report(two_runs):
+    project, first, _ = two_runs
+    for target in TARGETS:
+        for seed in SEEDS:
+            for arm in ("finetuned", "scratch"):
+                gif = next(first[f"data/08_reporting/{target}/seed_{seed}/{arm}_episode.gif"]
+                           .glob("*.gif"))
+                # conf/smoke's gif_frames: the reset's frame and 9 steps at 30 fps (GIF keeps
+                # hundredths of a second; equal frames in a row become one longer frame)
+                assert _gif_milliseconds_and_width(gif) == (10 * 30, 300)
+        page = next(first[f"data/08_reporting/{target}/transfer_report.html"].glob("*.html")
+                    ).read_text()
+        assert page.count('src="data:image/gif;base64,R0lGOD') == 2 * len(SEEDS)
+        assert "seed_0 finetuned: return " in page and "the GIF shows its first 9 steps" in page
+
+
+def test_play_finds_a_policy_by_its_catalog_name(two_runs, capsys):
+    project, first, _ = two_runs
+    assert play(["mountaincar.seed_1.scratch_policy", "--env", "smoke", "--episodes", "1"]) == 0
+    latest = versions(project, "data/06_models/mountaincar/seed_1/scratch_policy.safetensors")[-1]
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["file"] == str(
+        latest / "scratch_policy.safetensors")
+    assert play(["mountaincar.transfer_metrics", "--env", "smoke"]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "mountaincar.transfer_metrics: not a policy dataset of this project's catalog "
+        "(AtomicJSONDataset)")
+
+
+def _gif_milliseconds_and_width(path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return sum(frame.info["duration"] for frame in ImageSequence.Iterator(image)), image.width
 
 
 def test_finetune_from_a_pinned_pretrained_version(two_runs):

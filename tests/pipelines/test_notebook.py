@@ -11,7 +11,7 @@ from tests.pipelines.conftest import run_session
 NOTEBOOK = "explore_hindsight_dataset.ipynb"
 
 
-def test_notebook_runs_on_the_catalog_and_shows_its_plot(project, monkeypatch):
+def test_notebook_runs_on_the_catalog_and_shows_its_plot_and_an_episode(project, monkeypatch):
     run_session(project, pipeline_names=["__default__"])
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's own (inline) backend
     (project / "notebooks").mkdir(exist_ok=True)
@@ -26,3 +26,4 @@ def test_notebook_runs_on_the_catalog_and_shows_its_plot(project, monkeypatch):
     # The learning curves are drawn in the notebook: importing the project must not switch
     # matplotlib to a file-only backend.
     assert [o for o in outputs if "image/png" in o.get("data", {})]
+    assert [o for o in outputs if "image/gif" in o.get("data", {})]  # a recorded episode

@@ -8,7 +8,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hindsight_rl.core.comparison import MetricSpec, clear_differences, summarise_arm
+from hindsight_rl.core.comparison import (
+    MetricSpec,
+    clear_differences,
+    summarise_arm,
+    versions_line,
+)
 from hindsight_rl.core.config import ArmConfig, EvalConfig, HERConfig, TargetConfig
 
 JUDGE = "judge_return"
@@ -96,7 +101,8 @@ def markdown_report(results: list[dict[str, Any]]) -> str:
         lines += [f"## {result['name']}: {result['target']}", "",
                   f"Budget {result['budget']} env steps per run, {result['seeds']} seeds per "
                   f"arm, reward threshold {result['reward_threshold']}; final return over "
-                  f"{result['eval_episodes']} held-out greedy episodes per policy.", ""]
+                  f"{result['eval_episodes']} held-out greedy episodes per policy.", "",
+                  versions_line(result.get("input_versions", {})), ""]
         lines += markdown_table(result["arms"])
         lines += ["", *[f"- {line}" for line in result["verdicts"]]]
         skipped = result.get("skipped") or []

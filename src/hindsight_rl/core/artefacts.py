@@ -27,6 +27,10 @@ point, each episode's return, and the loss of each training burst."""
 JUDGE_METRIC = "judge_return"
 """An ablation run's extra rows: the final policy's returns on the held-out episodes."""
 MAX_JSON_DEPTH = 32
+
+VERSION_ATTR = "loaded_version"
+"""Key in a loaded table's ``DataFrame.attrs``: the catalog version it was read from, which
+reports cite (the datasets set it on every load)."""
 """Deeper JSON is not an artefact of ours; refused before a reader recurses into it."""
 
 
@@ -139,3 +143,18 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def loaded_version(value: Any) -> str | None:
+    """The catalog version a loaded table or policy was read from (None: not loaded from a
+    versioned dataset): how a report names its inputs."""
+    if isinstance(value, pd.DataFrame):
+        return value.attrs.get(VERSION_ATTR)
+    return getattr(value, "loaded_version", None)
+
+
+def input_versions(inputs: dict[str, Any]) -> dict[str, str]:
+    """The catalog version each input was loaded from (inputs not loaded from a versioned
+    dataset are left out): a report's provenance."""
+    versions = {name: loaded_version(value) for name, value in inputs.items()}
+    return {name: version for name, version in versions.items() if version is not None}

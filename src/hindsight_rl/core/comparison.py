@@ -29,6 +29,7 @@ from hindsight_rl.core.policy_file import (
     check_fits_env,
     policy_to_bytes,
 )
+from hindsight_rl.core.watch import episode_gif
 
 ARMS = ("finetuned", "scratch")
 
@@ -63,6 +64,16 @@ def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
         return {name: evaluator.run(player.q_values) for name, player in players.items()}
     finally:
         evaluator.close()
+
+
+def record_episodes(policies: dict[str, Policy], env_config: EnvConfig,
+                    config: EvalConfig) -> dict[str, tuple[bytes, str]]:
+    """Each policy's first evaluation episode as a short GIF with its caption, played from
+    the file bytes as :func:`score_policies` plays them."""
+    env = without_goal(env_config)
+    return {name: episode_gif(env, NumpyPolicy(policy_to_bytes(policy), name).q_values,
+                              config.seed, config.gif_frames, config.gif_fps)
+            for name, policy in policies.items()}
 
 
 def normalised(value: float, chance: float | None, threshold: float | None) -> float | None:
@@ -197,11 +208,16 @@ def verdict(finetuned: dict[str, Any], scratch: dict[str, Any],
 
 
 def learning_curve_figure(histories: dict[str, pd.DataFrame], title: str,
-                          threshold: float | None, rng: np.random.Generator) -> plt.Figure:
-    """Greedy return against env step per arm: each seed's curve (thin), their interquartile
-    mean (the statistic of the report's tables) with its 95% bootstrap band, and where that
-    IQM curve first reaches the reward threshold."""
-    figure, axes = plt.subplots(figsize=(7, 4))
+                          threshold: float | None, rng: np.random.Generator,
+                          summaries: dict[str, dict[str, Any]], budget: int) -> plt.Figure:
+    """Left, greedy return against env step per arm: each seed's curve (thin), their
+    interquartile mean (the statistic of the report's tables) with its 95% bootstrap band,
+    and where that IQM curve first reaches the reward threshold. Right, env steps to the
+    threshold per arm (:func:`summarise_arm`'s ``summaries``): each seed, and the IQM with
+    its interval, as in rliable's interval estimates."""
+    figure, (axes, steps_axes) = plt.subplots(
+        1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2.2, 1]})
+    colours = {}
     for arm, history in histories.items():
         curves = history[history["metric"] == "eval_return"].pivot_table(
             index="env_step", columns="seed", values="value").sort_index().ffill()
@@ -210,7 +226,7 @@ def learning_curve_figure(histories: dict[str, pd.DataFrame], title: str,
         resampled_iqms = interquartile_mean(values[:, picks], axis=2)
         iqm = interquartile_mean(values, axis=1)
         (line,) = axes.plot(steps, iqm, label=f"{arm}: IQM of {values.shape[1]} seeds")
-        colour = line.get_color()
+        colours[arm] = colour = line.get_color()
         axes.plot(steps, values, color=colour, alpha=0.3, linewidth=0.7)
         axes.fill_between(steps, np.quantile(resampled_iqms, 0.025, axis=1),
                           np.quantile(resampled_iqms, 0.975, axis=1), color=colour, alpha=0.2,
@@ -223,8 +239,39 @@ def learning_curve_figure(histories: dict[str, pd.DataFrame], title: str,
         axes.axhline(threshold, color="grey", linestyle="--", label="reward threshold")
     axes.set(xlabel="target env steps", ylabel="greedy return", title=title)
     axes.legend(loc="best", fontsize="small")
+    _steps_to_threshold_panel(steps_axes, summaries, colours, threshold, budget)
     figure.tight_layout()
     return figure
+
+
+def _steps_to_threshold_panel(axes: plt.Axes, summaries: dict[str, dict[str, Any]],
+                              colours: dict[str, str], threshold: float | None,
+                              budget: int) -> None:
+    """One row per arm: every seed's env steps to the threshold (x: never reached, counted
+    as the budget), and the IQM with its bootstrap interval."""
+    arms = [arm for arm in summaries if arm in colours]
+    for row, arm in enumerate(arms):
+        summary, colour = summaries[arm], colours[arm]
+        per_seed = [seed["steps_to_threshold"] for seed in summary["per_seed"].values()]
+        reached = [steps for steps in per_seed if steps is not None]
+        axes.scatter(reached, [row] * len(reached), color=colour, alpha=0.6, s=18)
+        censored = len(per_seed) - len(reached)
+        if censored:
+            axes.scatter([budget] * censored, [row] * censored, color=colour, marker="x", s=30)
+        low, high = summary["steps_to_threshold"]["ci"]
+        axes.plot([low, high], [row, row], color=colour, linewidth=6, alpha=0.35,
+                  solid_capstyle="butt")
+        axes.plot([summary["steps_to_threshold"]["iqm"]], [row], marker="|", color="black",
+                  markersize=16)
+    axes.axvline(budget, color="grey", linestyle="--", linewidth=0.8)
+    axes.set_yticks(range(len(arms)), arms)
+    axes.set_ylim(len(arms) - 0.4, -0.6)  # the first arm on top, as in the legend
+    axes.set_xlim(0, budget * 1.05)
+    axes.set(xlabel="target env steps (dashed: budget)",
+             title="Env steps to threshold" if threshold is not None
+             else "No reward threshold: budget")
+    axes.annotate("dots: seeds; x: not reached; bar: 95% CI; |: IQM", (0.5, -0.3),
+                  xycoords="axes fraction", ha="center", fontsize="small")
 
 
 def hindsight_returns_figure(table: pd.DataFrame, title: str,
@@ -275,6 +322,23 @@ def _budget_line(metrics: dict[str, Any]) -> str:
     return f"{plan['reason']} {line}" if plan else line
 
 
+def versions_line(versions: dict[str, str]) -> str:
+    """Which catalog versions a report was made from, inputs grouped by version (a run
+    usually reads what it wrote itself, so one or two versions)."""
+    by_version: dict[str, list[str]] = {}
+    for name, version in versions.items():
+        by_version.setdefault(version, []).append(name)
+    if not by_version:
+        return "Inputs: not read from versioned datasets."
+    groups = [f"{version} ({_some(names)})" for version, names in sorted(by_version.items())]
+    return "Input versions: " + "; ".join(groups) + "."
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names) if len(names) <= 3 else \
+        f"{', '.join(names[:2])} and {len(names) - 2} more"
+
+
 def _per_seed_lines(metrics: dict[str, Any]) -> list[str]:
     return [f"{arm} {name}: {seed['final_mean']:.1f} ± {seed['final_std']:.1f}, "
             + _reached(seed["steps_to_threshold"])
@@ -294,8 +358,9 @@ _CENSORED = ("Seeds that never reached the threshold count as the full budget in
 def markdown_report(metrics: dict[str, Any]) -> str:
     """A short human summary of one target's comparison."""
     header, *rows = _comparison_table(metrics)
-    lines = [f"# Transfer report: {metrics['target']} ({metrics['env_id']})", "",
+    lines = [f"# Transfer report: {metrics['target']}", "",
              f"**{metrics['verdict']}**", "", _budget_line(metrics), "",
+             versions_line(metrics.get("input_versions", {})), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     lines += ["", "Per seed (final mean ± std over the evaluation episodes):", ""]
@@ -304,9 +369,11 @@ def markdown_report(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def html_report(metrics: dict[str, Any], figures: dict[str, plt.Figure]) -> str:
-    """The markdown report's content as one self-contained HTML page with the plots inline,
-    so it opens anywhere (browser, kedro-viz preview, a scheduler's artefact store)."""
+def html_report(metrics: dict[str, Any], figures: dict[str, plt.Figure],
+                episodes: dict[str, tuple[bytes, str]] | None = None) -> str:
+    """The markdown report's content as one self-contained HTML page with the plots and the
+    recorded episodes (:func:`record_episodes`) inline, so it opens anywhere (browser,
+    kedro-viz preview, a scheduler's artefact store)."""
     header, *rows = _comparison_table(metrics)
     table = ("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in header) + "</tr>"
              + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
@@ -314,14 +381,23 @@ def html_report(metrics: dict[str, Any], figures: dict[str, plt.Figure]) -> str:
     images = "".join(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
                      f'{_png_base64(figure)}"><figcaption>{html.escape(name)}</figcaption>'
                      "</figure>" for name, figure in figures.items())
+    clips = "".join(f'<figure class="episode"><img alt="{html.escape(name)}" '
+                    f'src="data:image/gif;base64,{base64.b64encode(gif).decode("ascii")}">'
+                    f"<figcaption>{html.escape(f'{name}: {caption}')}</figcaption></figure>"
+                    for name, (gif, caption) in (episodes or {}).items())
+    if clips:
+        clips = f"<h2>One episode of each final policy</h2><div>{clips}</div>"
     seeds = "".join(f"<li>{html.escape(line)}</li>" for line in _per_seed_lines(metrics))
-    title = html.escape(f"Transfer report: {metrics['target']} ({metrics['env_id']})")
+    title = html.escape(f"Transfer report: {metrics['target']}")
+    versions = versions_line(metrics.get("input_versions", {}))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
             "td,th{border:1px solid #ccc;padding:.3em .6em}table{border-collapse:collapse}"
-            "img{max-width:100%}</style></head><body>"
+            "img{max-width:100%}figure.episode{display:inline-block;width:300px;"
+            "margin:.5em;vertical-align:top}</style></head><body>"
             f"<h1>{title}</h1><p><strong>{html.escape(metrics['verdict'])}</strong></p>"
-            f"<p>{html.escape(_budget_line(metrics))}</p>{table}{images}"
+            f"<p>{html.escape(_budget_line(metrics))}</p>"
+            f"<p>{html.escape(versions)}</p>{table}{images}{clips}"
             f"<h2>Per seed</h2><ul>{seeds}</ul><p>{html.escape(_CENSORED)}</p></body></html>\n")
 
 

@@ -266,6 +266,10 @@ class EvalConfig(Section):
     promotion_margin: float = Field(0.0, ge=0)
     """``retrain``: a challenger replaces the champion only if its mean return is higher by
     more than this."""
+    gif_frames: int = Field(200, ge=2, le=10_000)
+    """Frames of the GIF recorded of each final policy (its first evaluation episode)."""
+    gif_fps: int = Field(30, ge=1, le=100)
+    """Frames per second of those GIFs."""
 
     @model_validator(mode="after")
     def _room_for_the_probe(self) -> EvalConfig:
@@ -386,6 +390,154 @@ class RuntimeConfig(Section):
     """Environment steps between training checkpoints."""
 
 
+class Distribution(Section):
+    """Where a tuning trial draws one setting from (Optuna's ``suggest_*``)."""
+
+    type: Literal["float", "log_float", "int", "categorical"]
+    """``float``/``int``: uniform in [low, high]; ``log_float``: log-uniform (learning
+    rates); ``categorical``: one of ``choices``."""
+    low: float | None = None
+    """Lower bound (float, log_float, int)."""
+    high: float | None = None
+    """Upper bound, included (float, log_float, int)."""
+    choices: _list(bool | int | float | str) | None = None
+    """The values a categorical setting takes."""
+
+    @model_validator(mode="after")
+    def _bounds_or_choices(self) -> Distribution:
+        if self.type == "categorical":
+            if not self.choices:
+                raise invalid("choices", self.choices, "a list of at least 1 value for type "
+                                                       "categorical")
+            if self.low is not None or self.high is not None:
+                raise invalid("low", self.low, "no low/high for type categorical")
+            return self
+        if self.choices is not None:
+            raise invalid("choices", list(self.choices), f"no choices for type {self.type} "
+                                                         "(low and high instead)")
+        for key in ("low", "high"):
+            value = getattr(self, key)
+            if value is None or (self.type == "int" and value != int(value)):
+                raise invalid(key, value, f"{'an integer' if self.type == 'int' else 'a number'}"
+                                          f" for type {self.type}")
+        if not self.low < self.high:
+            raise invalid("high", self.high, f"a number > low ({self.low})")
+        if self.type == "log_float" and self.low <= 0:
+            raise invalid("low", self.low, "a number > 0 for type log_float")
+        return self
+
+    def extremes(self) -> tuple[Any, ...]:
+        """The values every draw lies between (or among): what the search space is checked
+        with before the first trial."""
+        if self.type == "categorical":
+            return tuple(self.choices)
+        if self.type == "int":
+            return int(self.low), int(self.high)
+        return self.low, self.high
+
+
+class SamplerConfig(Section):
+    """How trials pick their settings."""
+
+    kind: Literal["tpe", "random"] = "tpe"
+    """Optuna's TPE (constant liar when workers run in parallel) or uniform random draws."""
+    seed: Seed = 0
+    """Seed of the sampler; worker i uses ``seed + i``."""
+    n_startup_trials: NonNegativeInt = 10
+    """Random trials before TPE models the results."""
+
+
+class PrunerConfig(Section):
+    """When a trial stops early: Optuna's median rule on the learning curve."""
+
+    kind: Literal["median", "none"] = "median"
+    """``median``: stop a trial whose score at a learning-curve point is worse than the median
+    of earlier trials at that point; ``none``: every trial runs its whole budget."""
+    n_startup_trials: NonNegativeInt = 5
+    """Trials that finish before any is pruned."""
+    n_warmup_steps: NonNegativeInt = 20_000
+    """Env steps into a trial before it may be pruned."""
+
+
+TUNED_YARDSTICK = ("total_steps", "eval_interval", "eval_episodes", "stop_on_threshold")
+"""DQN settings of the trials' measuring stick: every trial gets the target's."""
+
+
+class SearchSpace(Section):
+    """Distributions of a target's settings, in the shape of its parameters
+    (``dqn: {learning_rate: {type: log_float, ...}}``), so ``--params`` reaches each bound."""
+
+    dqn: Annotated[dict[str, Distribution], Field(min_length=1)]
+    """Per DQN setting, where trials draw it from."""
+
+    @model_validator(mode="after")
+    def _yardstick_fixed(self) -> SearchSpace:
+        for key in self.dqn:
+            if key in TUNED_YARDSTICK:
+                raise invalid(f"dqn.{key}", key, "a setting other than "
+                                                 f"{', '.join(TUNED_YARDSTICK)}, which measure "
+                                                 "the trials")
+        return self
+
+    def by_key_path(self) -> dict[str, Distribution]:
+        """Every distribution by its setting's key path in the target (``dqn.gamma``)."""
+        return {f"dqn.{key}": distribution for key, distribution in self.dqn.items()}
+
+
+class TuneConfig(Section):
+    """Hyperparameter search (``kedro run --pipeline tune``): trials train the target from
+    scratch, each scored by the env steps its learning curves take to reach the threshold."""
+
+    target: str
+    """The target (a key of ``targets``) whose ``dqn`` settings are searched and whose env
+    and budget every trial uses."""
+    n_trials: PositiveInt = 40
+    """Trials of one run, shared among the workers (``DAG_SHAPE["tune"]``)."""
+    seeds: Annotated[_list(Seed), Field(min_length=1)] = (0, 1, 2)
+    """Training seeds of every trial (stacked in one network); the score is their mean."""
+    check_seeds: Annotated[_list(Seed), Field(min_length=1)] = (3, 4, 5)
+    """Seeds the search never sees: the best settings and the target's current ones are
+    trained on them once more, and compared."""
+    threshold: float | None = None
+    """Return the learning curve must reach; None: the env's reward threshold."""
+    miss_penalty: float = Field(1000.0, ge=0)
+    """A seed that never reaches the threshold scores the budget plus this many env steps
+    per unit of return its best learning-curve point fell short."""
+    enqueue_defaults: bool = True
+    """The first trial tries the target's current settings (when inside the space)."""
+    resume: bool = False
+    """Add this run's trials to the stored study; false: a fresh study."""
+    study_name: str = Field("tune", min_length=1)
+    """Name of the Optuna study in the storage."""
+    storage: str = Field("data/07_model_output/tune/study.journal", min_length=1)
+    """Optuna journal file all workers share (a shared file system for Dask workers)."""
+    network: NetworkConfig = NetworkConfig()
+    """Q-network of every trial (the scratch arm's, the source's shape)."""
+    sampler: SamplerConfig = SamplerConfig()
+    """Sampler settings."""
+    pruner: PrunerConfig = PrunerConfig()
+    """Pruner settings."""
+    search_space: SearchSpace
+    """Where trials draw the target's settings from."""
+
+
+def with_settings(target: TargetConfig, settings: Mapping[str, Any], path: str
+                  ) -> TargetConfig:
+    """``target`` with settings by key path (``dqn.learning_rate``) replaced, validated as
+    a whole (so a batch size above the buffer fails, naming ``path.key``)."""
+    document = target.model_dump()
+    for key, value in settings.items():
+        *parents, last = key.split(".")
+        section = document
+        for part in parents:
+            section = section.get(part) if isinstance(section, dict) else None
+        if not isinstance(section, dict) or last not in section:
+            raise invalid(_join(path, key), value, "a key path of a target's setting "
+                                                   "(e.g. dqn.learning_rate)")
+        section[last] = value
+    return from_mapping(TargetConfig, document, path)
+
+
 class ProjectConfig(Section):
     """All parameters of a run, checked together before the first node starts."""
 
@@ -399,6 +551,8 @@ class ProjectConfig(Section):
     """Threads and checkpoints (``parameters.yml``)."""
     ablation: AblationConfig = AblationConfig()
     """The ablation pipeline's values (``parameters_ablation.yml``)."""
+    tune: TuneConfig | None = None
+    """The hyperparameter search's values (``parameters_tune.yml``)."""
 
     @model_validator(mode="after")
     def _ablation_budgets_fit_their_targets(self) -> ProjectConfig:
@@ -412,7 +566,23 @@ class ProjectConfig(Section):
                               f"more than targets.{name}.collect.steps "
                               f"({target.collect.steps}) and at least its dqn.learning_starts "
                               f"({target.dqn.learning_starts})")
+        if self.tune is not None:
+            self._check_search_space(self.tune)
         return self
+
+    def _check_search_space(self, tune: TuneConfig) -> None:
+        """Every extreme of every distribution is a valid value of the tuned target's setting
+        (a whole space of bad values fails here, not as 40 failed trials)."""
+        if tune.target not in self.targets:
+            raise invalid("tune.target", tune.target, f"one of the targets {list(self.targets)}")
+        target = self.targets[tune.target]
+        for key, distribution in tune.search_space.by_key_path().items():
+            for value in distribution.extremes():
+                try:
+                    with_settings(target, {key: value}, f"targets.{tune.target}")
+                except ConfigError as error:
+                    raise ConfigError(f"tune.search_space.{key}: {value!r} is not a valid "
+                                      f"value here ({error})") from None
 
     def all_runs(self) -> dict[str, SourceConfig | TargetConfig]:
         """Every source and target, by key path."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +107,11 @@ class Member:
     warm_start: WarmStart | None = None
 
 
+CurveCallback = Callable[[int, list[float]], bool]
+"""Called after every learning-curve point with the env step and each member's mean greedy
+return; True ends the run there (a tuning trial pruned, or its outcome already known)."""
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """What every member of a run shares: the task, the settings, what was transferred and
@@ -119,6 +124,7 @@ class RunSpec:
     her_k: int = 0
     finetune: FinetuneConfig = FinetuneConfig(frozen=())
     transferred: tuple[str, ...] = ()
+    on_curve: CurveCallback | None = None
 
     def unfreezes_at(self, step: int) -> bool:
         """Whether ``unfreeze_after_steps`` unfreezes every member at ``step``."""
@@ -417,7 +423,8 @@ def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfi
               eval_seeds: Sequence[int], label: str = "dqn",
               checkpoints: Checkpoints | None = None, her_k: int = 0,
               finetune: FinetuneConfig | None = None,
-              transferred: Sequence[str] = ()) -> list[TrainResult]:
+              transferred: Sequence[str] = (),
+              on_curve: CurveCallback | None = None) -> list[TrainResult]:
     """Train every member for ``config.total_steps`` env steps (its warm start included), all
     members in step as one stacked network sharing each update.
 
@@ -437,12 +444,14 @@ def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfi
         finetune: what stays frozen and when it unfreezes, and the teacher and anchor terms
             (:mod:`hindsight_rl.core.guidance`); None: everything trains, nothing guides.
         transferred: the parts the members' networks carry over from a pretrained one.
+        on_curve: told every learning-curve point; returning True stops training there
+            (:mod:`hindsight_rl.core.tuning` reports to Optuna and prunes through it).
 
     Returns:
         Each member's trained network (a new one-member network), history and env steps.
     """
     spec = RunSpec(env_config, config, eval_seeds, label, her_k,
-                   finetune or FinetuneConfig(frozen=()), tuple(transferred))
+                   finetune or FinetuneConfig(frozen=()), tuple(transferred), on_curve)
     stacks = [[member] for member in members] if config.stop_on_threshold else [members]
     with subnormals_flushed():
         return [result for stack in stacks for result in _train_stack(stack, spec, checkpoints)]
@@ -509,13 +518,15 @@ def _check_warm_starts(members: Sequence[Member], spec: RunSpec) -> None:
 
 
 def _evaluate(run: _StackRun, evaluator: GreedyEvaluator, stop_at: float | None) -> bool:
-    """A learning-curve point for every member; True once they all reach ``stop_at``."""
+    """A learning-curve point for every member; True once they all reach ``stop_at`` or
+    the run's ``on_curve`` says stop."""
     means = [member.evaluate(evaluator, run.online, run.step, run.spec.config.total_steps)
              for member in run.members]
     for k, mean in enumerate(means):
         run.guidance.observe(k, mean, run.online)
     run.unfreeze_stalled()
-    return stop_at is not None and min(means) >= stop_at
+    stop = run.spec.on_curve is not None and run.spec.on_curve(run.step, means)
+    return stop or (stop_at is not None and min(means) >= stop_at)
 
 
 def _label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,

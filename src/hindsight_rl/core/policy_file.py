@@ -60,6 +60,9 @@ class Policy:
     gamma: float
     frozen: tuple[str, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
+    loaded_version: str | None = field(default=None, compare=False, repr=False)
+    """The catalog version this policy was loaded from, for reports to cite; not stored in
+    the file (a file does not know the folder it is saved in)."""
 
 
 def policy_to_bytes(policy: Policy) -> bytes:

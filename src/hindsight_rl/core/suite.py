@@ -18,7 +18,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from hindsight_rl.core.comparison import clear_differences
+from hindsight_rl.core.comparison import clear_differences, versions_line
 
 METRICS = (("jumpstart", "jumpstart"), ("final_return", "asymptotic return"),
            ("auc", "total reward (AUC)"))
@@ -30,7 +30,8 @@ def pair_row(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
     arms, plan = metrics["arms"], metrics["transfer_plan"]
     chance, threshold = plan["random_return"], metrics["reward_threshold"]
     row: dict[str, Any] = {"pair": name, "source": plan["source"], "target": metrics["target"],
-                           "plan": plan["reason"], "chance": chance, "threshold": threshold}
+                           "plan": plan["reason"], "chance": chance, "threshold": threshold,
+                           "input_versions": metrics.get("input_versions", {})}
     for key, _ in METRICS:
         for arm in ("finetuned", "scratch"):
             row[f"{key}.{arm}"] = arms[arm][key]
@@ -109,5 +110,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
               f"{cell(row['steps.scratch'])} | {ratio} | {row['verdict']} |")
     lines += ["", "Plans (what the probe chose, and why):", ""]
     lines += [f"- {row['pair']}: {row['plan']}" for row in rows]
+    lines += ["", "What each pair's figures were computed from:", ""]
+    lines += [f"- {row['pair']}: {versions_line(row['input_versions'])}" for row in rows]
     return "\n".join(lines) + "\n"
 

@@ -20,7 +20,7 @@ from hindsight_rl.core.config import (
     NetworkConfig,
     TargetConfig,
 )
-from hindsight_rl.core.dqn import Member, TrainResult, WarmStart, train_dqn
+from hindsight_rl.core.dqn import CurveCallback, Member, TrainResult, WarmStart, train_dqn
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.hindsight import label_hindsight
 from hindsight_rl.core.networks import QNetwork, observation_normaliser, transfer_parts
@@ -96,17 +96,19 @@ def curve_seeds(evaluation: EvalConfig, episodes: int) -> list[int]:
 def train_from_scratch(env_config: EnvConfig, network_config: NetworkConfig,
                        dqn_config: DQNConfig, warm_starts: Mapping[int, Transitions],
                        eval_seeds: Sequence[int], label: str,
-                       checkpoints: Checkpoints | None = None
+                       checkpoints: Checkpoints | None = None,
+                       on_curve: CurveCallback | None = None
                        ) -> list[tuple[Policy, pd.DataFrame]]:
     """DQN on fresh networks, one per seed of ``warm_starts``, each with its replay buffer
     preloaded with that seed's transitions (uniform rollouts); every seed shares the
-    updates (:func:`train_dqn`). Returns each seed's policy and history, in seed order."""
+    updates (:func:`train_dqn`, which calls ``on_curve`` at every learning-curve point).
+    Returns each seed's policy and history, in seed order."""
     members = [Member(fresh_network(env_config, network_config, seed, data.obs), seed,
                       WarmStart(data.obs, data.action, data.reward, data.next_obs,
                                 data.terminated, episode_id=data.episode_id))
                for seed, data in warm_starts.items()]
     results = train_dqn(members, env_config, dqn_config, eval_seeds, label=label,
-                        checkpoints=checkpoints)
+                        checkpoints=checkpoints, on_curve=on_curve)
     return [(_policy(result, env_config, dqn_config, member.seed, frozen=(), parent=None),
              result.history) for member, result in zip(members, results, strict=True)]
 

@@ -1,6 +1,7 @@
 """Kedro dataset classes of hindsight-rl: every one writes its versions atomically, checks
 its artefact's contract where it has one, and loads the version its own run wrote."""
 
+from hindsight_rl.datasets.binary_file import BinaryFileDataset, GifDataset
 from hindsight_rl.datasets.contracts import ArtefactError
 from hindsight_rl.datasets.minari_dataset import MinariDataset
 from hindsight_rl.datasets.parquet_dataset import (
@@ -14,8 +15,10 @@ from hindsight_rl.datasets.report_datasets import (
     AtomicJSONDataset,
     AtomicMatplotlibDataset,
     AtomicTextDataset,
+    HTMLReportDataset,
 )
 
 __all__ = ["AblationRunDataset", "ArtefactError", "AtomicJSONDataset", "AtomicMatplotlibDataset",
-           "AtomicParquetDataset", "AtomicTextDataset", "HistoryDataset", "MinariDataset",
-           "PolicyFileDataset", "TrajectoryDataset"]
+           "AtomicParquetDataset", "AtomicTextDataset", "BinaryFileDataset", "GifDataset",
+           "HTMLReportDataset", "HistoryDataset", "MinariDataset", "PolicyFileDataset",
+           "TrajectoryDataset"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copyreg
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import PurePosixPath
 from typing import Any
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError
@@ -68,3 +69,10 @@ class RunOwnedVersions:
         if own and self._exists_function(str(self._get_versioned_path(own))):
             return own
         return super()._fetch_latest_load_version()  # type: ignore[misc]
+
+    def loaded_version(self: AbstractVersionedDataset) -> str | None:
+        """The version a load reads (None when not versioned), which loads attach to what
+        they return so that reports can say which versions they came from."""
+        if self._version is None:
+            return None
+        return PurePosixPath(self._get_load_path()).parent.name

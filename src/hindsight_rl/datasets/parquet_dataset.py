@@ -12,7 +12,12 @@ import pandas as pd
 from kedro.io.core import get_filepath_str
 from kedro_datasets.pandas import ParquetDataset
 
-from hindsight_rl.core.artefacts import HISTORY_METRICS, JUDGE_METRIC, validate_history
+from hindsight_rl.core.artefacts import (
+    HISTORY_METRICS,
+    JUDGE_METRIC,
+    VERSION_ATTR,
+    validate_history,
+)
 from hindsight_rl.core.trajectories import validate_table
 from hindsight_rl.datasets.atomic import publish_atomically
 from hindsight_rl.datasets.contracts import RunOwnedVersions, as_artefact_errors
@@ -29,8 +34,16 @@ class AtomicParquetDataset(RunOwnedVersions, ParquetDataset):
           versioned: true
     """
 
+    def load(self) -> pd.DataFrame:
+        table = super().load()
+        if (version := self.loaded_version()) is not None:
+            table.attrs[VERSION_ATTR] = version
+        return table
+
     def save(self, data: pd.DataFrame) -> None:
         path = get_filepath_str(self._get_save_path(), self._protocol)
+        data = data.copy(deep=False)
+        data.attrs.pop(VERSION_ATTR, None)  # a version is where a table is, not in it
 
         def write(temporary: str) -> None:
             with self._fs.open(temporary, **self._fs_open_args_save) as file:

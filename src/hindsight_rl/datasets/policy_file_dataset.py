@@ -9,17 +9,8 @@ leaves a half-written file where "latest version" would find it.
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath
 from typing import Any
 
-import fsspec
-from kedro.io.core import (
-    AbstractVersionedDataset,
-    DatasetError,
-    Version,
-    get_filepath_str,
-    get_protocol_and_path,
-)
 from kedro_datasets._typing import JSONPreview  # kedro-viz's preview types live here
 
 from hindsight_rl.core.policy_file import (
@@ -28,11 +19,11 @@ from hindsight_rl.core.policy_file import (
     policy_to_bytes,
     read_document,
 )
-from hindsight_rl.datasets.atomic import publish_bytes
-from hindsight_rl.datasets.contracts import RunOwnedVersions, as_artefact_errors
+from hindsight_rl.datasets.binary_file import BinaryFileDataset
+from hindsight_rl.datasets.contracts import as_artefact_errors
 
 
-class PolicyFileDataset(RunOwnedVersions, AbstractVersionedDataset):
+class PolicyFileDataset(BinaryFileDataset):
     """One :class:`~hindsight_rl.core.policy_file.Policy` as one ``.safetensors`` file, with
     fsspec paths and versioning as in Kedro's own file datasets.
 
@@ -44,48 +35,20 @@ class PolicyFileDataset(RunOwnedVersions, AbstractVersionedDataset):
           versioned: true
     """
 
-    def __init__(self, *, filepath: str, version: Version | None = None,
-                 credentials: dict[str, Any] | None = None,
-                 fs_args: dict[str, Any] | None = None,
-                 metadata: dict[str, Any] | None = None, missing_ok: bool = False) -> None:
-        """``missing_ok``: load ``None`` when nothing was saved yet (e.g. the first champion)."""
+    def __init__(self, *, missing_ok: bool = False, **kwargs: Any) -> None:
+        """``missing_ok``: load ``None`` when nothing was saved yet (e.g. the first champion);
+        the other arguments are :class:`BinaryFileDataset`'s."""
         self._missing_ok = missing_ok
-        protocol, path = get_protocol_and_path(filepath, version)
-        self._protocol = protocol
-        self._fs = fsspec.filesystem(protocol, **(credentials or {}), **(fs_args or {}))
-        self.metadata = metadata
-        super().__init__(filepath=PurePosixPath(path), version=version,
-                         exists_function=self._fs.exists, glob_function=self._fs.glob)
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": self._filepath, "protocol": self._protocol, "version": self._version}
-
-    def _exists(self) -> bool:
-        try:
-            path = self._get_load_path()
-        except DatasetError:
-            return False
-        return self._fs.exists(get_filepath_str(path, self._protocol))
-
-    def _release(self) -> None:
-        super()._release()
-        self._invalidate_cache()
-
-    def _invalidate_cache(self) -> None:
-        self._fs.invalidate_cache(get_filepath_str(self._filepath, self._protocol))
-
-    def _read(self) -> tuple[bytes, str]:
-        """The bytes of the version to load, and its path for error messages."""
-        path = get_filepath_str(self._get_load_path(), self._protocol)
-        with self._fs.open(path, "rb") as file:
-            return file.read(), path
+        super().__init__(**kwargs)
 
     def load(self) -> Policy | None:
         if self._missing_ok and not self._exists():
             return None
         data, path = self._read()
         with as_artefact_errors():
-            return policy_from_bytes(data, source=path)
+            policy = policy_from_bytes(data, source=path)
+        policy.loaded_version = self.loaded_version()
+        return policy
 
     def preview(self) -> JSONPreview:
         """kedro-viz's JSON preview: the file's metadata document (shapes, env, provenance),
@@ -94,17 +57,7 @@ class PolicyFileDataset(RunOwnedVersions, AbstractVersionedDataset):
         with as_artefact_errors():
             return JSONPreview(json.dumps(read_document(data, source=path)))
 
-    def saved_file(self) -> tuple[str, bytes]:
-        """Name and bytes of the file ``save`` wrote (its save version, even when a load
-        version is pinned): what an experiment tracker attaches to the run."""
-        version = self.resolve_save_version()
-        path = self._get_versioned_path(version) if version else self._filepath
-        with self._fs.open(get_filepath_str(path, self._protocol), "rb") as file:
-            return path.name, file.read()
-
     def save(self, data: Policy) -> None:
-        path = get_filepath_str(self._get_save_path(), self._protocol)
         with as_artefact_errors():
             payload = policy_to_bytes(data)  # fails before anything is written
-        publish_bytes(self._fs, path, payload)
-        self._invalidate_cache()
+        self._write(payload)

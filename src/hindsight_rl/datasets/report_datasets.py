@@ -14,6 +14,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 from kedro.io.core import get_filepath_str
+from kedro_datasets._typing import HTMLPreview  # kedro-viz's preview types live here
 from kedro_datasets.json import JSONDataset
 from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.text import TextDataset
@@ -84,6 +85,21 @@ class AtomicTextDataset(RunOwnedVersions, TextDataset):
         encoding = self._fs_open_args_save.get("encoding") or "utf-8"
         publish_bytes(self._fs, path, data.encode(encoding), self._fs_open_args_save)
         self._invalidate_cache()
+
+
+class HTMLReportDataset(AtomicTextDataset):
+    """An HTML report, written atomically; kedro-viz previews it as the rendered page.
+
+    Example catalog entry::
+
+        "{target}.transfer_report_html":
+          type: hindsight_rl.datasets.HTMLReportDataset
+          filepath: data/08_reporting/{target}/transfer_report.html
+          versioned: true
+    """
+
+    def preview(self) -> HTMLPreview:
+        return HTMLPreview(self.load())
 
 
 class AtomicMatplotlibDataset(RunOwnedVersions, MatplotlibDataset):

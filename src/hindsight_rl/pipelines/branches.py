@@ -67,6 +67,14 @@ class AblationShape(Section):
         return self
 
 
+class TuneShape(Section):
+    """The hyperparameter search's nodes: how many workers share its trials."""
+
+    workers: int = Field(2, ge=1, le=1024)
+    """Nodes running trials side by side against one Optuna storage (``tune.worker_<i>``):
+    as many as the runner has processes to give them."""
+
+
 class TargetShape(Section):
     """One target's branches: where it may transfer from and its training seeds."""
 
@@ -93,6 +101,8 @@ class DagShape(Section):
     """Seeds of an arm trained in one node, sharing every update; None for all of them."""
     ablation: AblationShape = AblationShape()
     """The ablation pipeline's runs."""
+    tune: TuneShape = TuneShape()
+    """The hyperparameter search's workers."""
 
     @model_validator(mode="after")
     def _consistent(self) -> DagShape:
@@ -143,6 +153,12 @@ def run_inputs(seeds: tuple[int, ...]) -> list[str]:
     arm (``seed_0.finetuned_policy``, ``seed_0.finetune_history``, ...)."""
     return [f"{seed_branch(seed)}.{dataset}" for seed in seeds for arm in ARMS
             for dataset in ARM_DATASETS[arm]]
+
+
+def episode_outputs(seeds: tuple[int, ...]) -> list[str]:
+    """The evaluate node's recorded episodes, one GIF per seed and arm, in the order of
+    :func:`run_inputs` (``seed_0.finetuned_episode``, ``seed_0.scratch_episode``, ...)."""
+    return [f"{seed_branch(seed)}.{arm}_episode" for seed in seeds for arm in ARMS]
 
 
 def runs_by_arm(seeds: tuple[int, ...], values: tuple[Any, ...]
@@ -226,6 +242,17 @@ def per_seed_group(shape: DagShape, template: Callable[[tuple[int, ...]], Pipeli
                                  outputs=pipeline.outputs() or None,
                                  parameters=parameters or None))
     return sum(branches, Pipeline([]))
+
+
+PROMOTION_OUTPUTS = ("champion_policy", "promotion")
+"""The retrain stage's outputs in a target's namespace: the champion policy and the decision
+that made it champion."""
+
+
+def promotion_outputs(targets: Mapping[str, TargetShape]) -> dict[str, tuple[str, str]]:
+    """Per target of the retrain stage, its champion policy's and decision's dataset names."""
+    return {name: tuple(f"{name}.{output}" for output in PROMOTION_OUTPUTS)
+            for name in targets}
 
 
 def ablation_namespace(target: str, arm: str) -> str:
@@ -330,6 +357,10 @@ def _training_seeds(config: ProjectConfig, shape: DagShape) -> Iterator[tuple[st
             yield f"{WHERE}: {group}.{name}.seeds[{i}]", seed
     for i, seed in enumerate(shape.ablation.seeds):
         yield f"{WHERE}: ablation.seeds[{i}]", seed
+    if config.tune is not None:
+        for key in ("seeds", "check_seeds"):
+            for i, seed in enumerate(getattr(config.tune, key)):
+                yield f"tune.{key}[{i}]", seed
 
 
 def refuse_structure_in_parameters(parameters: Mapping[str, Any]) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from hindsight_rl.core.ablation import arm_target, markdown_report, run_table, summarise_runs
 from hindsight_rl.core.ablation import verdicts as part_verdicts
+from hindsight_rl.core.artefacts import input_versions
 from hindsight_rl.core.checkpoints import checkpoints_for
 from hindsight_rl.core.comparison import (
     eval_seeds,
@@ -73,11 +74,13 @@ def summarise_target(target: TargetConfig, ablation: AblationConfig, evaluation:
     figure = learning_curve_figure(
         {arm: rows[rows["metric"] == "eval_return"] for arm, rows in table.groupby("arm",
                                                                                 sort=False)},
-        f"Ablation: {title}", threshold, rng)
+        f"Ablation: {title}", threshold, rng, summaries, budget)
     summary = {"name": target_name, "target": title, "budget": budget,
                "seeds": int(table["seed"].nunique()),
                "reward_threshold": threshold, "eval_episodes": len(eval_seeds(evaluation)),
                "arms": summaries,
+               "input_versions": input_versions(
+                   {f"{run['arm'].iat[0]}.seed_{run['seed'].iat[0]}.run": run for run in runs}),
                "verdicts": part_verdicts(summaries, {arm: ablation.arms[arm] for arm in arms}),
                "skipped": [arm for arm in ablation.arms if arm not in arms]}
     return summary, figure

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from hindsight_rl.core.artefacts import input_versions
 from hindsight_rl.core.comparison import (
     eval_seeds,
     hindsight_returns_figure,
@@ -16,6 +16,7 @@ from hindsight_rl.core.comparison import (
     incomparable,
     learning_curve_figure,
     markdown_report,
+    record_episodes,
     score_policies,
     summarise_arm,
     task_title,
@@ -24,19 +25,21 @@ from hindsight_rl.core.comparison import (
 from hindsight_rl.core.config import EvalConfig, TargetConfig
 from hindsight_rl.core.envs import env_info, registered_time_limit
 from hindsight_rl.core.trajectories import env_steps_of
-from hindsight_rl.pipelines.branches import runs_by_arm, seed_branch
+from hindsight_rl.pipelines.branches import ARMS, run_inputs, runs_by_arm, seed_branch
 
 logger = logging.getLogger(__name__)
 
 
 def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
              target: TargetConfig, evaluation: EvalConfig, *runs: Any, seeds: tuple[int, ...]
-             ) -> tuple[dict[str, Any], plt.Figure, plt.Figure, str, str]:
+             ) -> tuple[Any, ...]:
     """Greedy play of every final policy on held-out seeds (from the policy-file bytes, with
     numpy alone), then fine-tuned vs scratch: final score, env steps to Gymnasium's reward
     threshold and area under the learning curve, as interquartile means over training seeds
     with bootstrap 95% intervals. Returns metrics, the learning-curve plot, the hindsight
-    dataset's return distribution, and the report as markdown and as one HTML page.
+    dataset's return distribution, the report as markdown and as one HTML page, and one
+    recorded episode (a GIF) per final policy, in the order of
+    :func:`~hindsight_rl.pipelines.branches.episode_outputs`.
 
     ``runs`` are every seed branch's policies and histories, in the order of
     :func:`~hindsight_rl.pipelines.branches.run_inputs`.
@@ -61,12 +64,19 @@ def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
                "eval_seeds": [eval_seeds_[0], eval_seeds_[-1]], "arms": summaries,
                "comparable": not reasons,
                "verdict": verdict(summaries["finetuned"], summaries["scratch"], reasons),
-               "transfer_plan": transfer_plan}
+               "transfer_plan": transfer_plan,
+               "input_versions": input_versions({"hindsight_dataset": hindsight_dataset,
+                                                 **dict(zip(run_inputs(seeds), runs,
+                                                            strict=True))})}
     logger.info("%s: %s", metrics["target"], metrics["verdict"])
     curves = learning_curve_figure({arm: history for arm, (_, history) in arms.items()},
-                                   metrics["target"], threshold, rng)
+                                   metrics["target"], threshold, rng, summaries,
+                                   target.dqn.total_steps)
     returns = hindsight_returns_figure(hindsight_dataset, metrics["target"], threshold)
-    figures = {"Greedy return during training (mean, 95% bootstrap band over seeds)": curves,
+    figures = {"Greedy return during training (IQM over seeds with its 95% bootstrap band) "
+               "and env steps to the threshold": curves,
                "Episode returns in the hindsight dataset": returns}
+    episodes = record_episodes({f"{seed_branch(seed)} {arm}": arms[arm][0][seed_branch(seed)]
+                                for seed in seeds for arm in ARMS}, target.env, evaluation)
     return (metrics, curves, returns, markdown_report(metrics),
-            html_report(metrics, figures))
+            html_report(metrics, figures, episodes), *(gif for gif, _ in episodes.values()))

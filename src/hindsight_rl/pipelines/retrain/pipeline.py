@@ -7,6 +7,7 @@ one ``--load-versions pretrained_policy:<v>`` pins) + evaluation + promotion.
 from kedro.pipeline import Pipeline
 
 from hindsight_rl.pipelines.branches import (
+    PROMOTION_OUTPUTS,
     TargetShape,
     node_on_seed_branches,
     per_target,
@@ -21,7 +22,7 @@ def template(target: TargetShape) -> Pipeline:
     return Pipeline([node_on_seed_branches(
         promote, inputs={"current_champion": "current_champion", "target": "params:target",
                          "evaluation": "params:evaluation", **finetuned},
-        outputs=["champion_policy", "promotion"], name="promote")])
+        outputs=list(PROMOTION_OUTPUTS), name="promote")])
 
 
 def create_pipeline(targets: dict[str, TargetShape]) -> Pipeline:

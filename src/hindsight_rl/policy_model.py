@@ -1,0 +1,38 @@
+"""A policy file as an MLflow pyfunc model, "from code": MLflow stores this file's source with
+the model and runs it on ``mlflow.pyfunc.load_model``, so nothing of ours is pickled. The
+model's one artifact is the ``.safetensors`` policy file itself, played by the project's
+numpy player (:class:`~hindsight_rl.core.policy_file.NumpyPolicy`): loading needs
+hindsight-rl installed, as playing the file does.
+
+Never imported by the project (it imports mlflow): ``hindsight_rl.mlflow_tracking`` logs
+it by path.
+"""
+
+# No `from __future__ import annotations`: MLflow reads predict's type hints as objects.
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.pyfunc import PythonModel, PythonModelContext
+
+from hindsight_rl.core.policy_file import NumpyPolicy
+from hindsight_rl.mlflow_tracking import POLICY_ARTIFACT
+
+
+class GreedyPolicy(PythonModel):
+    """Observations in (a batch, as the environment gives them), each one's greedy action and
+    Q-values out."""
+
+    def load_context(self, context: PythonModelContext) -> None:
+        path = Path(context.artifacts[POLICY_ARTIFACT])
+        self.policy = NumpyPolicy(path.read_bytes(), source=str(path))
+
+    def predict(self, context: PythonModelContext, model_input: np.ndarray,
+                params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+        """``model_input``: observations (B, width); the logged signature gives the width."""
+        q_values = self.policy.q_values(np.asarray(model_input))
+        return {"action": q_values.argmax(axis=1), "q_values": q_values.astype(np.float32)}
+
+
+mlflow.models.set_model(GreedyPolicy())
