@@ -67,8 +67,8 @@ def test_every_trial_is_an_mlflow_child_run_of_the_pipelines_run(project):
 
     client = mlflow.MlflowClient(f"sqlite:///{project.resolve().as_posix()}/mlruns.db")
     experiment = client.get_experiment_by_name("hindsight-rl")
-    (parent,) = client.search_runs([experiment.experiment_id],
-                                   "attributes.run_name = 'tune'")
+    (parent,) = client.search_runs([experiment.experiment_id],  # "<pipeline> <version>"
+                                   "attributes.run_name LIKE 'tune 20%'")
     children = client.search_runs([experiment.experiment_id],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(run.info.run_name for run in children) == ["trial 0", "trial 1"]
