@@ -1,4 +1,4 @@
-"""Shared fixtures: a deterministic dummy environment and tiny configs."""
+"""Shared fixtures: a deterministic dummy environment, tiny configs, labelled tables."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pandas as pd
 import pytest
 from gymnasium import spaces
 
-from hindsight_rl.core.config import DQNConfig, EnvConfig, NetworkConfig
+from hindsight_rl.core.config import CollectConfig, DQNConfig, EnvConfig, NetworkConfig
+from hindsight_rl.core.hindsight import label_hindsight
+from hindsight_rl.core.rollouts import collect_rollouts, trajectory_attrs
 
 
 class CorridorEnv(gym.Env):
@@ -60,6 +63,18 @@ def copy_project(root: Path) -> Path:
     (root / "conf" / "local").mkdir()
     (root / "src").mkdir()
     return root
+
+
+def hindsight_table(env: EnvConfig, steps: int, her_k: int = 0, seed: int = 0
+                    ) -> pd.DataFrame:
+    """A labelled (hindsight) table of uniform-random steps on ``env``, with its provenance."""
+    rng = np.random.default_rng(seed)
+    n_actions = int(gym.make(env.id).action_space.n)
+    transitions = collect_rollouts(env, steps, lambda obs: int(rng.integers(n_actions)), seed)
+    table = label_hindsight(transitions, 0.99, env.success, gym.spec(env.id).max_episode_steps,
+                            env.goal, her_k=her_k, seed=seed)
+    table.attrs = trajectory_attrs(env, CollectConfig(seed=seed), behaviour_sha256=None)
+    return table
 
 
 @pytest.fixture

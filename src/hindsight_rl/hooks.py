@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from hindsight_rl.core.config import ConfigError, RuntimeConfig, SourceConfig, TargetConfig
 from hindsight_rl.core.envs import check_environments, check_table_fits
 from hindsight_rl.core.trajectories import is_trajectory_table
-from hindsight_rl.datasets import PolicyFileDataset
+from hindsight_rl.datasets import MinariDataset, PolicyFileDataset
 from hindsight_rl.datasets.saved_files import file_path, saved_files
 from hindsight_rl.pipelines.branches import (
     dag_shape,
@@ -94,6 +94,8 @@ def check_load_version(dataset: Any, name: str, version: str) -> None:
 def _described(catalog: Any, name: str) -> str:
     """``name (path of the version loaded)`` for error messages."""
     dataset = catalog.get(name, fallback_to_runtime_pattern=True)
+    if isinstance(dataset, MinariDataset):
+        return f"{name} ({dataset.source})"
     if isinstance(dataset, AbstractVersionedDataset):
         try:
             return f"{name} ({dataset._get_load_path()})"

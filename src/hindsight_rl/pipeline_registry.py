@@ -1,6 +1,6 @@
 """Project pipelines: the four stages, all of them as ``__default__``, ``retrain``,
-``ablation``, ``transfer_suite`` and ``tune``, built from the DAG's shape (``DAG_SHAPE`` in
-settings) and nothing else."""
+``ablation``, ``transfer_suite``, ``tune`` and ``export_minari``, built from the DAG's
+shape (``DAG_SHAPE`` in settings) and nothing else."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from kedro.pipeline import Pipeline
 from hindsight_rl.pipelines import (
     ablation,
     evaluate,
+    export,
     finetune,
     retrain,
     source,
@@ -33,4 +34,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     stages["ablation"] = ablation.create_pipeline(shape)
     stages["transfer_suite"] = suite.create_pipeline(shape)
     stages["tune"] = tune.create_pipeline(shape)
+    stages["export_minari"] = export.create_pipeline(targets)
     return stages

@@ -85,7 +85,7 @@ def _spread(prefix: str, array: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _gather(table: pd.DataFrame, prefix: str) -> np.ndarray:
-    columns = [f"{prefix}_{i}" for i in range(_observation_width(table, prefix))]
+    columns = [f"{prefix}_{i}" for i in range(family_width(table, prefix))]
     return table[columns].to_numpy(dtype=np.float32)
 
 
@@ -112,13 +112,13 @@ def validate_table(table: pd.DataFrame, source: str = "trajectory table") -> Non
     def fail(problem: str) -> None:
         raise TrajectoryTableError(f"{source}: {problem}")
 
-    obs_dim = _observation_width(table, "obs")
-    if obs_dim == 0 or _observation_width(table, "next_obs") != obs_dim:
+    obs_dim = family_width(table, "obs")
+    if obs_dim == 0 or family_width(table, "next_obs") != obs_dim:
         fail(f"expected columns obs_0..obs_<d-1> and as many next_obs_<i>, got "
-             f"{obs_dim} obs and {_observation_width(table, 'next_obs')} next_obs columns")
+             f"{obs_dim} obs and {family_width(table, 'next_obs')} next_obs columns")
     kinds = dict(_REQUIRED_KINDS)
     kinds.update({f"{prefix}_{i}": "f" for prefix in ("obs", "next_obs") for i in range(obs_dim)})
-    kinds.update({f"goal_{i}": "f" for i in range(_observation_width(table, "goal"))})
+    kinds.update({f"goal_{i}": "f" for i in range(family_width(table, "goal"))})
     kinds.update({name: kind for name, kind in _HINDSIGHT_KINDS.items() if name in table})
     missing = [name for name in kinds if name not in table.columns]
     if missing:
@@ -144,7 +144,8 @@ def is_trajectory_table(table: pd.DataFrame) -> bool:
     return "obs_0" in table.columns and "action" in table.columns
 
 
-def _observation_width(table: pd.DataFrame, prefix: str) -> int:
+def family_width(table: pd.DataFrame, prefix: str) -> int:
+    """How many columns ``<prefix>_0``, ``<prefix>_1``, ... ``table`` has in a row."""
     width = 0
     while f"{prefix}_{width}" in table.columns:
         width += 1

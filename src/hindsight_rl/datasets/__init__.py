@@ -3,6 +3,7 @@ its artefact's contract where it has one, and loads the version its own run wrot
 
 from hindsight_rl.datasets.binary_file import BinaryFileDataset, GifDataset
 from hindsight_rl.datasets.contracts import ArtefactError
+from hindsight_rl.datasets.minari_dataset import MinariDataset
 from hindsight_rl.datasets.parquet_dataset import (
     AblationRunDataset,
     AtomicParquetDataset,
@@ -19,4 +20,5 @@ from hindsight_rl.datasets.report_datasets import (
 
 __all__ = ["AblationRunDataset", "ArtefactError", "AtomicJSONDataset", "AtomicMatplotlibDataset",
            "AtomicParquetDataset", "AtomicTextDataset", "BinaryFileDataset", "GifDataset",
-           "HTMLReportDataset", "HistoryDataset", "PolicyFileDataset", "TrajectoryDataset"]
+           "HTMLReportDataset", "HistoryDataset", "MinariDataset", "PolicyFileDataset",
+           "TrajectoryDataset"]
