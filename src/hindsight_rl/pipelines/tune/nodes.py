@@ -150,8 +150,8 @@ def compare(defaults: dict[str, Any], best: dict[str, Any], study: dict[str, Any
     it was enqueued, the current settings' trial."""
     optuna_study = load_study(tune)
     states = pd.Series([t.state.name.lower() for t in optuna_study.get_trials(deepcopy=False)])
-    searched = {"best_trial": best_trial(optuna_study).number,
-                "best_score": best_trial(optuna_study).value,
+    best_of_search = best_trial(optuna_study)
+    searched = {"best_trial": best_of_search.number, "best_score": best_of_search.value,
                 "trials": {str(k): int(v) for k, v in states.value_counts().items()}}
     if study["defaults_trial"] is not None:
         searched["defaults_score"] = optuna_study.trials[study["defaults_trial"]].value
