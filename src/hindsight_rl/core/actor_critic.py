@@ -1,0 +1,228 @@
+"""SAC's two networks, named in the same parts as the Q-network so that transfer and freezing
+speak of the same things across the discrete/continuous boundary.
+
+Both read the observation through an ``encoder`` (the Q-network's: one layer, with the
+input normalisation) and a ``trunk`` (the Q-network's hidden layers), so a pretrained
+Q-network's encoder and trunk fit both unchanged; only the heads differ:
+
+* :class:`GaussianActor`: ``head`` gives a mean and a log-standard-deviation per action
+  entry; the action is ``tanh(u) · scale + bias`` with ``u ~ N(mean, std)`` (Haarnoja et al.
+  2018), played deterministically as ``tanh(mean) · scale + bias``.
+* :class:`TwinCritic`: the action enters beside the encoder's first layer (``action_in``,
+  added to its pre-activation), so the encoder keeps the Q-network's shape; ``head`` gives
+  one value. The twin critics of ``K`` seeds are ``2K`` members: ``[Q1 of seeds 0..K-1,
+  Q2 of seeds 0..K-1]``, every layer still one batched product.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from hindsight_rl.core.config import NetworkConfig
+from hindsight_rl.core.networks import MLPEncoder, StackedLinear
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+"""Bounds of the actor's log-standard-deviation (SB3's): the clamp the numpy player and the
+policy file share."""
+ACTOR_PARTS = ("encoder", "trunk", "head")
+CRITIC_PARTS = ("encoder", "action_in", "trunk", "head")
+
+
+def _trunk(members: int, sizes: Sequence[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width_in, width_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [StackedLinear(members, width_in, width_out), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _set_normalisation(encoder: MLPEncoder, shift: np.ndarray | None,
+                       scale: np.ndarray | None) -> None:
+    with torch.no_grad():
+        if shift is not None:
+            encoder.shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
+        if scale is not None:
+            encoder.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+
+
+class _Parts(nn.Module):
+    """What both networks share: parts by name, their layers in forward order, members."""
+
+    PARTS: tuple[str, ...] = ()
+
+    def part(self, name: str) -> nn.Module:
+        if name not in self.PARTS:
+            raise KeyError(f"unknown part {name!r}; parts are {self.PARTS}")
+        return getattr(self, name)
+
+    def part_parameters(self, parts: Sequence[str]) -> list[nn.Parameter]:
+        """The parameters of the named parts, in forward order."""
+        return [p for name in self.PARTS if name in parts for p in self.part(name).parameters()]
+
+    def layers(self) -> list[tuple[str, StackedLinear]]:
+        """Every linear layer in forward order with its state-dict prefix."""
+        return [(name, module) for name, module in self.named_modules()
+                if isinstance(module, StackedLinear)]
+
+    @property
+    def members(self) -> int:
+        return int(self.head.weight.shape[0])
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.encoder.shift.shape[2])
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member ``k``'s state dict as a one-member network's, copied."""
+        return {key: value[k:k + 1].clone() for key, value in self.state_dict().items()}
+
+    def _normalised_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The encoder's first layer before its activation."""
+        first = self.encoder[0]
+        return torch.baddbmm(first.bias, (obs - self.encoder.shift) * self.encoder.scale,
+                             first.weight)
+
+
+class GaussianActor(_Parts):
+    """Squashed Gaussian policy of ``members`` networks: ``(members, batch, obs_dim)`` →
+    mean and log-std ``(members, batch, action_dim)``."""
+
+    PARTS = ACTOR_PARTS
+
+    def __init__(self, obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
+                 config: NetworkConfig, shift: np.ndarray | None = None,
+                 scale: np.ndarray | None = None, members: int = 1,
+                 log_std_init: float = 0.0) -> None:
+        super().__init__()
+        sizes = config.hidden_sizes
+        action_dim = len(action_low)
+        self.encoder = MLPEncoder(members, obs_dim, sizes[0])
+        self.trunk = _trunk(members, sizes)
+        self.head = StackedLinear(members, sizes[-1], 2 * action_dim)
+        low, high = (torch.as_tensor(np.asarray(b, np.float32)) for b in (action_low, action_high))
+        self.register_buffer("action_scale", ((high - low) / 2).expand(members, 1, -1).clone())
+        self.register_buffer("action_bias", ((high + low) / 2).expand(members, 1, -1).clone())
+        with torch.no_grad():
+            self.head.bias[:, :, action_dim:] = log_std_init
+        _set_normalisation(self.encoder, shift, scale)
+        self.config = config
+        self.log_std_init = log_std_init
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.action_scale.shape[2])
+
+    @property
+    def action_low(self) -> np.ndarray:
+        return (self.action_bias - self.action_scale)[0, 0].numpy().copy()
+
+    @property
+    def action_high(self) -> np.ndarray:
+        return (self.action_bias + self.action_scale)[0, 0].numpy().copy()
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self._normalised_features(obs).relu()
+        x = self.trunk(x)
+        out = self.head(x)
+        mean, log_std = out.split(self.action_dim, dim=2)
+        return mean, log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+
+    def sample(self, obs: torch.Tensor, noise: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action per row and its log-probability ``(members, batch)``, reparameterised:
+        ``noise`` (standard normal, drawn when None) makes it a function of the weights."""
+        mean, log_std = self(obs)
+        if noise is None:
+            noise = torch.randn_like(mean)
+        return squashed_gaussian(mean, log_std, noise, self.action_scale, self.action_bias)
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        """``tanh(mean) · scale + bias``: how the policy is played and judged."""
+        mean, _ = self(obs)
+        return torch.tanh(mean) * self.action_scale + self.action_bias
+
+    @classmethod
+    def stack(cls, networks: Sequence[GaussianActor]) -> GaussianActor:
+        """One network whose member ``k`` is a copy of ``networks[k]`` (each of one member)."""
+        first = networks[0]
+        stacked = cls(first.obs_dim, first.action_low, first.action_high, first.config,
+                      members=len(networks), log_std_init=first.log_std_init)
+        _load_stacked(stacked, networks)
+        return stacked
+
+    def member(self, k: int) -> GaussianActor:
+        """A network of one member: a copy of member ``k``."""
+        network = GaussianActor(self.obs_dim, self.action_low, self.action_high, self.config,
+                                log_std_init=self.log_std_init)
+        network.load_state_dict(self.member_state(k))
+        return network
+
+
+def squashed_gaussian(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Tensor,
+                      scale: torch.Tensor, bias: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``a = tanh(u) · scale + bias`` with ``u = mean + std · noise``, and ``log π(a|s)``
+    summed over action entries: the Gaussian's log-density minus the change of variables,
+    ``log(1 − tanh(u)²) = 2 (log 2 − u − softplus(−2u))`` (exact and stable for large
+    ``|u|``, where ``1 − tanh²`` rounds to 0), minus ``log scale``."""
+    u = mean + log_std.exp() * noise
+    gaussian = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    squash = 2 * (math.log(2) - u - nn.functional.softplus(-2 * u))
+    log_prob = (gaussian - squash - scale.log()).sum(dim=2)
+    return torch.tanh(u) * scale + bias, log_prob
+
+
+class TwinCritic(_Parts):
+    """Two Q-functions per seed: ``members`` is twice the number of seeds. Takes
+    observations and actions ``(seeds, batch, ·)`` and gives ``(2, seeds, batch)``."""
+
+    PARTS = CRITIC_PARTS
+
+    def __init__(self, obs_dim: int, action_low: np.ndarray, action_high: np.ndarray,
+                 config: NetworkConfig, shift: np.ndarray | None = None,
+                 scale: np.ndarray | None = None, seeds: int = 1) -> None:
+        super().__init__()
+        sizes = config.hidden_sizes
+        members = 2 * seeds
+        action_dim = len(action_low)
+        self.encoder = MLPEncoder(members, obs_dim, sizes[0])
+        self.action_in = StackedLinear(members, action_dim, sizes[0])
+        with torch.no_grad():
+            self.action_in.bias.zero_()  # the encoder's bias is the layer's bias
+        self.trunk = _trunk(members, sizes)
+        self.head = StackedLinear(members, sizes[-1], 1)
+        low, high = (torch.as_tensor(np.asarray(b, np.float32)) for b in (action_low, action_high))
+        self.register_buffer("action_scale", ((high - low) / 2).view(1, 1, -1))
+        self.register_buffer("action_bias", ((high + low) / 2).view(1, 1, -1))
+        _set_normalisation(self.encoder, shift, scale)
+        self.config = config
+
+    @property
+    def seeds(self) -> int:
+        return self.members // 2
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        twice = (2,) + (1,) * (obs.dim() - 1)
+        obs, action = obs.repeat(twice), action.repeat(twice)
+        unit_action = (action - self.action_bias) / self.action_scale
+        x = self._normalised_features(obs)
+        x = torch.baddbmm(x, unit_action, self.action_in.weight).relu()
+        x = self.trunk(x)
+        return self.head(x).view(2, self.seeds, -1)
+
+    def member_slices(self, k: int) -> list[int]:
+        """The members that are seed ``k``'s two critics."""
+        return [k, self.seeds + k]
+
+
+def _load_stacked(stacked: nn.Module, networks: Sequence[nn.Module]) -> None:
+    states = [n.state_dict() for n in networks]
+    shapes = {tuple((k, tuple(v.shape)) for k, v in state.items()) for state in states}
+    if len(shapes) != 1:
+        raise ValueError(f"networks to stack must have one shape, got {sorted(shapes)}")
+    stacked.load_state_dict({key: torch.cat([state[key] for state in states])
+                             for key in states[0]})
