@@ -203,7 +203,7 @@ class MlflowTrackingHook:
     too; spawned workers (Dask) start without it and log nothing.
     """
 
-    HISTORY_COLUMNS = ("env_step", "metric", "value")  # long tables from core.dqn._History
+    HISTORY_COLUMNS = ("env_step", "metric", "value")  # long tables from core.dqn.History
     BATCH = 1000  # MLflow's limit of metrics per log_batch call
     REPORTING_FOLDER = "08_reporting"  # every dataset saved under it is a run artifact
 

@@ -32,7 +32,7 @@ def _history() -> pd.DataFrame:
 
 
 def test_the_history_contract_is_what_training_records():
-    assert set(HISTORY_METRICS) == set(dqn._History.METRICS)
+    assert set(HISTORY_METRICS) == set(dqn.History.METRICS)
 
 
 BROKEN_HISTORIES = {

@@ -176,6 +176,15 @@ def squashed_gaussian(mean: torch.Tensor, log_std: torch.Tensor, noise: torch.Te
     return torch.tanh(u) * scale + bias, log_prob
 
 
+class ActionInput(nn.Module):
+    """The action's weights in the critic's first layer: a linear map without a bias of its
+    own (the encoder's is the layer's), initialised as ``nn.Linear`` would be."""
+
+    def __init__(self, members: int, action_dim: int, features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(StackedLinear(members, action_dim, features).weight.data)
+
+
 class TwinCritic(_Parts):
     """Two Q-functions per seed: ``members`` is twice the number of seeds. Takes
     observations and actions ``(seeds, batch, ·)`` and gives ``(2, seeds, batch)``."""
@@ -190,9 +199,7 @@ class TwinCritic(_Parts):
         members = 2 * seeds
         action_dim = len(action_low)
         self.encoder = MLPEncoder(members, obs_dim, sizes[0])
-        self.action_in = StackedLinear(members, action_dim, sizes[0])
-        with torch.no_grad():
-            self.action_in.bias.zero_()  # the encoder's bias is the layer's bias
+        self.action_in = ActionInput(members, action_dim, sizes[0])
         self.trunk = _trunk(members, sizes)
         self.head = StackedLinear(members, sizes[-1], 1)
         low, high = (torch.as_tensor(np.asarray(b, np.float32)) for b in (action_low, action_high))

@@ -142,8 +142,9 @@ class CollectConfig(Section):
     """Seed of the environment and of the behaviour policy's randomness."""
 
 
-class DQNConfig(Section):
-    """Double DQN with a replay buffer and a hard-updated target network."""
+class TrainingConfig(Section):
+    """What both algorithms share: the budget, replay, the learning curve and the hindsight
+    return-to-go loss."""
 
     total_steps: int = Field(50_000, ge=1, le=MAX_ROWS)
     """Environment steps of training, including any warm-start transitions."""
@@ -158,25 +159,13 @@ class DQNConfig(Section):
     """Transitions in the buffer before the first gradient step."""
     gamma: float = Field(0.99, gt=0, le=1)
     """Discount factor."""
-    target_update_interval: PositiveInt = 10
-    """Environment steps between hard copies of the online network into the target."""
     train_freq: PositiveInt = 256
     """Environment steps between training bursts."""
     gradient_steps: int = Field(128, ge=1, le=100_000)
     """Gradient steps per training burst."""
-    exploration_fraction: float = Field(0.16, gt=0, le=1)
-    """Fraction of ``total_steps`` over which ε decays linearly."""
-    exploration_initial_eps: float = Field(1.0, ge=0, le=1)
-    """ε at the first step."""
-    exploration_final_eps: float = Field(0.04, ge=0, le=1)
-    """ε after the decay."""
-    max_grad_norm: float = Field(10.0, gt=0)
-    """Gradient-norm clip, per member."""
     n_step: int = Field(1, ge=1, le=1000)
     """Steps of real reward before the TD target bootstraps (multi-step returns); the rows of
     an episode still running use one step until it ends."""
-    double_dqn: bool = True
-    """Select the next action with the online network, value it with the target."""
     rtg_coef: float = Field(0.0, ge=0)
     """β of the hindsight loss β·(G_t − Q(s_t,a_t))² on labelled transitions; 0 turns it off."""
     rtg_loss: Literal["squared", "lower_bound"] = "squared"
@@ -194,7 +183,7 @@ class DQNConfig(Section):
     that are compared keep it off, so their curves span the same budget."""
 
     @model_validator(mode="after")
-    def _budgets_fit_together(self) -> DQNConfig:
+    def _budgets_fit_together(self) -> TrainingConfig:
         if self.buffer_size < self.batch_size:
             raise invalid("buffer_size", self.buffer_size,
                           f"an integer >= batch_size ({self.batch_size})")
@@ -206,6 +195,68 @@ class DQNConfig(Section):
                           f"an integer >= learning_starts ({self.learning_starts}), or nothing "
                           "is learned")
         return self
+
+
+class DQNConfig(TrainingConfig):
+    """Double DQN with a replay buffer and a hard-updated target network."""
+
+    target_update_interval: PositiveInt = 10
+    """Environment steps between hard copies of the online network into the target."""
+    exploration_fraction: float = Field(0.16, gt=0, le=1)
+    """Fraction of ``total_steps`` over which ε decays linearly."""
+    exploration_initial_eps: float = Field(1.0, ge=0, le=1)
+    """ε at the first step."""
+    exploration_final_eps: float = Field(0.04, ge=0, le=1)
+    """ε after the decay."""
+    max_grad_norm: float = Field(10.0, gt=0)
+    """Gradient-norm clip, per member."""
+    double_dqn: bool = True
+    """Select the next action with the online network, value it with the target."""
+
+
+class SACConfig(TrainingConfig):
+    """Soft actor-critic (Haarnoja et al. 2018): twin critics with Polyak-averaged targets,
+    a squashed Gaussian actor and, by default, an automatically tuned entropy temperature.
+    Defaults are RL Zoo's tuned settings for Pendulum-v1."""
+
+    total_steps: int = Field(20_000, ge=1, le=MAX_ROWS)
+    """Environment steps of training, including any warm-start transitions."""
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+    """Adam learning rate of the actor, the critics and the temperature."""
+    batch_size: int = Field(256, ge=1, le=65_536)
+    """Transitions per gradient step."""
+    buffer_size: int = Field(1_000_000, ge=1, le=MAX_ROWS)
+    """Replay capacity in env steps' transitions."""
+    learning_starts: int = Field(256, ge=1)
+    """Transitions in the buffer before the first gradient step."""
+    train_freq: PositiveInt = 1
+    """Environment steps between training bursts."""
+    gradient_steps: int = Field(1, ge=1, le=100_000)
+    """Gradient steps per training burst."""
+    tau: float = Field(0.005, gt=0, le=1)
+    """Polyak coefficient: each update moves the target critics this far toward the critics."""
+    ent_coef: float | Literal["auto"] = "auto"
+    """Entropy temperature α: a fixed number, or ``auto`` to tune it toward
+    ``target_entropy``."""
+    ent_coef_init: float = Field(1.0, gt=0)
+    """α at the start when it is tuned."""
+    target_entropy: float | None = None
+    """Entropy the tuned α aims for; None: −(action entries), SAC's heuristic."""
+    log_std_init: float = Field(0.0, ge=-20, le=2)
+    """Initial log-standard-deviation of the actor's fresh head: small (−3.67 in RL Zoo's
+    MountainCarContinuous settings) keeps early actions near the mean."""
+    max_grad_norm: float | None = Field(None, gt=0)
+    """Gradient-norm clip per member; None: no clip (SAC's own setting)."""
+
+    @model_validator(mode="after")
+    def _entropy_coefficient(self) -> SACConfig:
+        if isinstance(self.ent_coef, float) and self.ent_coef < 0:
+            raise invalid("ent_coef", self.ent_coef, "a number >= 0 or 'auto'")
+        return self
+
+
+Algorithm = Literal["dqn", "sac"]
+"""How a stage learns: DQN for Discrete action spaces, SAC for continuous (Box) ones."""
 
 
 class FinetuneConfig(Section):
@@ -280,9 +331,10 @@ class EvalConfig(Section):
         return self
 
 
-def _includes_collection(dqn: DQNConfig, collect: CollectConfig) -> None:
-    if dqn.total_steps <= collect.steps:
-        raise invalid("dqn.total_steps", dqn.total_steps,
+def _includes_collection(training: TrainingConfig, collect: CollectConfig,
+                         algorithm: str) -> None:
+    if training.total_steps <= collect.steps:
+        raise invalid(f"{algorithm}.total_steps", training.total_steps,
                       f"more than collect.steps ({collect.steps}), which it includes")
 
 
@@ -295,18 +347,27 @@ class SourceConfig(Section):
     """Q-network shape; targets reuse it so the trunk fits."""
     collect: CollectConfig = CollectConfig()
     """Rollouts that warm-start the pretraining replay buffer."""
+    algorithm: Algorithm = "dqn"
+    """``dqn`` (Discrete actions) or ``sac`` (continuous actions)."""
     dqn: DQNConfig = DQNConfig()
-    """Pretraining hyperparameters."""
+    """Pretraining hyperparameters with ``algorithm: dqn``."""
+    sac: SACConfig = SACConfig()
+    """Pretraining hyperparameters with ``algorithm: sac``."""
     seed: Seed = 0
     """Seed of pretraining (weights, exploration, replay sampling)."""
 
     @model_validator(mode="after")
     def _budget_includes_collection(self) -> SourceConfig:
-        _includes_collection(self.dqn, self.collect)
+        _includes_collection(self.training, self.collect, self.algorithm)
         if self.collect.policy != "uniform":
             raise invalid("collect.policy", self.collect.policy,
                           "'uniform' (before pretraining there is no network to act with)")
         return self
+
+    @property
+    def training(self) -> TrainingConfig:
+        """The settings of the configured algorithm."""
+        return self.sac if self.algorithm == "sac" else self.dqn
 
 
 class TargetConfig(Section):
@@ -316,8 +377,19 @@ class TargetConfig(Section):
     """Target environment."""
     collect: CollectConfig = CollectConfig(policy="boltzmann")
     """Hindsight-dataset collection with the transferred network."""
+    algorithm: Algorithm = "dqn"
+    """``dqn`` (Discrete actions) or ``sac`` (continuous actions); a SAC target may transfer
+    from a DQN source: the encoder and trunk carry over, the heads start fresh."""
     dqn: DQNConfig = DQNConfig()
-    """Fine-tuning (and scratch) hyperparameters; both arms get the same budget."""
+    """Fine-tuning (and scratch) hyperparameters with ``algorithm: dqn``; both arms get the
+    same budget."""
+    sac: SACConfig = SACConfig()
+    """Fine-tuning (and scratch) hyperparameters with ``algorithm: sac``."""
+    source_actions: _list(_list(float)) | None = None
+    """On a continuous target with a Discrete source: the target action each source action
+    stands for (MountainCar's push left, none, right: ``[[-1], [0], [1]]``), so that the
+    source's own policy collects the hindsight dataset (``collect.policy`` over its
+    Q-values); None: the transferred actor collects it."""
     finetune: FinetuneConfig = FinetuneConfig()
     """What stays frozen."""
     her: HERConfig = HERConfig()
@@ -328,8 +400,13 @@ class TargetConfig(Section):
         if self.her.k and self.env.goal is None:
             raise invalid("her.k", self.her.k,
                           "0 for a task without env.goal (nothing to relabel)")
-        _includes_collection(self.dqn, self.collect)
+        _includes_collection(self.training, self.collect, self.algorithm)
         return self
+
+    @property
+    def training(self) -> TrainingConfig:
+        """The settings of the configured algorithm."""
+        return self.sac if self.algorithm == "sac" else self.dqn
 
 
 class ArmConfig(Section):
@@ -592,7 +669,7 @@ class ProjectConfig(Section):
     def held_out_seeds(self) -> range:
         """Seeds of the probe, the final judging episodes and the learning curves after
         them: no training or collection may use one."""
-        curve = max(run.dqn.eval_episodes for run in self.all_runs().values())
+        curve = max(run.training.eval_episodes for run in self.all_runs().values())
         start = self.evaluation.seed
         return range(start - self.evaluation.probe_episodes,
                      start + self.evaluation.episodes + curve)

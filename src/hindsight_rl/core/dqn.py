@@ -27,7 +27,7 @@ from hindsight_rl.core.checkpoints import (
     run_key,
     unprefixed,
 )
-from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig
+from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig, TrainingConfig
 from hindsight_rl.core.envs import env_info, make_env
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import GreedyEvaluator
@@ -106,6 +106,10 @@ class Member:
     seed: int
     warm_start: WarmStart | None = None
 
+    def tensors(self) -> list[torch.Tensor]:
+        """The starting weights, as the run's key hashes them."""
+        return list(self.network.state_dict().values())
+
 
 CurveCallback = Callable[[int, list[float]], bool]
 """Called after every learning-curve point with the env step and each member's mean greedy
@@ -118,7 +122,7 @@ class RunSpec:
     how fine-tuning treats it."""
 
     env_config: EnvConfig
-    config: DQNConfig
+    config: DQNConfig | TrainingConfig
     eval_seeds: Sequence[int]
     label: str = "dqn"
     her_k: int = 0
@@ -189,7 +193,7 @@ def replay_capacity(config: DQNConfig, her_k: int) -> int:
     return config.buffer_size * (1 + her_k)
 
 
-class _History:
+class History:
     """Collects (env_step, metric, value) rows without touching the hot loop much."""
 
     METRICS = HISTORY_METRICS
@@ -217,22 +221,20 @@ class _History:
                                                     tensors["value"], strict=True)]
 
 
-class _MemberRun:
-    """Member ``index``'s side of a run: its environment, replay buffer, exploration, history
-    and best weights so far."""
+class MemberRun:
+    """Member ``index``'s side of a run, whatever the algorithm: its environment, replay
+    buffer, random numbers, history and best weights so far."""
 
-    def __init__(self, index: int, member: Member, spec: RunSpec, acting: NumpyStack) -> None:
+    def __init__(self, index: int, member: Member | Any, spec: RunSpec, obs_dim: int,
+                 action_dim: int | None = None) -> None:
         self.index, self.seed = index, member.seed
         self.label = f"{spec.label} seed {member.seed}"
-        self.n_actions = member.network.n_actions
         self.rng = np.random.default_rng(member.seed)
         self.env = make_env(spec.env_config)
         self.env.action_space.seed(member.seed)
-        self.buffer = ReplayBuffer(replay_capacity(spec.config, spec.her_k),
-                                   member.network.obs_dim, self.rng, spec.config.gamma)
-        self.history = _History()
-        self.q_values = acting.q_function(index)
-        """This member's Q-values of a batch of observations, on its current weights."""
+        self.buffer = ReplayBuffer(replay_capacity(spec.config, spec.her_k), obs_dim,
+                                   self.rng, spec.config.gamma, action_dim)
+        self.history = History()
         self.best_return = -np.inf
         self.best_state: dict[str, torch.Tensor] | None = None
         self.last_finite_loss = float("nan")
@@ -248,22 +250,16 @@ class _MemberRun:
                                warm_start.return_to_go, warm_start.rtg_valid,
                                warm_start.bootstrap(spec.config.gamma, spec.config.n_step))
 
-    def act_and_step(self, step: int, epsilon: float, q_values: np.ndarray,
-                     spec: RunSpec) -> None:
-        """One ε-greedy env step (greedy on ``q_values`` of the current observation) stored
-        in the buffer; an ended episode is labelled (and relabelled with HER) before the env
-        resets. ``step`` counts this one."""
-        if self.rng.random() < epsilon:
-            action = int(self.rng.integers(self.n_actions))
-        else:
-            action = int(q_values.argmax())
+    def step_env(self, action: int | np.ndarray, step: int, spec: RunSpec) -> None:
+        """One env step with ``action``, stored in the buffer; an ended episode is labelled
+        (and relabelled with HER) before the env resets. ``step`` counts this one."""
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         self.episode_slots.append(self.buffer.add(self.obs, action, reward, next_obs,
                                                   terminated))
         if not (terminated or truncated):
             self.obs = next_obs
             return
-        rewards = _label_episode(self.buffer, self.episode_slots, terminated, spec.config)
+        rewards = label_episode(self.buffer, self.episode_slots, terminated, spec.config)
         if spec.her_k:
             _add_relabelled(self, spec.env_config, spec.her_k, spec.config.gamma, truncated)
         self.history.add(step, "episode_return", rewards.sum())
@@ -272,14 +268,14 @@ class _MemberRun:
         self.episode_start = copy.deepcopy(self.env.unwrapped.np_random.bit_generator.state)
         self.obs, _ = self.env.reset()
 
-    def evaluate(self, evaluator: GreedyEvaluator, online: QNetwork, step: int,
+    def evaluate(self, returns: np.ndarray, played: QNetwork | Any, step: int,
                  total: int) -> float:
-        """Add a learning-curve point (keeping the best weights so far); return its mean."""
-        returns = evaluator.run(self.q_values)
+        """Add a learning-curve point from the greedy ``returns`` of the network ``played``
+        (keeping its weights when they are the best so far); return its mean."""
         self.history.add(step, "eval_return", returns.mean())
         if returns.mean() >= self.best_return:
             self.best_return = float(returns.mean())
-            self.best_state = online.member_state(self.index)
+            self.best_state = played.member_state(self.index)
         logger.info("%s: step %d/%d, greedy return %.1f ± %.1f", self.label, step, total,
                     returns.mean(), returns.std())
         return float(returns.mean())
@@ -317,11 +313,30 @@ class _MemberRun:
         else:
             self.env.unwrapped.np_random.bit_generator.state = self.episode_start
             self.obs, _ = self.env.reset()
-        for action in self.buffer.action[self.episode_slots, 0]:
-            self.obs, *_ = self.env.step(int(action))
+        for action in self.buffer.action[self.episode_slots]:
+            self.obs, *_ = self.env.step(action if self.buffer.continuous else int(action[0]))
 
     def close(self) -> None:
         self.env.close()
+
+
+class _MemberRun(MemberRun):
+    """A DQN member: ε-greedy on its Q-values."""
+
+    def __init__(self, index: int, member: Member, spec: RunSpec, acting: NumpyStack) -> None:
+        super().__init__(index, member, spec, member.network.obs_dim)
+        self.n_actions = member.network.n_actions
+        self.q_values = acting.q_function(index)
+        """This member's Q-values of a batch of observations, on its current weights."""
+
+    def act_and_step(self, step: int, epsilon: float, q_values: np.ndarray,
+                     spec: RunSpec) -> None:
+        """One ε-greedy env step, greedy on ``q_values`` of the current observation."""
+        if self.rng.random() < epsilon:
+            action = int(self.rng.integers(self.n_actions))
+        else:
+            action = int(q_values.argmax())
+        self.step_env(action, step, spec)
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -352,8 +367,34 @@ class _StackRun:
         self.step = min(members[0].warm_start.steps_taken if members[0].warm_start else 0,
                         spec.config.total_steps)
 
-    def act(self, epsilon: float) -> None:
+    @property
+    def played(self) -> QNetwork:
+        """The network a learning-curve point plays (and keeps when it is the best)."""
+        return self.online
+
+    def play(self, evaluator: GreedyEvaluator, member: _MemberRun) -> np.ndarray:
+        """Greedy returns of ``member`` on the learning-curve episodes."""
+        return evaluator.run(member.q_values)
+
+    def observe(self, means: list[float]) -> None:
+        """The teacher learns of each member's new learning-curve point."""
+        for k, mean in enumerate(means):
+            self.guidance.observe(k, mean, self.online)
+
+    def unfreeze(self, members: Sequence[int] | None = None) -> None:
+        self.optimizer.unfreeze(members)
+
+    def train(self) -> None:
+        """The updates due at this env step: a burst, and the target's copy."""
+        config = self.spec.config
+        if self.step % config.train_freq == 0 and self.step >= config.learning_starts:
+            _train_burst(self, config)
+        if self.step % config.target_update_interval == 0:
+            self.sync_target()
+
+    def act(self) -> None:
         """One env step of every member, greedy on the current weights with prob. 1 − ε."""
+        epsilon = epsilon_at(self.step, self.spec.config)
         self.step += 1
         q_values = self.acting(np.stack([member.obs for member in self.members])[:, None])
         for member, member_q in zip(self.members, q_values[:, 0], strict=True):
@@ -365,18 +406,6 @@ class _StackRun:
             for target, online in zip(self.target.parameters(), self.online.parameters(),
                                       strict=True):
                 target.copy_(online)
-
-    def unfreeze_stalled(self) -> None:
-        """Members whose learning curve stalled with parts frozen: those parts train now."""
-        patience = self.spec.finetune.unfreeze_patience
-        if patience is None:
-            return
-        for member, frozen in zip(self.members, self.optimizer.frozen_members, strict=True):
-            if frozen and stalled(member.curve(), patience, self.threshold):
-                self.optimizer.unfreeze([member.index])
-                logger.info("%s: %s unfrozen at env step %d, %d learning-curve points "
-                            "without a new best", member.label,
-                            ", ".join(self.spec.finetune.frozen), self.step, patience)
 
     def checkpoint(self) -> Checkpoint:
         optimizer_tensors, optimizer_document = self.optimizer.state()
@@ -473,12 +502,19 @@ def subnormals_flushed() -> Iterator[None]:
 def _train_stack(members: Sequence[Member], spec: RunSpec,
                  checkpoints: Checkpoints | None) -> list[TrainResult]:
     _check_warm_starts(members, spec)
-    config = spec.config
-    run = _StackRun(members, spec)
+    return train_stack(_StackRun(members, spec), checkpoints, _run_key(members, spec))
+
+
+def train_stack(run: Any, checkpoints: Checkpoints | None, key: str) -> list[TrainResult]:
+    """The training loop every algorithm shares, for a run object (DQN's ``_StackRun``,
+    SAC's): ``act()`` one env step of every member, ``unfreeze()``, ``train()`` (the updates
+    due at this step), ``play(evaluator, member)``, ``observe(means)``, ``checkpoint()``,
+    ``restore()``, ``results()``. Learning-curve points, stopping at the threshold,
+    checkpoints and progress are the same for all of them."""
+    spec, config = run.spec, run.spec.config
     evaluator = GreedyEvaluator(spec.env_config, spec.eval_seeds)
     stop_at = env_info(spec.env_config).reward_threshold if config.stop_on_threshold else None
-    key = None if checkpoints is None else _run_key(members, spec)
-    label = f"{spec.label} seeds {'-'.join(str(m.seed) for m in members)}"
+    label = f"{spec.label} seeds {'-'.join(str(m.seed) for m in run.members)}"
     saved = None if checkpoints is None else checkpoints.load(key, label)
     if saved is not None:
         run.restore(saved)
@@ -488,14 +524,11 @@ def _train_stack(members: Sequence[Member], spec: RunSpec,
     next_checkpoint = _next_multiple(run.step, checkpoints)
     with StepProgress(label, config.total_steps, start=run.step) as progress:
         while run.step < config.total_steps and not solved:
-            run.act(epsilon_at(run.step, config))
+            run.act()
             step = run.step
             if spec.unfreezes_at(step) and any(run.optimizer.frozen_members):
-                run.optimizer.unfreeze()
-            if step % config.train_freq == 0 and step >= config.learning_starts:
-                _train_burst(run, config)
-            if step % config.target_update_interval == 0:
-                run.sync_target()
+                run.unfreeze()
+            run.train()
             if step % config.eval_interval == 0 or step == config.total_steps:
                 solved = _evaluate(run, evaluator, stop_at)
             if step >= next_checkpoint and step < config.total_steps and not solved:
@@ -508,7 +541,20 @@ def _train_stack(members: Sequence[Member], spec: RunSpec,
     return run.results()
 
 
-def _check_warm_starts(members: Sequence[Member], spec: RunSpec) -> None:
+def unfreeze_stalled(run: Any) -> None:
+    """Members whose learning curve stalled with parts frozen: those parts train now."""
+    patience = run.spec.finetune.unfreeze_patience
+    if patience is None:
+        return
+    for member, frozen in zip(run.members, run.optimizer.frozen_members, strict=True):
+        if frozen and stalled(member.curve(), patience, run.threshold):
+            run.unfreeze([member.index])
+            logger.info("%s: %s unfrozen at env step %d, %d learning-curve points "
+                        "without a new best", member.label,
+                        ", ".join(run.spec.finetune.frozen), run.step, patience)
+
+
+def _check_warm_starts(members: Sequence[Member] | Sequence[Any], spec: RunSpec) -> None:
     """Members step together, so their warm starts must count the same env steps."""
     start = {min(m.warm_start.steps_taken if m.warm_start is not None else 0,
                  spec.config.total_steps) for m in members}
@@ -517,20 +563,19 @@ def _check_warm_starts(members: Sequence[Member], spec: RunSpec) -> None:
                          f"{start}; train them separately")
 
 
-def _evaluate(run: _StackRun, evaluator: GreedyEvaluator, stop_at: float | None) -> bool:
+def _evaluate(run: Any, evaluator: GreedyEvaluator, stop_at: float | None) -> bool:
     """A learning-curve point for every member; True once they all reach ``stop_at`` or
     the run's ``on_curve`` says stop."""
-    means = [member.evaluate(evaluator, run.online, run.step, run.spec.config.total_steps)
-             for member in run.members]
-    for k, mean in enumerate(means):
-        run.guidance.observe(k, mean, run.online)
-    run.unfreeze_stalled()
+    means = [member.evaluate(run.play(evaluator, member), run.played, run.step,
+                             run.spec.config.total_steps) for member in run.members]
+    run.observe(means)
+    unfreeze_stalled(run)
     stop = run.spec.on_curve is not None and run.spec.on_curve(run.step, means)
     return stop or (stop_at is not None and min(means) >= stop_at)
 
 
-def _label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,
-                   config: DQNConfig) -> np.ndarray:
+def label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,
+                  config: TrainingConfig) -> np.ndarray:
     """Hindsight labels of the episode that just ended: its returns-to-go (exact when it
     terminated) and n-step TD targets. Returns its rewards."""
     rewards, next_obs = buffer.reward[slots], buffer.next_obs[slots]
@@ -541,7 +586,7 @@ def _label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,
     return rewards
 
 
-def _add_relabelled(member: _MemberRun, env_config: EnvConfig, her_k: int, gamma: float,
+def _add_relabelled(member: MemberRun, env_config: EnvConfig, her_k: int, gamma: float,
                     truncated: bool) -> None:
     """HER: the ended episode's transitions again, with goals it achieved later."""
     copies = relabel_future(member.buffer.episode(member.episode_slots, truncated),
@@ -559,7 +604,7 @@ def _next_multiple(step: int, checkpoints: Checkpoints | None) -> float:
     return (step // checkpoints.interval + 1) * checkpoints.interval
 
 
-def _run_key(members: Sequence[Member], spec: RunSpec) -> str:
+def _run_key(members: Sequence[Member] | Sequence[Any], spec: RunSpec) -> str:
     """What identifies a run: settings, seeds, initial weights and warm-start data."""
     settings = {"env": spec.env_config.model_dump(), "dqn": spec.config.model_dump(),
                 "seeds": [m.seed for m in members], "eval_seeds": list(spec.eval_seeds),
@@ -567,7 +612,7 @@ def _run_key(members: Sequence[Member], spec: RunSpec) -> str:
                 "her_k": spec.her_k}
     arrays: list[np.ndarray | torch.Tensor] = []
     for member in members:
-        arrays += member.network.state_dict().values()
+        arrays += member.tensors()
         if member.warm_start is not None:
             arrays += [a for a in vars(member.warm_start).values() if isinstance(a, np.ndarray)]
     return run_key(settings, arrays)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,15 +25,21 @@ class GreedyEvaluator:
 
     def run(self, q_values: QFunction) -> np.ndarray:
         """Undiscounted return of one greedy episode per seed."""
+        return self.play(lambda obs: q_values(obs).argmax(axis=1))
+
+    def play(self, actions: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Undiscounted return of one episode per seed, ``actions`` choosing each step's
+        actions for a batch of observations."""
         obs = np.stack([env.reset(seed=seed)[0]
                         for env, seed in zip(self.envs, self.seeds, strict=True)])
         returns = np.zeros(len(self.envs))
         active = np.ones(len(self.envs), dtype=bool)
         while active.any():
             playing = np.flatnonzero(active)
-            actions = q_values(obs[playing].astype(np.float32)).argmax(axis=1)
-            for i, action in zip(playing, actions, strict=True):
-                obs[i], reward, terminated, truncated, _ = self.envs[i].step(int(action))
+            chosen = actions(obs[playing].astype(np.float32))
+            for i, action in zip(playing, chosen, strict=True):
+                obs[i], reward, terminated, truncated, _ = self.envs[i].step(
+                    int(action) if np.ndim(action) == 0 else action)
                 returns[i] += reward
                 active[i] = not (terminated or truncated)
         return returns

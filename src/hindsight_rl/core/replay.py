@@ -16,7 +16,7 @@ class Batch(NamedTuple):
     each of ``K`` members of a stacked network."""
 
     obs: torch.Tensor  # (K, B, obs_dim) float32
-    action: torch.Tensor  # (K, B, 1) int64
+    action: torch.Tensor  # (K, B, 1) int64, or (K, B, action_dim) float32 for a Box
     bootstrap_reward: torch.Tensor  # (K, B) float32: Σ γ^j r over the target's m steps
     bootstrap_obs: torch.Tensor  # (K, B, obs_dim) float32: the observation m steps ahead
     discount: torch.Tensor  # (K, B) float32: γ^m, 0 after a termination (truncation bootstraps)
@@ -36,7 +36,7 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int, obs_dim: int, rng: np.random.Generator,
-                 gamma: float) -> None:
+                 gamma: float, action_dim: int | None = None) -> None:
         self.capacity = capacity
         self.rng = rng
         self.gamma = gamma
@@ -44,7 +44,8 @@ class ReplayBuffer:
         self._sampled = np.zeros((capacity, _table_width(obs_dim)), np.float32)
         (self.obs, self.bootstrap_reward, self.bootstrap_obs, self.discount,
          self.return_to_go, self.rtg_valid) = _table_columns(self._sampled, obs_dim)
-        self.action = np.zeros((capacity, 1), np.int64)
+        self.action = _action_array(capacity, action_dim)
+        self.continuous = action_dim is not None
         self.next_obs = np.zeros((capacity, obs_dim), np.float32)
         self.reward = np.zeros(capacity, np.float32)
         self.terminated = np.zeros(capacity, np.float32)
@@ -52,13 +53,13 @@ class ReplayBuffer:
         self.position = 0
         self.size = 0
 
-    def add(self, obs: np.ndarray, action: int, reward: float, next_obs: np.ndarray,
+    def add(self, obs: np.ndarray, action: int | np.ndarray, reward: float, next_obs: np.ndarray,
             terminated: bool) -> int:
         """Store one transition; return its slot so the episode can be labelled later."""
         i = self.position
         self.obs[i] = obs
         self.next_obs[i] = next_obs
-        self.action[i, 0] = action
+        self.action[i] = action
         self.reward[i] = reward
         self.terminated[i] = terminated
         self.rtg_valid[i] = 0.0
@@ -80,7 +81,7 @@ class ReplayBuffer:
         slots = (self.position + np.arange(len(action[keep]))) % self.capacity
         self.obs[slots] = obs[keep]
         self.next_obs[slots] = next_obs[keep]
-        self.action[slots, 0] = action[keep]
+        self.action[slots] = action[keep].reshape(len(slots), -1)
         self.reward[slots] = reward[keep]
         self.terminated[slots] = terminated[keep]
         self.return_to_go[slots] = 0.0 if return_to_go is None else return_to_go[keep]
@@ -111,7 +112,8 @@ class ReplayBuffer:
         last = np.zeros(n, bool)
         last[-1] = truncated
         return Transitions(episode_id=np.zeros(n, np.int64), t=np.arange(n, dtype=np.int32),
-                           obs=self.obs[slots], action=self.action[slots, 0],
+                           obs=self.obs[slots],
+                           action=self.action[slots] if self.continuous else self.action[slots, 0],
                            reward=self.reward[slots], next_obs=self.next_obs[slots],
                            terminated=self.terminated[slots].astype(bool), truncated=last)
 
@@ -140,6 +142,14 @@ class ReplayBuffer:
         np.take(self.action, index, axis=0, out=action)
 
 
+def _action_array(rows: int, action_dim: int | None) -> np.ndarray:
+    """Action rows: one int64 index for a Discrete space (``None``), ``action_dim`` float32
+    entries for a Box."""
+    if action_dim is None:
+        return np.zeros((rows, 1), np.int64)
+    return np.zeros((rows, action_dim), np.float32)
+
+
 def _table_width(obs_dim: int) -> int:
     return 2 * obs_dim + 4
 
@@ -152,12 +162,14 @@ def _table_columns(table: np.ndarray, obs_dim: int) -> tuple[np.ndarray, ...]:
             table[..., 2 * d + 2], table[..., 2 * d + 3])
 
 
-def batch_arrays(members: int, batch_size: int, obs_dim: int
+def batch_arrays(members: int, batch_size: int, obs_dim: int, action_dim: int | None = None
                  ) -> tuple[tuple[np.ndarray, np.ndarray], Batch]:
     """Arrays for :meth:`ReplayBuffer.sample_into` (member ``k``'s block is
-    ``(table[k], action[k])``) and the :class:`Batch` of tensors viewing them."""
+    ``(table[k], action[k])``) and the :class:`Batch` of tensors viewing them; actions as
+    :class:`ReplayBuffer` stores them for ``action_dim``."""
     table = torch.zeros(members, batch_size, _table_width(obs_dim))
-    action = torch.zeros(members, batch_size, 1, dtype=torch.int64)
+    action = torch.from_numpy(_action_array(members * batch_size, action_dim)).view(
+        members, batch_size, -1)
     columns = _table_columns(table, obs_dim)
     return (table.numpy(), action.numpy()), Batch(obs=columns[0], action=action,
                                                   bootstrap_reward=columns[1],

@@ -93,12 +93,13 @@ def _members(tensors: Sequence[torch.Tensor], members: Sequence[int]) -> list[to
 
 
 class StackedOptimizer:
-    """Adam over a stacked network's trainable parts, each member's gradient clipped on its
-    own: ``step(loss)`` differentiates, clips and steps; ``unfreeze(members)`` lets those
+    """Adam over a stacked network's trainable parts (any module with ``members`` and
+    ``part_parameters``), each member's gradient clipped on its own (unless
+    ``max_grad_norm`` is None): ``step(loss)`` differentiates, clips and steps; ``unfreeze(members)`` lets those
     members' frozen parts train."""
 
-    def __init__(self, network: QNetwork, frozen: Sequence[str], learning_rate: float,
-                 max_grad_norm: float, betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, network: QNetwork | Any, frozen: Sequence[str], learning_rate: float,
+                 max_grad_norm: float | None, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8) -> None:
         self.learning_rate, self.max_grad_norm, self.betas, self.eps = (
             learning_rate, max_grad_norm, betas, eps)
@@ -132,7 +133,8 @@ class StackedOptimizer:
             start += len(group.parameters)
         for group, group_grads in spans:
             group.mask(group_grads)
-        clip_member_gradients(grads, self.max_grad_norm)
+        if self.max_grad_norm is not None:
+            clip_member_gradients(grads, self.max_grad_norm)
         with torch.no_grad():
             for group, group_grads in spans:
                 group.step(group_grads, self.learning_rate, self.betas, self.eps)
