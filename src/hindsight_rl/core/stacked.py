@@ -95,8 +95,8 @@ def _members(tensors: Sequence[torch.Tensor], members: Sequence[int]) -> list[to
 class StackedOptimizer:
     """Adam over a stacked network's trainable parts (any module with ``members`` and
     ``part_parameters``), each member's gradient clipped on its own (unless
-    ``max_grad_norm`` is None): ``step(loss)`` differentiates, clips and steps; ``unfreeze(members)`` lets those
-    members' frozen parts train."""
+    ``max_grad_norm`` is None): ``step(loss)`` differentiates, clips and steps;
+    ``unfreeze(members)`` lets those members' frozen parts train."""
 
     def __init__(self, network: QNetwork | Any, frozen: Sequence[str], learning_rate: float,
                  max_grad_norm: float | None, betas: tuple[float, float] = (0.9, 0.999),
