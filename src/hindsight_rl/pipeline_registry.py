@@ -1,6 +1,6 @@
 """Project pipelines: the four stages, all of them as ``__default__``, ``retrain``,
-``ablation``, ``transfer_suite``, ``tune`` and ``export_minari``, built from the DAG's
-shape (``DAG_SHAPE`` in settings) and nothing else."""
+``ablation``, ``transfer_suite``, ``continuous``, ``tune`` and ``export_minari``, built
+from the DAG's shape (``DAG_SHAPE`` in settings) and nothing else."""
 
 from __future__ import annotations
 
@@ -17,7 +17,13 @@ from hindsight_rl.pipelines import (
     target,
     tune,
 )
-from hindsight_rl.pipelines.branches import dag_shape
+from hindsight_rl.pipelines.branches import DagShape, TargetShape, dag_shape
+
+
+def every_stage(shape: DagShape, targets: dict[str, TargetShape]) -> Pipeline:
+    """Source, target, finetune and evaluate stages for ``targets`` and their sources."""
+    return (source.create_pipeline(shape.sources_of(targets)) + target.create_pipeline(targets)
+            + finetune.create_pipeline(shape, targets) + evaluate.create_pipeline(targets))
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -33,6 +39,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     stages["retrain"] = stages["target"] + fine_tuning_only + retrain.create_pipeline(targets)
     stages["ablation"] = ablation.create_pipeline(shape)
     stages["transfer_suite"] = suite.create_pipeline(shape)
+    stages["continuous"] = every_stage(shape, shape.continuous)
     stages["tune"] = tune.create_pipeline(shape)
     stages["export_minari"] = export.create_pipeline(targets)
     return stages

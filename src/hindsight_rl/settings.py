@@ -55,6 +55,12 @@ DAG_SHAPE = {
         "suite_mountaincar_force": {"sources": ["mountaincar"], "seeds": [0, 1, 2, 3, 4]},
         "suite_acrobot_light": {"sources": ["acrobot"], "seeds": [0, 1, 2, 3, 4]},
     },
+    # `kedro run --pipeline continuous`: SAC on continuous-action targets, from a Discrete
+    # source (MountainCar-v0's DQN: encoder and trunk carry over) and a continuous one.
+    "continuous": {
+        "mountaincar_continuous": {"sources": ["mountaincar"], "seeds": [0, 1, 2]},
+        "pendulum_heavy": {"sources": ["pendulum"], "seeds": [0, 1, 2]},
+    },
     # Seeds of an arm trained in one node, sharing each update (same weights in any grouping);
     # None: all of a target's seeds. 1 gives one task per seed, for a cluster with more
     # workers than arms.

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from hindsight_rl.core.config import NetworkConfig
-from hindsight_rl.core.networks import MLPEncoder, StackedLinear
+from hindsight_rl.core.networks import MLPEncoder, StackedLinear, TransferError
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Bounds of the actor's log-standard-deviation (SB3's): the clamp the numpy player and the
@@ -233,3 +233,35 @@ def _load_stacked(stacked: nn.Module, networks: Sequence[nn.Module]) -> None:
         raise ValueError(f"networks to stack must have one shape, got {sorted(shapes)}")
     stacked.load_state_dict({key: torch.cat([state[key] for state in states])
                              for key in states[0]})
+
+
+def transfer_into(source: nn.Module, actor: GaussianActor, critic: TwinCritic) -> list[str]:
+    """Carry a pretrained network (a Q-network or an actor, one member) into a fresh actor
+    and twin critic: the actor takes every part whose shapes fit (a Q-network's head never
+    does), both critics take the encoder (with its input normalisation) and the trunk. The
+    trunk must fit: it is what transfer means here. Returns the actor's parts carried over.
+    """
+    copied = []
+    for name in ACTOR_PARTS:
+        state = source.part(name).state_dict()
+        if _fits(state, actor.part(name).state_dict()):
+            actor.part(name).load_state_dict(state)
+            copied.append(name)
+        elif name == "trunk":
+            raise TransferError(
+                "pretrained trunk does not fit the target network: "
+                f"{ {k: tuple(v.shape) for k, v in state.items()} } vs "
+                f"{ {k: tuple(v.shape) for k, v in actor.trunk.state_dict().items()} }; use "
+                "the same hidden_sizes")
+    for name in ("encoder", "trunk"):
+        state = source.part(name).state_dict()
+        twins = {key: value.expand(critic.members, *value.shape[1:])
+                 for key, value in state.items()}
+        if name in copied:
+            critic.part(name).load_state_dict(twins)
+    return copied
+
+
+def _fits(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> bool:
+    return source.keys() == target.keys() and all(source[k].shape == target[k].shape
+                                                  for k in target)

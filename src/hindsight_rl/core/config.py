@@ -23,7 +23,7 @@ from hindsight_rl.core.errors import HindsightRLError
 
 PART_NAMES = ("encoder", "trunk", "head")
 Part = Literal["encoder", "trunk", "head"]
-CollectionPolicy = Literal["uniform", "epsilon_greedy", "boltzmann"]
+CollectionPolicy = Literal["uniform", "epsilon_greedy", "boltzmann", "sample"]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -132,7 +132,9 @@ class CollectConfig(Section):
     steps: int = Field(1000, ge=1, le=MAX_ROWS)
     """Environment steps to collect (whole episodes are not required)."""
     policy: CollectionPolicy = "uniform"
-    """Behaviour policy: uniform random, ε-greedy or Boltzmann softmax(Q/τ)."""
+    """Behaviour policy: uniform random, ε-greedy or Boltzmann softmax(Q/τ) over a
+    Q-network's values, or ``sample``: draws of an actor's squashed Gaussian (continuous
+    targets)."""
     epsilon: float = Field(0.1, ge=0, le=1)
     """ε for the ε-greedy behaviour policy."""
     temperature: float = Field(1.0, ge=1e-3, le=1e6)
@@ -401,7 +403,28 @@ class TargetConfig(Section):
             raise invalid("her.k", self.her.k,
                           "0 for a task without env.goal (nothing to relabel)")
         _includes_collection(self.training, self.collect, self.algorithm)
+        self._collection_fits_algorithm()
         return self
+
+    def _collection_fits_algorithm(self) -> None:
+        """Which policy collects the hindsight dataset must exist: a Q-network's (DQN, or a
+        Discrete source acting through ``source_actions``) or an actor's."""
+        policy = self.collect.policy
+        if self.algorithm == "dqn":
+            if policy == "sample":
+                raise invalid("collect.policy", policy, "uniform, epsilon_greedy or boltzmann "
+                              "(sample draws from an actor: algorithm sac)")
+            if self.source_actions is not None:
+                raise invalid("source_actions", list(self.source_actions),
+                              "null with algorithm dqn (it maps a Discrete source's actions "
+                              "to a continuous target's)")
+        elif self.source_actions is None and policy not in ("uniform", "sample"):
+            raise invalid("collect.policy", policy, "uniform or sample (the transferred "
+                          "actor's draws); epsilon_greedy and boltzmann act on a Discrete "
+                          "source's Q-values, which needs source_actions")
+        elif self.source_actions is not None and policy == "sample":
+            raise invalid("collect.policy", policy, "uniform, epsilon_greedy or boltzmann "
+                          "over the Discrete source's Q-values (source_actions is set)")
 
     @property
     def training(self) -> TrainingConfig:

@@ -17,7 +17,7 @@ so they do not count against the budget. Then:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,10 +25,14 @@ import numpy as np
 
 from hindsight_rl.core.config import PART_NAMES, EnvConfig, FinetuneConfig, TargetConfig
 from hindsight_rl.core.envs import env_info
-from hindsight_rl.core.evaluation import evaluate_greedy
+from hindsight_rl.core.evaluation import GreedyEvaluator, evaluate_greedy
 from hindsight_rl.core.networks import transfer_parts
 from hindsight_rl.core.policy_file import Policy
-from hindsight_rl.core.training import fresh_network
+from hindsight_rl.core.training import (
+    continuous_behaviour,
+    fresh_network,
+    transferred_actor_critic,
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,37 @@ def probe_sources(candidates: Mapping[str, Policy], target: EnvConfig,
     return probes, float(chance.mean())
 
 
+def probe_continuous_sources(candidates: Mapping[str, Policy], target: TargetConfig,
+                             seeds: Sequence[int]) -> tuple[dict[str, Probe], float]:
+    """:func:`probe_sources` for a continuous-action target: each candidate carried into an
+    actor (:func:`~hindsight_rl.core.training.transferred_actor_critic`) and played as it
+    would collect the hindsight dataset, greedily (a Discrete source through
+    ``target.source_actions``); chance is uniform within the action bounds."""
+    info = env_info(target.env)
+    observations = np.zeros((0, info.obs_dim), np.float32)
+    rng = np.random.default_rng(seeds[0])
+    probes = {}
+    for name, policy in candidates.items():
+        actor, _, parts = transferred_actor_critic(policy, target.env, target.sac, seeds[0],
+                                                   observations)
+        act = continuous_behaviour(policy, actor, target.source_actions, None, rng)
+        returns = _play(target.env, lambda obs, act=act: np.stack([act(o) for o in obs]),
+                        seeds)
+        probes[name] = Probe(tuple(parts), float(returns.mean()))
+    chance = _play(target.env, lambda obs: rng.uniform(
+        info.action_low, info.action_high, (len(obs), len(info.action_low))), seeds)
+    return probes, float(chance.mean())
+
+
+def _play(env: EnvConfig, actions: Callable[[np.ndarray], np.ndarray],
+          seeds: Sequence[int]) -> np.ndarray:
+    evaluator = GreedyEvaluator(env, seeds)
+    try:
+        return evaluator.play(actions)
+    finally:
+        evaluator.close()
+
+
 def choose_transfer(probes: Mapping[str, Probe], random_return: float,
                   target: TargetConfig) -> TransferPlan:
     """The source to transfer from and how (module docstring)."""
@@ -115,8 +150,9 @@ def choose_transfer(probes: Mapping[str, Probe], random_return: float,
     else:
         source = next(iter(probes))
     probe = probes[source]
-    teacher = source in informed and target.finetune.teaches
-    frozen = () if teacher else tuple(p for p in target.finetune.frozen if p in probe.parts)
+    teacher = source in informed and target.finetune.teaches and target.algorithm == "dqn"
+    adapts = teacher or (source in informed and target.algorithm == "sac")
+    frozen = () if adapts else tuple(p for p in target.finetune.frozen if p in probe.parts)
     return TransferPlan(source=source, parts=probe.parts, frozen=frozen, teacher=teacher,
                         random_return=random_return, probes=dict(probes),
                         reason=_reason(source, probe, random_return, teacher, frozen,
@@ -132,6 +168,8 @@ def _reason(source: str, probe: Probe, chance: float, teacher: bool,
     if teacher:
         how = ("every part carried over and it beats chance: it teaches fine-tuning, nothing "
                "frozen")
+    elif probe.same_spaces and probe.jumpstart > chance and not frozen:
+        how = "every part carried over and it beats chance: nothing frozen"
     elif probe.same_spaces:
         how = "every part carried over but it does no better than chance: no teacher"
     else:

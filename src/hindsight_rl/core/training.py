@@ -3,21 +3,25 @@ and by fine-tuning a transferred network on hindsight-labelled target data."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from hindsight_rl import __version__
+from hindsight_rl.core.actor_critic import GaussianActor, TwinCritic, transfer_into
 from hindsight_rl.core.checkpoints import Checkpoints
 from hindsight_rl.core.config import (
+    CollectConfig,
+    ConfigError,
     DQNConfig,
     EnvConfig,
     EvalConfig,
     FinetuneConfig,
     HERConfig,
     NetworkConfig,
+    SACConfig,
     TargetConfig,
 )
 from hindsight_rl.core.dqn import CurveCallback, Member, TrainResult, WarmStart, train_dqn
@@ -25,7 +29,8 @@ from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.hindsight import label_hindsight
 from hindsight_rl.core.networks import QNetwork, observation_normaliser, transfer_parts
 from hindsight_rl.core.policy_file import Policy, sha256_of
-from hindsight_rl.core.rollouts import collect_rollouts
+from hindsight_rl.core.rollouts import behaviour_policy, collect_rollouts, q_function
+from hindsight_rl.core.sac import SACMember, train_sac
 from hindsight_rl.core.trajectories import Transitions, env_steps_of, from_table
 
 
@@ -58,7 +63,7 @@ def hindsight_as_configured(table: pd.DataFrame, target: TargetConfig) -> pd.Dat
     episodes = table[~table["relabeled"]] if "relabeled" in table.columns else table
     if target.her.k == 0:
         return episodes.drop(columns="relabeled", errors="ignore").reset_index(drop=True)
-    return label_hindsight(from_table(episodes), target.dqn.gamma, target.env.success,
+    return label_hindsight(from_table(episodes), target.training.gamma, target.env.success,
                            env_info(target.env).max_episode_steps, target.env.goal,
                            target.her.k, target.collect.seed)
 
@@ -70,6 +75,32 @@ def fresh_network(env_config: EnvConfig, network_config: NetworkConfig, seed: in
     shift, scale = observation_normaliser(info.obs_low, info.obs_high, observations)
     torch.manual_seed(seed)
     return QNetwork(info.obs_dim, info.n_actions, network_config, shift, scale)
+
+
+def fresh_actor_critic(env_config: EnvConfig, network_config: NetworkConfig,
+                       config: SACConfig, seed: int, observations: np.ndarray
+                       ) -> tuple[GaussianActor, TwinCritic]:
+    """A randomly initialised actor and twin critic whose input normalisation fits
+    ``observations``, for a continuous-action task."""
+    info = env_info(env_config)
+    shift, scale = observation_normaliser(info.obs_low, info.obs_high, observations)
+    torch.manual_seed(seed)
+    actor = GaussianActor(info.obs_dim, info.action_low, info.action_high, network_config,
+                          shift, scale, log_std_init=config.log_std_init)
+    critic = TwinCritic(info.obs_dim, info.action_low, info.action_high, network_config,
+                        shift, scale)
+    return actor, critic
+
+
+def transferred_actor_critic(pretrained: Policy, env_config: EnvConfig, config: SACConfig,
+                             seed: int, observations: np.ndarray
+                             ) -> tuple[GaussianActor, TwinCritic, list[str]]:
+    """The target's actor and critics: what fits of ``pretrained`` (a Q-network or an
+    actor) carried over (:func:`~hindsight_rl.core.actor_critic.transfer_into`), the rest
+    fresh."""
+    actor, critic = fresh_actor_critic(env_config, pretrained.network.config, config, seed,
+                                       observations)
+    return actor, critic, transfer_into(pretrained.network, actor, critic)
 
 
 def transferred_network(pretrained: Policy, env_config: EnvConfig, seed: int,
@@ -94,49 +125,120 @@ def curve_seeds(evaluation: EvalConfig, episodes: int) -> list[int]:
 
 
 def train_from_scratch(env_config: EnvConfig, network_config: NetworkConfig,
-                       dqn_config: DQNConfig, warm_starts: Mapping[int, Transitions],
+                       dqn_config: DQNConfig | SACConfig, warm_starts: Mapping[int, Transitions],
                        eval_seeds: Sequence[int], label: str,
                        checkpoints: Checkpoints | None = None,
                        on_curve: CurveCallback | None = None
                        ) -> list[tuple[Policy, pd.DataFrame]]:
-    """DQN on fresh networks, one per seed of ``warm_starts``, each with its replay buffer
-    preloaded with that seed's transitions (uniform rollouts); every seed shares the
-    updates (:func:`train_dqn`, which calls ``on_curve`` at every learning-curve point).
+    """DQN (or SAC, given a :class:`SACConfig`) on fresh networks, one per seed of
+    ``warm_starts``, each with its replay buffer preloaded with that seed's transitions
+    (uniform rollouts); every seed shares the updates (:func:`train_dqn`,
+    :func:`train_sac`, which call ``on_curve`` at every learning-curve point).
     Returns each seed's policy and history, in seed order."""
-    members = [Member(fresh_network(env_config, network_config, seed, data.obs), seed,
-                      WarmStart(data.obs, data.action, data.reward, data.next_obs,
-                                data.terminated, episode_id=data.episode_id))
-               for seed, data in warm_starts.items()]
-    results = train_dqn(members, env_config, dqn_config, eval_seeds, label=label,
-                        checkpoints=checkpoints, on_curve=on_curve)
+    preloads = {seed: WarmStart(data.obs, data.action, data.reward, data.next_obs,
+                                data.terminated, episode_id=data.episode_id)
+                for seed, data in warm_starts.items()}
+    if isinstance(dqn_config, SACConfig):
+        members = [SACMember(*fresh_actor_critic(env_config, network_config, dqn_config, seed,
+                                                 data.obs), seed, preloads[seed])
+                   for seed, data in warm_starts.items()]
+        results = train_sac(members, env_config, dqn_config, eval_seeds, label=label,
+                            checkpoints=checkpoints, on_curve=on_curve)
+    else:
+        members = [Member(fresh_network(env_config, network_config, seed, data.obs), seed,
+                          preloads[seed]) for seed, data in warm_starts.items()]
+        results = train_dqn(members, env_config, dqn_config, eval_seeds, label=label,
+                            checkpoints=checkpoints, on_curve=on_curve)
     return [(_policy(result, env_config, dqn_config, member.seed, frozen=(), parent=None),
              result.history) for member, result in zip(members, results, strict=True)]
 
 
-def finetune_from(pretrained: Policy, env_config: EnvConfig, dqn_config: DQNConfig,
+def finetune_from(pretrained: Policy, env_config: EnvConfig,
+                  dqn_config: DQNConfig | SACConfig,
                   finetune_config: FinetuneConfig, seeds: Sequence[int], hindsight: pd.DataFrame,
                   eval_seeds: Sequence[int], label: str,
                   checkpoints: Checkpoints | None = None,
                   her: HERConfig | None = None) -> list[tuple[Policy, pd.DataFrame]]:
-    """Transfer ``pretrained`` once per seed, freeze the configured parts, fine-tune with
-    hindsight data (relabelling each new episode's goals too when ``her.k`` > 0); every
-    seed shares the updates. Returns each seed's policy and history, in seed order."""
+    """Transfer ``pretrained`` once per seed (into an actor and critics, given a
+    :class:`SACConfig`), freeze the configured parts, fine-tune with hindsight data
+    (relabelling each new episode's goals too when ``her.k`` > 0); every seed shares the
+    updates. Returns each seed's policy and history, in seed order."""
     warm_start = warm_start_from_table(hindsight)
-    transfers = [transferred_network(pretrained, env_config, seed, warm_start.obs)
-                 for seed in seeds]
-    members = [Member(network, seed, warm_start)
-               for (network, _), seed in zip(transfers, seeds, strict=True)]
-    results = train_dqn(members, env_config, dqn_config, eval_seeds, label=label,
-                        checkpoints=checkpoints, her_k=0 if her is None else her.k,
-                        finetune=finetune_config, transferred=transfers[0][1])
+    train = train_dqn
+    if isinstance(dqn_config, SACConfig):
+        train = train_sac
+        transfers = [transferred_actor_critic(pretrained, env_config, dqn_config, seed,
+                                              warm_start.obs) for seed in seeds]
+        members = [SACMember(actor, critic, seed, warm_start)
+                   for (actor, critic, _), seed in zip(transfers, seeds, strict=True)]
+    else:
+        transfers = [transferred_network(pretrained, env_config, seed, warm_start.obs)
+                     for seed in seeds]
+        members = [Member(network, seed, warm_start)
+                   for (network, _), seed in zip(transfers, seeds, strict=True)]
+    results = train(members, env_config, dqn_config, eval_seeds, label=label,
+                    checkpoints=checkpoints, her_k=0 if her is None else her.k,
+                    finetune=finetune_config, transferred=transfers[0][-1])
     parent = sha256_of(pretrained)
     return [(_policy(result, env_config, dqn_config, member.seed, result.frozen, parent),
              result.history) for member, result in zip(members, results, strict=True)]
 
 
-def _policy(result: TrainResult, env_config: EnvConfig, dqn_config: DQNConfig, seed: int,
+def _policy(result: TrainResult, env_config: EnvConfig, dqn_config: DQNConfig | SACConfig,
+            seed: int,
             frozen: Sequence[str], parent: str | None) -> Policy:
     return Policy(network=result.network, env=env_config, gamma=dqn_config.gamma,
                   frozen=tuple(frozen),
                   provenance={"seed": seed, "env_steps": result.env_steps,
                               "parent_sha256": parent, "package_version": __version__})
+
+
+def _source_action_table(pretrained: Policy, source_actions: Sequence[Sequence[float]],
+                         low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """``source_actions`` as an array, after checking it fits both sides: one target action
+    (inside the bounds) per action of a Discrete source."""
+    network = pretrained.network
+    if not isinstance(network, QNetwork):
+        raise ConfigError("source_actions: set, but the chosen source is an actor with "
+                          "continuous actions of its own; set it to null")
+    table = np.asarray(source_actions, np.float32)
+    if table.shape != (network.n_actions, len(low)):
+        raise ConfigError(f"source_actions: got {len(table)} actions of shape "
+                          f"{table.shape[1:]}, expected one per source action "
+                          f"({network.n_actions}) of {len(low)} entries each")
+    if ((table < low) | (table > high)).any():
+        raise ConfigError(f"source_actions: got {table.tolist()}, expected actions within "
+                          f"the target's bounds {low.tolist()}..{high.tolist()}")
+    return table
+
+
+def continuous_behaviour(pretrained: Policy, actor: GaussianActor,
+                         source_actions: Sequence[Sequence[float]] | None,
+                         collect: CollectConfig | None, rng: np.random.Generator
+                         ) -> Callable[[np.ndarray], np.ndarray]:
+    """How a continuous target is acted on before fine-tuning (``collect`` None: greedily,
+    for the probe; otherwise as configured, for the hindsight dataset): a Discrete source
+    with ``source_actions`` acts itself, each of its actions standing for the target action
+    it names (greedy, ε-greedy or Boltzmann over its Q-values); otherwise the transferred
+    actor acts, its mean action greedily, a sample of its squashed Gaussian as configured.
+    ``uniform`` collection draws uniformly within the bounds."""
+    low, high = actor.action_low, actor.action_high
+    if collect is not None and collect.policy == "uniform":
+        return lambda obs: rng.uniform(low, high).astype(np.float32)
+    if source_actions is not None:
+        table = _source_action_table(pretrained, source_actions, low, high)
+        if collect is None:
+            q_values = q_function(pretrained.network)
+            return lambda obs: table[int(q_values(np.asarray(obs)[None])[0].argmax())]
+        choose = behaviour_policy(collect, len(table), pretrained.network, rng)
+        return lambda obs: table[choose(obs)]
+    generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        batch = torch.as_tensor(np.asarray(obs, np.float32)).view(1, 1, -1)
+        with torch.no_grad():
+            if collect is None:
+                return actor.deterministic(batch)[0, 0].numpy()
+            noise = torch.randn(1, 1, actor.action_dim, generator=generator)
+            return actor.sample(batch, noise)[0][0, 0].numpy()
+    return act

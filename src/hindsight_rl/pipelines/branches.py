@@ -25,9 +25,9 @@ from pydantic import Field, model_validator
 
 from hindsight_rl.core.config import (
     ConfigError,
-    DQNConfig,
     ProjectConfig,
     Section,
+    TrainingConfig,
     from_mapping,
     group_seeds,
     invalid,
@@ -97,6 +97,9 @@ class DagShape(Section):
     """The default pipeline's targets by namespace."""
     transfer_suite: dict[BranchName, TargetShape] = {}
     """The transfer suite's targets (``kedro run --pipeline transfer_suite``)."""
+    continuous: dict[BranchName, TargetShape] = {}
+    """The continuous-action targets (``kedro run --pipeline continuous``): SAC, from
+    continuous and from Discrete sources."""
     seeds_per_node: int | None = Field(None, ge=1)
     """Seeds of an arm trained in one node, sharing every update; None for all of them."""
     ablation: AblationShape = AblationShape()
@@ -106,10 +109,12 @@ class DagShape(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> DagShape:
-        for name in self.transfer_suite:
-            if name in self.targets:
-                raise invalid(f"transfer_suite.{name}", name,
-                              "a name of its own (it is also one of the targets)")
+        for group in ("transfer_suite", "continuous"):
+            for name in getattr(self, group):
+                if name in self.targets or (group == "continuous"
+                                            and name in self.transfer_suite):
+                    raise invalid(f"{group}.{name}", name,
+                                  "a name of its own (it is also another pipeline's target)")
         for name in self.ablation.targets:
             if name not in self.targets:
                 raise invalid(f"ablation.targets.{name}", name,
@@ -118,7 +123,7 @@ class DagShape(Section):
 
     @property
     def all_targets(self) -> dict[str, TargetShape]:
-        return {**self.targets, **self.transfer_suite}
+        return {**self.targets, **self.transfer_suite, **self.continuous}
 
     @staticmethod
     def sources_of(targets: Mapping[str, TargetShape]) -> list[str]:
@@ -291,11 +296,11 @@ def node_costs(shape: DagShape, config: ProjectConfig) -> dict[str, float]:
         budget = config.ablation.budgets[target_name] if ablated else target.dqn.total_steps
         frozen = (config.ablation.arms[arm].frozen if ablated
                   else () if arm == "scratch" else target.finetune.frozen)
-        costs[name] = training_cost(target.dqn, budget, len(seeds), "trunk" in frozen)
+        costs[name] = training_cost(target.training, budget, len(seeds), "trunk" in frozen)
     return costs
 
 
-def training_cost(dqn: DQNConfig, budget: int, seeds: int, trunk_frozen: bool) -> float:
+def training_cost(dqn: TrainingConfig, budget: int, seeds: int, trunk_frozen: bool) -> float:
     """Thousands of env steps plus sampled rows through the big products of gradient
     updates that ``seeds`` stacked runs of ``budget`` env steps take. An update is five
     trunk-sized products per row (three forward passes, two backward ones), four when the
@@ -352,7 +357,8 @@ def _training_seeds(config: ProjectConfig, shape: DagShape) -> Iterator[tuple[st
     for name, target in config.targets.items():
         yield f"targets.{name}.collect.seed", target.collect.seed
     for name, branch in shape.all_targets.items():
-        group = "transfer_suite" if name in shape.transfer_suite else "targets"
+        group = next((g for g in ("transfer_suite", "continuous")
+                      if name in getattr(shape, g)), "targets")
         for i, seed in enumerate(branch.seeds):
             yield f"{WHERE}: {group}.{name}.seeds[{i}]", seed
     for i, seed in enumerate(shape.ablation.seeds):

@@ -51,16 +51,16 @@ def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
             for arm, by_seed in runs_by_arm(seeds, runs).items()}
     chance = transfer_plan["random_return"]
     summaries = {arm: summarise_arm(score_policies(policies, target.env, evaluation), history,
-                                    threshold, target.dqn.total_steps, evaluation, rng, chance)
+                                    threshold, target.training.total_steps, evaluation, rng, chance)
                  for arm, (policies, history) in arms.items()}
     reasons = incomparable({arm: history for arm, (_, history) in arms.items()},
-                           target.dqn.total_steps, env_steps_of(hindsight_dataset),
+                           target.training.total_steps, env_steps_of(hindsight_dataset),
                            target.collect.steps, env_info(target.env).max_episode_steps,
                            registered_time_limit(target.env))
     eval_seeds_ = eval_seeds(evaluation)
     metrics = {"target": task_title(target.env),
                "env_id": target.env.id, "reward_threshold": threshold,
-               "budget_env_steps": target.dqn.total_steps, "eval_episodes": len(eval_seeds_),
+               "budget_env_steps": target.training.total_steps, "eval_episodes": len(eval_seeds_),
                "eval_seeds": [eval_seeds_[0], eval_seeds_[-1]], "arms": summaries,
                "comparable": not reasons,
                "verdict": verdict(summaries["finetuned"], summaries["scratch"], reasons),
@@ -71,7 +71,7 @@ def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
     logger.info("%s: %s", metrics["target"], metrics["verdict"])
     curves = learning_curve_figure({arm: history for arm, (_, history) in arms.items()},
                                    metrics["target"], threshold, rng, summaries,
-                                   target.dqn.total_steps)
+                                   target.training.total_steps)
     returns = hindsight_returns_figure(hindsight_dataset, metrics["target"], threshold)
     figures = {"Greedy return during training (IQM over seeds with its 95% bootstrap band) "
                "and env steps to the threshold": curves,

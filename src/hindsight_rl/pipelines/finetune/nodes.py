@@ -33,9 +33,9 @@ def finetune(source_policy: Policy, transfer_plan: dict[str, Any],
     """
     plan = TransferPlan.from_record(transfer_plan)
     runs = finetune_from(
-        source_policy, target.env, target.dqn, plan.finetune(target.finetune), seeds,
+        source_policy, target.env, target.training, plan.finetune(target.finetune), seeds,
         hindsight_dataset,
-        curve_seeds(evaluation, target.dqn.eval_episodes),
+        curve_seeds(evaluation, target.training.eval_episodes),
         label=f"finetune {target.env.id}", checkpoints=checkpoints_for(runtime), her=target.her)
     return _per_seed_outputs(runs, seeds)
 
@@ -46,9 +46,9 @@ def train_scratch(source_policy: Policy, target: TargetConfig, evaluation: EvalC
     transferred (only the source network's layer widths are read). Each replay buffer
     starts from uniform-random rollouts as large as the hindsight dataset."""
     runs = train_from_scratch(
-        target.env, source_policy.network.config, target.dqn,
+        target.env, source_policy.network.config, target.training,
         {seed: uniform_warm_start(target.env, target.collect.steps, seed) for seed in seeds},
-        curve_seeds(evaluation, target.dqn.eval_episodes),
+        curve_seeds(evaluation, target.training.eval_episodes),
         label=f"scratch {target.env.id}", checkpoints=checkpoints_for(runtime))
     return _per_seed_outputs(runs, seeds)
 

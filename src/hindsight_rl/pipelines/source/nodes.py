@@ -43,8 +43,8 @@ def pretrain(source_rollouts: pd.DataFrame, source: SourceConfig, evaluation: Ev
     An interrupted run resumes from its training checkpoint (``runtime.checkpoint_dir``).
     """
     [(policy, history)] = train_from_scratch(
-        source.env, source.network, source.dqn, {source.seed: from_table(source_rollouts)},
-        curve_seeds(evaluation, source.dqn.eval_episodes), label="pretrain",
+        source.env, source.network, source.training, {source.seed: from_table(source_rollouts)},
+        curve_seeds(evaluation, source.training.eval_episodes), label="pretrain",
         checkpoints=checkpoints_for(runtime))
     return policy, history.assign(seed=source.seed)
 
