@@ -56,9 +56,29 @@ def test_unknown_env_suggests_close_ids():
         make_env(EnvConfig(id="CartPol-v1"))
 
 
-def test_unsupported_action_space_is_refused():
-    with pytest.raises(ConfigError, match="supported: Discrete"):
-        make_env(EnvConfig(id="Pendulum-v1"))
+@pytest.mark.parametrize("name", ["DictActions", "MatrixActions", "UnboundedActions"])
+def test_unsupported_action_space_is_refused(name):
+    config = EnvConfig(id=f"{name}-v0", entry_point=f"tests.core.action_spaces:{name}")
+    with pytest.raises(ConfigError, match=f"^env.id: {name}-v0 has action space .*; "
+                                          "supported: Discrete, or a 1-d Box with finite "
+                                          "bounds$"):
+        make_env(config)
+
+
+@pytest.mark.parametrize(("env_id", "low", "high"), [("Pendulum-v1", [-2.0], [2.0]),
+                                                     ("MountainCarContinuous-v0", [-1.0],
+                                                      [1.0])])
+def test_continuous_tasks_pass_the_space_check_and_report_their_bounds(env_id, low, high):
+    info = env_info(EnvConfig(id=env_id))
+    assert info.continuous and info.n_actions is None and info.action_dim == 1
+    assert info.action_low.dtype == np.float32 and info.action_high.dtype == np.float32
+    assert info.action_low.tolist() == low and info.action_high.tolist() == high
+
+
+def test_discrete_tasks_report_no_bounds():
+    info = env_info(EnvConfig(id="CartPole-v1"))
+    assert not info.continuous and info.n_actions == 2 and info.action_dim == 0
+    assert info.action_low is None and info.action_high is None
 
 
 def test_env_info_reports_threshold_and_time_limit():
@@ -134,15 +154,33 @@ def test_a_shorter_time_limit_on_an_env_with_a_threshold_is_refused():
         check_environments(project)
 
 
-@pytest.mark.parametrize(("key", "value"), [("max_episode_steps", 5),
-                                            ("reward_threshold", -300.0)])
-def test_registration_settings_on_a_registered_env_are_refused_not_ignored(key, value):
+@pytest.mark.parametrize(("env_id", "key", "value", "problem"), [
+    ("MountainCar-v0", "max_episode_steps", 5, "set only with env.entry_point"),
+    ("Pendulum-v1", "max_episode_steps", 5, "set only with env.entry_point"),
+    ("MountainCar-v0", "reward_threshold", -300.0,
+     r"MountainCar-v0 has its own reward threshold \(-110\), which applies"),
+    ("CartPole-v1", "reward_threshold", -200.0,
+     r"CartPole-v1 has its own reward threshold \(475\), which applies"),
+])
+def test_registration_settings_on_a_registered_env_are_refused_not_ignored(env_id, key, value,
+                                                                          problem):
     project = from_mapping(ProjectConfig, {
         "sources": {"cp": {"env": {"id": "CartPole-v1"}}},
-        "targets": {"mc": {"env": {"id": "MountainCar-v0", key: value}}}})
-    with pytest.raises(ConfigError, match=f"^targets.mc.env.{key}: set only with "
-                                          "env.entry_point"):
+        "targets": {"t": {"env": {"id": env_id, key: value}}}})
+    with pytest.raises(ConfigError, match=f"^targets.t.env.{key}: {problem}"):
         check_environments(project)
+
+
+def test_a_threshold_for_a_registered_env_without_one_is_accepted_and_reported():
+    """Pendulum-v1 is registered without a threshold: steps-to-threshold needs one."""
+    assert env_info(EnvConfig(id="Pendulum-v1")).reward_threshold is None
+    pendulum = {"id": "Pendulum-v1", "reward_threshold": -200.0}
+    project = from_mapping(ProjectConfig, {
+        "sources": {"cp": {"env": {"id": "CartPole-v1"}}},
+        "targets": {"p": {"env": pendulum, "dqn": {"stop_on_threshold": True}}}})
+    check_environments(project)
+    info = env_info(EnvConfig(**pendulum))
+    assert info.reward_threshold == -200.0 and info.max_episode_steps == 200
 
 
 def test_the_env_s_own_time_limit_and_limits_of_envs_without_a_threshold_are_allowed():
