@@ -6,7 +6,6 @@ An action is an index (discrete tasks: one int64 ``action`` column) or a float v
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 

@@ -32,7 +32,7 @@ def plan_transfer(target: TargetConfig, evaluation: EvalConfig, *candidates: Pol
     network, _ = transferred_network(source, target.env, target.collect.seed,
                                      np.zeros((0, info.obs_dim), np.float32))
     rng = np.random.default_rng(target.collect.seed)
-    act = behaviour_policy(target.collect, info.n_actions, network, rng)
+    act = behaviour_policy(target.collect, info, network, rng)
     transitions = collect_rollouts(target.env, target.collect.steps, act, target.collect.seed)
     table = label_hindsight(transitions, target.dqn.gamma, target.env.success,
                             info.max_episode_steps, target.env.goal, target.her.k,
