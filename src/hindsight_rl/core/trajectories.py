@@ -172,14 +172,14 @@ def _action_kinds(table: pd.DataFrame, fail: Callable[[str], None]) -> dict[str,
     numbered = [str(c) for c in table.columns if _ACTION_COLUMN.fullmatch(str(c))]
     width = action_width(table)
     if "action" in table.columns and numbered:
-        fail(f"has both a discrete 'action' column and continuous columns {numbered}; a "
+        fail(f"both a discrete 'action' column and continuous columns {numbered}; a "
              "table holds one kind of action")
     if len(numbered) != width:
         fail(f"continuous action columns {sorted(numbered)} are not action_0..action_<d-1>")
     if "action" in table.columns:
         return {"action": "i"}
     if not width:
-        fail("missing its actions: expected an 'action' column (discrete) or "
+        fail("no action columns: expected an 'action' column (discrete) or "
              "action_0..action_<d-1> (continuous)")
     return {f"action_{i}": "f" for i in range(width)}
 
