@@ -319,3 +319,50 @@ def test_a_table_from_another_task_fails_naming_it(damage, env, problem):
     table.attrs = _mountaincar_table().attrs
     with pytest.raises(TrajectoryTableError, match=f"^mc.hindsight_dataset: {problem}"):
         check_table_fits(table, env, "mc.hindsight_dataset")
+
+
+PENDULUM = EnvConfig(id="Pendulum-v1")
+
+
+def _pendulum_table() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    transitions = collect_rollouts(PENDULUM, 20, lambda obs: rng.uniform(-2, 2, 1), seed=0)
+    table = to_table(transitions)
+    table.attrs = {"env_id": "Pendulum-v1", "make_kwargs": {}, "overrides": {}}
+    return table
+
+
+def test_a_continuous_table_that_fits_its_env_passes():
+    table = _pendulum_table()
+    check_table_fits(table.assign(action_0=np.float32(2.0)), PENDULUM, "p.hindsight_dataset")
+    check_table_fits(table.assign(action_0=np.float32(-2.0)), PENDULUM, "p.hindsight_dataset")
+
+
+@pytest.mark.parametrize(("damage", "env", "problem"), [
+    (lambda t: t.assign(action_0=t["action_0"].where(t.index != 4, np.float32(2.5))), PENDULUM,
+     r"action_0 2.5 at row 4 is outside Pendulum-v1's bounds \[-2, 2\]"),
+    (lambda t: t.assign(action_0=t["action_0"].where(t.index != 7, np.float32(-2.001))),
+     PENDULUM, r"action_0 -2.001 at row 7 is outside Pendulum-v1's bounds \[-2, 2\]"),
+    (lambda t: t.assign(action_1=np.float32(0.0)), PENDULUM,
+     r"has 2 continuous action columns; Pendulum-v1 has 1-entry continuous actions "
+     r"\(columns action_0\)$"),
+    (lambda t: t.drop(columns="action_0").assign(action=np.int64(0)), PENDULUM,
+     "has a discrete 'action' column; Pendulum-v1 has 1-entry continuous actions"),
+    (lambda t: t.drop(columns=["obs_2", "next_obs_2"]).assign(action=np.int64(0))
+     .drop(columns="action_0"), EnvConfig(id="MountainCar-v0"),
+     "was collected with env_id 'Pendulum-v1'"),
+])
+def test_a_continuous_table_that_does_not_fit_fails_naming_why(damage, env, problem):
+    table = damage(_pendulum_table())
+    table.attrs = _pendulum_table().attrs
+    with pytest.raises(TrajectoryTableError, match=f"^p.hindsight_dataset: {problem}"):
+        check_table_fits(table, env, "p.hindsight_dataset")
+
+
+def test_a_continuous_table_does_not_fit_a_discrete_env():
+    table = _pendulum_table().drop(columns=["obs_2", "next_obs_2"])
+    table.attrs = {}
+    with pytest.raises(TrajectoryTableError, match=(
+            "^p.hindsight_dataset: has 1 continuous action columns .*; MountainCar-v0 has 3 "
+            r"discrete actions \(one 'action' column\)")):
+        check_table_fits(table, EnvConfig(id="MountainCar-v0"), "p.hindsight_dataset")

@@ -492,8 +492,10 @@ def _check_continuous_actions(table: pd.DataFrame, info: EnvInfo, env_id: str,
     if width != info.action_dim:
         have = ("a discrete 'action' column" if width == 0
                 else f"{width} continuous action columns")
+        columns = "action_0" + (f"..action_{info.action_dim - 1}" if info.action_dim > 1
+                                else "")
         fail(f"has {have}; {env_id} has {info.action_dim}-entry continuous actions "
-             f"(columns action_0..action_{info.action_dim - 1})")
+             f"(columns {columns})")
     actions = table[[f"action_{i}" for i in range(width)]].to_numpy(np.float32)
     outside = (actions < info.action_low) | (actions > info.action_high)
     if outside.any():
