@@ -407,7 +407,7 @@ def _check_registration_settings(config: EnvConfig, path: str) -> None:
     if config.max_episode_steps is not None:
         raise ConfigError(
             f"{path}.env.max_episode_steps: set only with env.entry_point (it registers a "
-            f"custom environment); {config.id}'s own time limit applies (a shorter one: "
+            f"custom environment); {config.id}'s own time limit applies (another: "
             "env.make_kwargs.max_episode_steps, on an env without a reward threshold)")
     spec = gym.registry.get(config.id)
     if config.reward_threshold is not None and spec is not None \
