@@ -12,8 +12,9 @@ import pytest
 from gymnasium import spaces
 
 from hindsight_rl.core.config import CollectConfig, DQNConfig, EnvConfig, NetworkConfig
+from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.hindsight import label_hindsight
-from hindsight_rl.core.rollouts import collect_rollouts, trajectory_attrs
+from hindsight_rl.core.rollouts import collect_rollouts, trajectory_attrs, uniform_policy
 
 
 class CorridorEnv(gym.Env):
@@ -68,9 +69,8 @@ def copy_project(root: Path) -> Path:
 def hindsight_table(env: EnvConfig, steps: int, her_k: int = 0, seed: int = 0
                     ) -> pd.DataFrame:
     """A labelled (hindsight) table of uniform-random steps on ``env``, with its provenance."""
-    rng = np.random.default_rng(seed)
-    n_actions = int(gym.make(env.id).action_space.n)
-    transitions = collect_rollouts(env, steps, lambda obs: int(rng.integers(n_actions)), seed)
+    act = uniform_policy(env_info(env), np.random.default_rng(seed))
+    transitions = collect_rollouts(env, steps, act, seed)
     table = label_hindsight(transitions, 0.99, env.success, gym.spec(env.id).max_episode_steps,
                             env.goal, her_k=her_k, seed=seed)
     table.attrs = trajectory_attrs(env, CollectConfig(seed=seed), behaviour_sha256=None)

@@ -56,9 +56,29 @@ def test_unknown_env_suggests_close_ids():
         make_env(EnvConfig(id="CartPol-v1"))
 
 
-def test_unsupported_action_space_is_refused():
-    with pytest.raises(ConfigError, match="supported: Discrete"):
-        make_env(EnvConfig(id="Pendulum-v1"))
+@pytest.mark.parametrize("name", ["DictActions", "MatrixActions", "UnboundedActions"])
+def test_unsupported_action_space_is_refused(name):
+    config = EnvConfig(id=f"{name}-v0", entry_point=f"tests.core.action_spaces:{name}")
+    with pytest.raises(ConfigError, match=f"^env.id: {name}-v0 has action space .*; "
+                                          "supported: Discrete, or a 1-d Box with finite "
+                                          "bounds$"):
+        make_env(config)
+
+
+@pytest.mark.parametrize(("env_id", "low", "high"), [("Pendulum-v1", [-2.0], [2.0]),
+                                                     ("MountainCarContinuous-v0", [-1.0],
+                                                      [1.0])])
+def test_continuous_tasks_pass_the_space_check_and_report_their_bounds(env_id, low, high):
+    info = env_info(EnvConfig(id=env_id))
+    assert info.continuous and info.n_actions is None and info.action_dim == 1
+    assert info.action_low.dtype == np.float32 and info.action_high.dtype == np.float32
+    assert info.action_low.tolist() == low and info.action_high.tolist() == high
+
+
+def test_discrete_tasks_report_no_bounds():
+    info = env_info(EnvConfig(id="CartPole-v1"))
+    assert not info.continuous and info.n_actions == 2 and info.action_dim == 0
+    assert info.action_low is None and info.action_high is None
 
 
 def test_env_info_reports_threshold_and_time_limit():
@@ -134,15 +154,33 @@ def test_a_shorter_time_limit_on_an_env_with_a_threshold_is_refused():
         check_environments(project)
 
 
-@pytest.mark.parametrize(("key", "value"), [("max_episode_steps", 5),
-                                            ("reward_threshold", -300.0)])
-def test_registration_settings_on_a_registered_env_are_refused_not_ignored(key, value):
+@pytest.mark.parametrize(("env_id", "key", "value", "problem"), [
+    ("MountainCar-v0", "max_episode_steps", 5, "set only with env.entry_point"),
+    ("Pendulum-v1", "max_episode_steps", 5, "set only with env.entry_point"),
+    ("MountainCar-v0", "reward_threshold", -300.0,
+     r"MountainCar-v0 has its own reward threshold \(-110\), which applies"),
+    ("CartPole-v1", "reward_threshold", -200.0,
+     r"CartPole-v1 has its own reward threshold \(475\), which applies"),
+])
+def test_registration_settings_on_a_registered_env_are_refused_not_ignored(env_id, key, value,
+                                                                          problem):
     project = from_mapping(ProjectConfig, {
         "sources": {"cp": {"env": {"id": "CartPole-v1"}}},
-        "targets": {"mc": {"env": {"id": "MountainCar-v0", key: value}}}})
-    with pytest.raises(ConfigError, match=f"^targets.mc.env.{key}: set only with "
-                                          "env.entry_point"):
+        "targets": {"t": {"env": {"id": env_id, key: value}}}})
+    with pytest.raises(ConfigError, match=f"^targets.t.env.{key}: {problem}"):
         check_environments(project)
+
+
+def test_a_threshold_for_a_registered_env_without_one_is_accepted_and_reported():
+    """Pendulum-v1 is registered without a threshold: steps-to-threshold needs one."""
+    assert env_info(EnvConfig(id="Pendulum-v1")).reward_threshold is None
+    pendulum = {"id": "Pendulum-v1", "reward_threshold": -200.0}
+    project = from_mapping(ProjectConfig, {
+        "sources": {"cp": {"env": {"id": "CartPole-v1"}}},
+        "targets": {"p": {"env": pendulum, "dqn": {"stop_on_threshold": True}}}})
+    check_environments(project)
+    info = env_info(EnvConfig(**pendulum))
+    assert info.reward_threshold == -200.0 and info.max_episode_steps == 200
 
 
 def test_the_env_s_own_time_limit_and_limits_of_envs_without_a_threshold_are_allowed():
@@ -281,3 +319,50 @@ def test_a_table_from_another_task_fails_naming_it(damage, env, problem):
     table.attrs = _mountaincar_table().attrs
     with pytest.raises(TrajectoryTableError, match=f"^mc.hindsight_dataset: {problem}"):
         check_table_fits(table, env, "mc.hindsight_dataset")
+
+
+PENDULUM = EnvConfig(id="Pendulum-v1")
+
+
+def _pendulum_table() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    transitions = collect_rollouts(PENDULUM, 20, lambda obs: rng.uniform(-2, 2, 1), seed=0)
+    table = to_table(transitions)
+    table.attrs = {"env_id": "Pendulum-v1", "make_kwargs": {}, "overrides": {}}
+    return table
+
+
+def test_a_continuous_table_that_fits_its_env_passes():
+    table = _pendulum_table()
+    check_table_fits(table.assign(action_0=np.float32(2.0)), PENDULUM, "p.hindsight_dataset")
+    check_table_fits(table.assign(action_0=np.float32(-2.0)), PENDULUM, "p.hindsight_dataset")
+
+
+@pytest.mark.parametrize(("damage", "env", "problem"), [
+    (lambda t: t.assign(action_0=t["action_0"].where(t.index != 4, np.float32(2.5))), PENDULUM,
+     r"action_0 2.5 at row 4 is outside Pendulum-v1's bounds \[-2, 2\]"),
+    (lambda t: t.assign(action_0=t["action_0"].where(t.index != 7, np.float32(-2.001))),
+     PENDULUM, r"action_0 -2.001 at row 7 is outside Pendulum-v1's bounds \[-2, 2\]"),
+    (lambda t: t.assign(action_1=np.float32(0.0)), PENDULUM,
+     r"has 2 continuous action columns; Pendulum-v1 has 1-entry continuous actions "
+     r"\(columns action_0\)$"),
+    (lambda t: t.drop(columns="action_0").assign(action=np.int64(0)), PENDULUM,
+     "has a discrete 'action' column; Pendulum-v1 has 1-entry continuous actions"),
+    (lambda t: t.drop(columns=["obs_2", "next_obs_2"]).assign(action=np.int64(0))
+     .drop(columns="action_0"), EnvConfig(id="MountainCar-v0"),
+     "was collected with env_id 'Pendulum-v1'"),
+])
+def test_a_continuous_table_that_does_not_fit_fails_naming_why(damage, env, problem):
+    table = damage(_pendulum_table())
+    table.attrs = _pendulum_table().attrs
+    with pytest.raises(TrajectoryTableError, match=f"^p.hindsight_dataset: {problem}"):
+        check_table_fits(table, env, "p.hindsight_dataset")
+
+
+def test_a_continuous_table_does_not_fit_a_discrete_env():
+    table = _pendulum_table().drop(columns=["obs_2", "next_obs_2"])
+    table.attrs = {}
+    with pytest.raises(TrajectoryTableError, match=(
+            "^p.hindsight_dataset: has 1 continuous action columns .*; MountainCar-v0 has 3 "
+            r"discrete actions \(one 'action' column\)")):
+        check_table_fits(table, EnvConfig(id="MountainCar-v0"), "p.hindsight_dataset")

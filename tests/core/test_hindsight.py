@@ -225,3 +225,46 @@ def test_relabelled_rows_are_not_episodes_to_the_validator():
                             her_k=1)
     with pytest.raises(TrajectoryTableError, match="only relabelled rows"):
         validate_table(table.assign(relabeled=True))
+
+
+# --- Continuous actions: copied as vectors, never indexed as integers --------------------
+
+_ACTIONS = np.array([[0.25, -1.5], [-0.75, 0.125], [1.0, 2.0], [0.5, -0.5], [-2.0, 0.0]],
+                    np.float32)
+
+
+def _continuous(obs: np.ndarray, terminated, truncated, reward=(-1.0, -2.0, -3.0, -4.0, -5.0)):
+    return transitions_from_lists(episode_id=[0, 0, 0, 1, 1], t=[0, 1, 2, 0, 1], obs=obs,
+                                  action=list(_ACTIONS), reward=list(reward),
+                                  next_obs=obs + 0.1, terminated=terminated,
+                                  truncated=truncated)
+
+
+def test_labels_of_a_continuous_episode_are_the_hand_computed_returns_to_go():
+    transitions = _continuous(np.zeros((5, 3)), [False, False, True, False, False],
+                              [False, False, False, False, True])
+    table = label_hindsight(transitions, gamma=0.5, success="terminated")
+    validate_table(table)
+    # episode 0: -3; -2 + 0.5·-3 = -3.5; -1 + 0.5·-3.5 = -2.75. episode 1: -5; -4 - 2.5
+    assert table["return_to_go"].tolist() == [-2.75, -3.5, -3.0, -6.5, -5.0]
+    assert table["episode_return"].tolist() == [-6, -6, -6, -9, -9]
+    assert table["rtg_valid"].tolist() == [True, True, True, False, False]
+    np.testing.assert_array_equal(table[["action_0", "action_1"]].to_numpy(), _ACTIONS)
+    np.testing.assert_array_equal(from_table(table).action, _ACTIONS)
+
+
+def test_relabelled_copies_carry_their_source_rows_continuous_actions():
+    goal = GoalConfig(achieved=(0,), desired=(9.0,), reached="at_least")
+    position = np.array([0.0, 1.0, 2.0, 0.0, 1.0])
+    obs = np.stack([position, np.full(5, 9.0)], axis=1)
+    transitions = _continuous(obs, [False] * 5, [False, False, True, False, True])
+    relabelled = relabel_future(transitions, goal, k=3, gamma=0.9, rng=np.random.default_rng(0))
+    sources = np.repeat(np.arange(5), 3)
+    assert relabelled.transitions.action.dtype == np.float32
+    np.testing.assert_array_equal(relabelled.transitions.action, _ACTIONS[sources])
+    table = label_hindsight(transitions, 0.9, goal=goal, her_k=3, seed=0)
+    validate_table(table)
+    copies = table[table["relabeled"]]
+    np.testing.assert_array_equal(copies[["action_0", "action_1"]].to_numpy(),
+                                  _ACTIONS[sources])
+    assert copies["t"].tolist() == transitions.t[sources].tolist()

@@ -180,6 +180,9 @@ BAD_TABLES = {
     "a text label": (lambda t: t.assign(note="x"), "column 'note' has dtype .*only numeric "
                                                    "and bool columns"),
     "a broken table": (lambda t: t.drop(columns="reward"), r"missing columns \['reward'\]"),
+    "continuous actions": (lambda t: hindsight_table(EnvConfig(id="Pendulum-v1"), 40),
+                           "the table has 1-entry continuous actions .*only tables of "
+                           "discrete actions"),
 }
 
 

@@ -1,9 +1,12 @@
 import numpy as np
+import pytest
 import torch
 
 from hindsight_rl.core.config import CollectConfig, EnvConfig, NetworkConfig
+from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.rollouts import (
+    BehaviourPolicyError,
     behaviour_policy,
     boltzmann_probabilities,
     collect_rollouts,
@@ -74,3 +77,52 @@ def test_single_rows_and_batches_see_the_same_current_weights():
         network.head.bias.add_(1.0)  # an optimiser step changes weights in place
     np.testing.assert_allclose(q_values(obs[:1])[0], q_values(obs)[0], rtol=1e-5, atol=1e-6)
     assert q_values(obs[:1]).shape == (1, 2)
+
+
+# --- Continuous actions (a 1-d Box) -------------------------------------------------------
+
+PENDULUM = EnvConfig(id="Pendulum-v1")
+
+
+def _pendulum_rollout(seed: int, steps: int = 250):
+    act = behaviour_policy(CollectConfig(seed=seed), env_info(PENDULUM), None,
+                           np.random.default_rng(seed))
+    return collect_rollouts(PENDULUM, steps, act, seed=seed)
+
+
+def test_a_uniform_continuous_rollout_is_reproducible_and_inside_the_bounds():
+    first, second, other = _pendulum_rollout(3), _pendulum_rollout(3), _pendulum_rollout(4)
+    assert first.action.shape == (250, 1) and first.action.dtype == np.float32
+    assert to_table(first).equals(to_table(second))
+    assert not np.array_equal(first.action, other.action)
+    assert first.action.min() >= -2.0 and first.action.max() <= 2.0
+    # uniform over [-2, 2]: both halves of the range are visited
+    assert first.action.min() < -1.0 and first.action.max() > 1.0
+    assert first.episode_id.tolist() == [0] * 200 + [1] * 50  # Pendulum's 200-step limit
+
+
+def test_actions_outside_the_bounds_are_clipped_before_the_env_and_the_table_see_them():
+    transitions = collect_rollouts(PENDULUM, 3, lambda obs: np.array([5.0]), seed=0)
+    assert transitions.action[:, 0].tolist() == [2.0, 2.0, 2.0]
+
+
+def test_q_based_behaviour_is_refused_on_a_continuous_task():
+    info = env_info(PENDULUM)
+    network = QNetwork(3, 2, NetworkConfig(hidden_sizes=(4, 4)))
+    with pytest.raises(BehaviourPolicyError, match="collect.policy: boltzmann needs Q-values "
+                                                   "over discrete actions"):
+        behaviour_policy(CollectConfig(policy="boltzmann"), info, network,
+                         np.random.default_rng(0))
+    with pytest.raises(BehaviourPolicyError, match="pass the env's EnvInfo"):
+        behaviour_policy(CollectConfig(), info.n_actions, None, np.random.default_rng(0))
+
+
+def test_discrete_behaviour_is_unchanged_when_given_the_env_info():
+    config = EnvConfig(id="CartPole-v1")
+
+    def collect(actions):
+        act = behaviour_policy(CollectConfig(), actions, None, np.random.default_rng(5))
+        return to_table(collect_rollouts(config, 50, act, seed=5))
+
+    assert collect(env_info(config)).equals(collect(2))
+    assert collect(2)["action"].dtype == np.int64

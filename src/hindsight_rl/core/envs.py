@@ -31,7 +31,7 @@ from hindsight_rl.core.config import (
     ProjectConfig,
     RuntimeConfig,
 )
-from hindsight_rl.core.trajectories import TrajectoryTableError
+from hindsight_rl.core.trajectories import TrajectoryTableError, action_width
 
 
 def _recompute_cartpole(env: CartPoleEnv) -> None:
@@ -87,14 +87,30 @@ _PACKAGE_EXTRAS = {"Box2D": "gymnasium[box2d]", "mujoco": "gymnasium[mujoco]",
 
 @dataclass(frozen=True)
 class EnvInfo:
-    """What the network and the evaluation need to know about an environment."""
+    """What the network and the evaluation need to know about an environment.
+
+    A task has either ``n_actions`` discrete actions (``action_low``/``action_high`` None)
+    or continuous actions, a float vector inside ``[action_low, action_high]``
+    (``n_actions`` None)."""
 
     obs_dim: int
-    n_actions: int
+    n_actions: int | None
     obs_low: np.ndarray
     obs_high: np.ndarray
     reward_threshold: float | None
     max_episode_steps: int | None
+    action_low: np.ndarray | None = None
+    action_high: np.ndarray | None = None
+
+    @property
+    def continuous(self) -> bool:
+        """Whether actions are vectors in a Box (SAC) rather than indices (DQN)."""
+        return self.action_low is not None
+
+    @property
+    def action_dim(self) -> int:
+        """Entries of a continuous action (0 for a discrete task, whose action is one int)."""
+        return 0 if self.action_low is None else int(self.action_low.shape[0])
 
 
 class GoalObservation(gym.ObservationWrapper):
@@ -314,29 +330,49 @@ def checked_override(base: gym.Env, name: str, value: float) -> float | int:
 
 
 def _check_spaces(env: gym.Env, env_id: str) -> None:
+    """Flat Box observations; Discrete actions (DQN) or a 1-d Box with finite bounds
+    (SAC: its squashed actor maps onto the bounds, so an unbounded axis has no scale)."""
     obs_space, act_space = env.observation_space, env.action_space
     if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
         raise ConfigError(f"env.id: {env_id} has observation space {obs_space}; "
                           "supported: a flat Box (1-d)")
-    if not isinstance(act_space, gym.spaces.Discrete):
-        raise ConfigError(f"env.id: {env_id} has action space {act_space}; supported: Discrete")
+    if isinstance(act_space, gym.spaces.Discrete) or is_bounded_box(act_space):
+        return
+    raise ConfigError(f"env.id: {env_id} has action space {act_space}; supported: Discrete, "
+                      "or a 1-d Box with finite bounds")
+
+
+def is_bounded_box(space: gym.Space) -> bool:
+    """A 1-d ``Box`` whose every bound is finite: the continuous actions the project takes."""
+    return (isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+            and bool(np.isfinite(space.low).all() and np.isfinite(space.high).all()))
 
 
 def env_info(config: EnvConfig) -> EnvInfo:
     """Spaces, reward threshold and time limit of the configured environment."""
     env = make_env(config)
     try:
-        spec = env.spec
+        spec, space = env.spec, env.action_space
+        continuous = isinstance(space, gym.spaces.Box)
         return EnvInfo(
             obs_dim=int(env.observation_space.shape[0]),
-            n_actions=int(env.action_space.n),
+            n_actions=None if continuous else int(space.n),
             obs_low=np.asarray(env.observation_space.low, dtype=np.float32),
             obs_high=np.asarray(env.observation_space.high, dtype=np.float32),
-            reward_threshold=None if spec is None else spec.reward_threshold,
+            reward_threshold=_reward_threshold(config, spec),
             max_episode_steps=None if spec is None else spec.max_episode_steps,
+            action_low=np.asarray(space.low, np.float32) if continuous else None,
+            action_high=np.asarray(space.high, np.float32) if continuous else None,
         )
     finally:
         env.close()
+
+
+def _reward_threshold(config: EnvConfig, spec: EnvSpec | None) -> float | None:
+    """The env's registered threshold; for one registered without (Pendulum), the one its
+    config declares, so that steps-to-threshold can be measured on it."""
+    registered = None if spec is None else spec.reward_threshold
+    return config.reward_threshold if registered is None else registered
 
 
 def registered_time_limit(config: EnvConfig) -> int | None:
@@ -363,15 +399,23 @@ def check_environments(project: ProjectConfig) -> None:
 
 def _check_registration_settings(config: EnvConfig, path: str) -> None:
     """``max_episode_steps`` and ``reward_threshold`` register an ``entry_point`` env; on
-    an env Gymnasium already knows they would change nothing, silently."""
+    an env Gymnasium already knows they would change nothing, silently. The one exception:
+    a ``reward_threshold`` for a registered env that has none (Pendulum-v1), which
+    :func:`env_info` reports, since nothing else would say when such a task is solved."""
     if config.entry_point is not None:
         return
-    for key in ("max_episode_steps", "reward_threshold"):
-        if getattr(config, key) is not None:
-            raise ConfigError(
-                f"{path}.env.{key}: set only with env.entry_point (it registers a custom "
-                f"environment); {config.id}'s own time limit and threshold apply, and a "
-                "threshold means something only with the time limit it was set for")
+    if config.max_episode_steps is not None:
+        raise ConfigError(
+            f"{path}.env.max_episode_steps: set only with env.entry_point (it registers a "
+            f"custom environment); {config.id}'s own time limit applies (another: "
+            "env.make_kwargs.max_episode_steps, on an env without a reward threshold)")
+    spec = gym.registry.get(config.id)
+    if config.reward_threshold is not None and spec is not None \
+            and spec.reward_threshold is not None:
+        raise ConfigError(
+            f"{path}.env.reward_threshold: {config.id} has its own reward threshold "
+            f"({spec.reward_threshold:g}), which applies; set one only on an env registered "
+            "without a threshold, or with env.entry_point (it registers a custom environment)")
 
 
 def check_checkpoint_dir(runtime: RuntimeConfig) -> None:
@@ -420,9 +464,41 @@ def check_table_fits(table: pd.DataFrame, config: EnvConfig, source: str) -> Non
     if widths["obs"] != info.obs_dim or widths["goal"] != goal_width:
         fail(f"has {widths['obs']} observation and {widths['goal']} goal columns; "
              f"{config.id} gives {info.obs_dim} and its config {goal_width}")
+    if info.continuous:
+        _check_continuous_actions(table, info, config.id, fail)
+    else:
+        _check_discrete_actions(table, info, config.id, fail)
+
+
+def _check_discrete_actions(table: pd.DataFrame, info: EnvInfo, env_id: str,
+                            fail: Callable[[str], None]) -> None:
+    """One ``action`` column of indices into the env's actions (the Q-values' columns)."""
+    if "action" not in table.columns:
+        fail(f"has {action_width(table)} continuous action columns (action_0..); {env_id} "
+             f"has {info.n_actions} discrete actions (one 'action' column)")
     actions = table["action"].to_numpy()
     outside = np.flatnonzero((actions < 0) | (actions >= info.n_actions))
     if len(outside):
         row = int(outside[0])
-        fail(f"action {actions[row]} at row {row} is outside {config.id}'s "
+        fail(f"action {actions[row]} at row {row} is outside {env_id}'s "
              f"{info.n_actions} actions (0..{info.n_actions - 1})")
+
+
+def _check_continuous_actions(table: pd.DataFrame, info: EnvInfo, env_id: str,
+                              fail: Callable[[str], None]) -> None:
+    """``action_0..action_{d-1}`` inside the env's bounds: an action the env would clip
+    is not the one that produced the stored transition."""
+    width = action_width(table)
+    if width != info.action_dim:
+        have = ("a discrete 'action' column" if width == 0
+                else f"{width} continuous action columns")
+        columns = "action_0" + (f"..action_{info.action_dim - 1}" if info.action_dim > 1
+                                else "")
+        fail(f"has {have}; {env_id} has {info.action_dim}-entry continuous actions "
+             f"(columns {columns})")
+    actions = table[[f"action_{i}" for i in range(width)]].to_numpy(np.float32)
+    outside = (actions < info.action_low) | (actions > info.action_high)
+    if outside.any():
+        row, entry = (int(i) for i in np.argwhere(outside)[0])
+        fail(f"action_{entry} {actions[row, entry]:g} at row {row} is outside {env_id}'s "
+             f"bounds [{info.action_low[entry]:g}, {info.action_high[entry]:g}]")

@@ -45,6 +45,7 @@ from hindsight_rl.core.envs import make_env
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.trajectories import (
     Transitions,
+    action_width,
     family_width,
     from_table,
     to_table,
@@ -182,6 +183,7 @@ def episode_buffers(table: pd.DataFrame, source: str) -> list[Any]:
     from minari.data_collector import EpisodeBuffer
 
     validate_table(table, source)
+    _refuse_continuous_actions(table, source)
     transitions = from_table(table)
     width = family_width(table, "obs")
     _check_continuous(transitions, width, source)
@@ -346,12 +348,14 @@ def _recorded_env(table: pd.DataFrame, source: str) -> gym.Env:
                                  f"{error}") from None
     env = make_env(config)
     width, actions = family_width(table, "obs"), table["action"].to_numpy()
-    if env.observation_space.shape != (width,) or actions.max() >= env.action_space.n:
+    if env.observation_space.shape != (width,) \
+            or not isinstance(env.action_space, gym.spaces.Discrete) \
+            or actions.max() >= env.action_space.n:
         env.close()
         raise MinariDatasetError(f"{source}: the table has {width} observation columns and "
                                  f"actions up to {actions.max()}; {config.id} has observation "
-                                 f"space {env.observation_space} and {env.action_space.n} "
-                                 "actions")
+                                 f"space {env.observation_space} and action space "
+                                 f"{env.action_space}")
     return env
 
 
@@ -364,6 +368,15 @@ def _dataset_args(table: pd.DataFrame, given: dict[str, Any]) -> dict[str, Any]:
     defaults = {"data_format": DEFAULT_DATA_FORMAT, "description": description,
                 "algorithm_name": f"hindsight-rl/{attrs.get('behaviour_policy') or 'unknown'}"}
     return {**defaults, **given}
+
+
+def _refuse_continuous_actions(table: pd.DataFrame, source: str) -> None:
+    """Only discrete actions are mapped so far: continuous ``action_0..`` columns would
+    otherwise be written as labels beside no actions at all."""
+    if action_width(table):
+        raise MinariDatasetError(f"{source}: the table has {action_width(table)}-entry "
+                                 "continuous actions (action_0..); only tables of discrete "
+                                 "actions can be written as Minari datasets so far")
 
 
 def _check_continuous(transitions: Transitions, width: int, source: str) -> None:

@@ -29,7 +29,13 @@ from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.hindsight import label_hindsight
 from hindsight_rl.core.networks import QNetwork, observation_normaliser, transfer_parts
 from hindsight_rl.core.policy_file import Policy, sha256_of
-from hindsight_rl.core.rollouts import behaviour_policy, collect_rollouts, q_function
+from hindsight_rl.core.rollouts import (
+    behaviour_policy,
+    collect_rollouts,
+    q_function,
+    uniform_box,
+    uniform_policy,
+)
 from hindsight_rl.core.sac import SACMember, train_sac
 from hindsight_rl.core.trajectories import Transitions, env_steps_of, from_table
 
@@ -52,9 +58,8 @@ def warm_start_from_table(table: pd.DataFrame) -> WarmStart:
 def uniform_warm_start(env_config: EnvConfig, steps: int, seed: int) -> Transitions:
     """Uniform-random rollouts: the scratch control's replay preload, as large as the
     hindsight dataset the fine-tuned arm starts from."""
-    rng = np.random.default_rng(seed)
-    n_actions = env_info(env_config).n_actions
-    return collect_rollouts(env_config, steps, lambda obs: int(rng.integers(n_actions)), seed)
+    act = uniform_policy(env_info(env_config), np.random.default_rng(seed))
+    return collect_rollouts(env_config, steps, act, seed)
 
 
 def hindsight_as_configured(table: pd.DataFrame, target: TargetConfig) -> pd.DataFrame:
@@ -224,7 +229,7 @@ def continuous_behaviour(pretrained: Policy, actor: GaussianActor,
     ``uniform`` collection draws uniformly within the bounds."""
     low, high = actor.action_low, actor.action_high
     if collect is not None and collect.policy == "uniform":
-        return lambda obs: rng.uniform(low, high).astype(np.float32)
+        return uniform_box(low, high, rng)
     if source_actions is not None:
         table = _source_action_table(pretrained, source_actions, low, high)
         if collect is None:

@@ -1,7 +1,11 @@
-"""Transitions in memory and as the trajectory table of DESIGN.md (one row per transition)."""
+"""Transitions in memory and as the trajectory table of DESIGN.md (one row per transition).
+
+An action is an index (discrete tasks: one int64 ``action`` column) or a float vector
+(continuous tasks: float32 columns ``action_0..action_{d-1}``); a table holds one kind."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
@@ -17,12 +21,14 @@ class Transitions:
 
     ``truncated`` marks an episode that was cut (time limit or end of collection) rather
     than ended: its last ``next_obs`` still has a value worth bootstrapping from.
+    ``action`` is ``(n,)`` int64 on a discrete task, ``(n, action_dim)`` float32 on a
+    continuous one.
     """
 
     episode_id: np.ndarray  # int64
     t: np.ndarray  # int32, step within the episode
     obs: np.ndarray  # float32 (n, obs_dim)
-    action: np.ndarray  # int64
+    action: np.ndarray  # int64 (n,), or float32 (n, action_dim)
     reward: np.ndarray  # float32
     next_obs: np.ndarray  # float32 (n, obs_dim)
     terminated: np.ndarray  # bool
@@ -35,16 +41,30 @@ class Transitions:
     def obs_dim(self) -> int:
         return int(self.obs.shape[1])
 
+    @property
+    def continuous(self) -> bool:
+        """Whether actions are vectors (a Box action space) rather than indices."""
+        return self.action.ndim == 2
+
 
 _DTYPES = {"episode_id": np.int64, "t": np.int32, "obs": np.float32, "action": np.int64,
            "reward": np.float32, "next_obs": np.float32, "terminated": np.bool_,
            "truncated": np.bool_}
+CONTINUOUS_ACTION_DTYPE = np.float32
 
 
 def transitions_from_lists(**columns: list) -> Transitions:
-    """Build :class:`Transitions` from per-step lists with the contract's dtypes."""
-    return Transitions(**{name: np.asarray(columns[name], dtype=dtype)
-                          for name, dtype in _DTYPES.items()})
+    """Build :class:`Transitions` from per-step lists with the contract's dtypes; actions
+    that are vectors (2-d once stacked) are continuous and kept as float32, never
+    truncated to integers."""
+    values = {name: np.asarray(columns[name], dtype=dtype) for name, dtype in _DTYPES.items()
+              if name != "action"}
+    action = np.asarray(columns["action"])
+    if action.ndim not in (1, 2):
+        raise ValueError(f"actions of shape {action.shape}: expected (n,) indices or "
+                         "(n, action_dim) vectors")
+    dtype = CONTINUOUS_ACTION_DTYPE if action.ndim == 2 else _DTYPES["action"]
+    return Transitions(action=action.astype(dtype, copy=False), **values)
 
 
 def to_table(transitions: Transitions, goal_dim: int = 0) -> pd.DataFrame:
@@ -57,7 +77,10 @@ def to_table(transitions: Transitions, goal_dim: int = 0) -> pd.DataFrame:
     columns: dict[str, np.ndarray] = {
         "episode_id": transitions.episode_id, "t": transitions.t}
     columns.update(_spread("obs", transitions.obs[:, :width]))
-    columns["action"] = transitions.action
+    if transitions.continuous:
+        columns.update(_spread("action", transitions.action.astype(CONTINUOUS_ACTION_DTYPE)))
+    else:
+        columns["action"] = transitions.action
     columns["reward"] = transitions.reward
     columns.update(_spread("next_obs", transitions.next_obs[:, :width]))
     columns["terminated"] = transitions.terminated
@@ -75,6 +98,8 @@ def from_table(table: pd.DataFrame) -> Transitions:
     for name in values:
         if name in ("obs", "next_obs"):
             values[name] = np.concatenate([_gather(table, name), goal], axis=1)
+        elif name == "action" and action_width(table):
+            values[name] = _gather(table, "action").astype(CONTINUOUS_ACTION_DTYPE)
         else:
             values[name] = table[name].to_numpy(dtype=_DTYPES[name])
     return Transitions(**values)
@@ -94,8 +119,9 @@ class TrajectoryTableError(HindsightRLError, ValueError):
 
 
 # Column kind by name: "i" integer, "f" finite float, "b" bool. Hindsight labels are optional.
-_REQUIRED_KINDS = {"episode_id": "i", "t": "i", "action": "i", "reward": "f",
-                   "terminated": "b", "truncated": "b"}
+_REQUIRED_KINDS = {"episode_id": "i", "t": "i", "reward": "f", "terminated": "b",
+                   "truncated": "b"}
+_ACTION_COLUMN = re.compile(r"action_\d+")
 _HINDSIGHT_KINDS = {"return_to_go": "f", "episode_return": "f", "success": "b", "rtg_valid": "b",
                     "relabeled": "b"}
 _KIND_NAMES = {"i": "integer", "f": "float", "b": "bool"}
@@ -117,6 +143,7 @@ def validate_table(table: pd.DataFrame, source: str = "trajectory table") -> Non
         fail(f"expected columns obs_0..obs_<d-1> and as many next_obs_<i>, got "
              f"{obs_dim} obs and {family_width(table, 'next_obs')} next_obs columns")
     kinds = dict(_REQUIRED_KINDS)
+    kinds.update(_action_kinds(table, fail))
     kinds.update({f"{prefix}_{i}": "f" for prefix in ("obs", "next_obs") for i in range(obs_dim)})
     kinds.update({f"goal_{i}": "f" for i in range(family_width(table, "goal"))})
     kinds.update({name: kind for name, kind in _HINDSIGHT_KINDS.items() if name in table})
@@ -139,9 +166,34 @@ def validate_table(table: pd.DataFrame, source: str = "trajectory table") -> Non
                     (episodes["terminated"] | episodes["truncated"]).to_numpy(), fail)
 
 
+def _action_kinds(table: pd.DataFrame, fail: Callable[[str], None]) -> dict[str, str]:
+    """The action columns' kinds: ``action`` (integer) or ``action_0..`` (float), never
+    both (which would be the action?) and never neither."""
+    numbered = [str(c) for c in table.columns if _ACTION_COLUMN.fullmatch(str(c))]
+    width = action_width(table)
+    if "action" in table.columns and numbered:
+        fail(f"both a discrete 'action' column and continuous columns {numbered}; a "
+             "table holds one kind of action")
+    if len(numbered) != width:
+        fail(f"continuous action columns {sorted(numbered)} are not action_0..action_<d-1>")
+    if "action" in table.columns:
+        return {"action": "i"}
+    if not width:
+        fail("no action columns: expected an 'action' column (discrete) or "
+             "action_0..action_<d-1> (continuous)")
+    return {f"action_{i}": "f" for i in range(width)}
+
+
+def action_width(table: pd.DataFrame) -> int:
+    """Entries of a continuous action in ``table`` (``action_0..``); 0 for a discrete
+    table (one ``action`` column)."""
+    return family_width(table, "action")
+
+
 def is_trajectory_table(table: pd.DataFrame) -> bool:
     """Whether ``table`` has the shape of a trajectory table (observations and actions)."""
-    return "obs_0" in table.columns and "action" in table.columns
+    return "obs_0" in table.columns and ("action" in table.columns
+                                         or "action_0" in table.columns)
 
 
 def family_width(table: pd.DataFrame, prefix: str) -> int:

@@ -28,7 +28,7 @@ def collect_source_rollouts(source: SourceConfig) -> pd.DataFrame:
     """
     config = source
     rng = np.random.default_rng(config.collect.seed)
-    act = behaviour_policy(config.collect, env_info(config.env).n_actions, None, rng)
+    act = behaviour_policy(config.collect, env_info(config.env), None, rng)
     table = to_table(collect_rollouts(config.env, config.collect.steps, act, config.collect.seed))
     table.attrs = trajectory_attrs(config.env, config.collect, behaviour_sha256=None)
     return table

@@ -49,7 +49,7 @@ def plan_transfer(target: TargetConfig, evaluation: EvalConfig, *candidates: Pol
     else:
         network, _ = transferred_network(source, target.env, target.collect.seed,
                                          observations)
-        act = behaviour_policy(target.collect, info.n_actions, network, rng)
+        act = behaviour_policy(target.collect, info, network, rng)
     transitions = collect_rollouts(target.env, target.collect.steps, act, target.collect.seed)
     table = label_hindsight(transitions, target.training.gamma, target.env.success,
                             info.max_episode_steps, target.env.goal, target.her.k,
