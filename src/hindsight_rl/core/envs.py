@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
 from gymnasium.envs.classic_control.mountain_car import MountainCarEnv
+from gymnasium.envs.classic_control.pendulum import PendulumEnv
 from gymnasium.envs.registration import EnvSpec, load_env_creator
 
 from hindsight_rl.core.config import (
@@ -75,6 +77,9 @@ PHYSICAL_RANGES: dict[type, dict[str, Range]] = {
                  "LINK_MOI": _POSITIVE, "MAX_VEL_1": _POSITIVE, "MAX_VEL_2": _POSITIVE,
                  "dt": _POSITIVE, "torque_noise_max": _NON_NEGATIVE},
     MountainCarEnv: {"force": _POSITIVE, "gravity": _POSITIVE, "max_speed": _POSITIVE},
+    Continuous_MountainCarEnv: {"power": _POSITIVE, "max_speed": _POSITIVE},
+    PendulumEnv: {"m": _POSITIVE, "l": _POSITIVE, "g": _POSITIVE, "max_torque": _POSITIVE,
+                  "max_speed": _POSITIVE, "dt": _POSITIVE},
 }
 """Known physical ranges of the classic-control tasks' attributes: a zero or negative length
 or mass gives a task that is not the one named (or NaN observations), never an error."""
@@ -391,10 +396,22 @@ def check_environments(project: ProjectConfig) -> None:
             info = env_info(run.env)
         except ConfigError as error:
             raise ConfigError(f"{path}.{error}") from None
-        if run.dqn.stop_on_threshold and info.reward_threshold is None:
-            raise ConfigError(f"{path}.dqn.stop_on_threshold: {run.env.id} has no reward "
-                              "threshold; set env.reward_threshold or turn it off")
+        _check_algorithm_fits(run.algorithm, info, run.env.id, path)
+        if run.training.stop_on_threshold and info.reward_threshold is None:
+            raise ConfigError(f"{path}.{run.algorithm}.stop_on_threshold: {run.env.id} has no "
+                              "reward threshold; set env.reward_threshold or turn it off")
     check_checkpoint_dir(project.runtime)
+
+
+def _check_algorithm_fits(algorithm: str, info: EnvInfo, env_id: str, path: str) -> None:
+    """DQN scores each of a Discrete space's actions; SAC's actor outputs a vector in a
+    Box: the other pairings cannot run."""
+    if algorithm == "dqn" and info.continuous:
+        raise ConfigError(f"{path}.algorithm: got 'dqn', but {env_id} has continuous actions; "
+                          "expected 'sac'")
+    if algorithm == "sac" and not info.continuous:
+        raise ConfigError(f"{path}.algorithm: got 'sac', but {env_id} has Discrete actions; "
+                          "expected 'dqn'")
 
 
 def _check_registration_settings(config: EnvConfig, path: str) -> None:
