@@ -8,6 +8,7 @@ from hindsight_rl.core.evaluation import (
     area_under_curve,
     bootstrap_ci,
     evaluate_greedy,
+    greedy,
     interquartile_mean,
     steps_to_threshold,
 )
@@ -56,5 +57,5 @@ def test_greedy_evaluation_plays_one_episode_per_seed(corridor):
     def never_moves(obs):
         return np.tile([1.0, 0.0], (len(obs), 1))
 
-    assert evaluate_greedy(corridor, always_right, [1, 2, 3]).tolist() == [-2.0] * 3
-    assert evaluate_greedy(corridor, never_moves, [1]).tolist() == [-5.0]  # time limit
+    assert evaluate_greedy(corridor, greedy(always_right), [1, 2, 3]).tolist() == [-2.0] * 3
+    assert evaluate_greedy(corridor, greedy(never_moves), [1]).tolist() == [-5.0]  # time limit

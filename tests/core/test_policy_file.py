@@ -49,7 +49,8 @@ def test_plain_numpy_forward_matches_torch(policy):
 
 def test_document_follows_the_design_contract(policy):
     document = read_document(policy_to_bytes(policy))
-    assert document["format"] == "hindsight-rl/q-network" and document["format_version"] == 1
+    assert document["format"] == "hindsight-rl/q-network" and document["format_version"] == 2
+    assert document["kind"] == "q_network" and "action" not in document
     assert document["parts"] == {"encoder": [0], "trunk": [1, 2], "head": [3]}
     assert [layer["activation"] for layer in document["layers"]] == ["relu"] * 3 + [None]
     assert document["env"]["overrides"] == {"length": 1.0}

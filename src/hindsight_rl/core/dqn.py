@@ -30,7 +30,7 @@ from hindsight_rl.core.checkpoints import (
 from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig
 from hindsight_rl.core.envs import env_info, make_env
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.evaluation import GreedyEvaluator
+from hindsight_rl.core.evaluation import GreedyEvaluator, greedy
 from hindsight_rl.core.guidance import Guidance
 from hindsight_rl.core.hindsight import (
     Bootstrap,
@@ -275,7 +275,7 @@ class _MemberRun:
     def evaluate(self, evaluator: GreedyEvaluator, online: QNetwork, step: int,
                  total: int) -> float:
         """Add a learning-curve point (keeping the best weights so far); return its mean."""
-        returns = evaluator.run(self.q_values)
+        returns = evaluator.run(greedy(self.q_values))
         self.history.add(step, "eval_return", returns.mean())
         if returns.mean() >= self.best_return:
             self.best_return = float(returns.mean())

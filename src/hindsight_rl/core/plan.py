@@ -25,7 +25,7 @@ import numpy as np
 
 from hindsight_rl.core.config import PART_NAMES, EnvConfig, FinetuneConfig, TargetConfig
 from hindsight_rl.core.envs import env_info
-from hindsight_rl.core.evaluation import evaluate_greedy
+from hindsight_rl.core.evaluation import evaluate_greedy, greedy
 from hindsight_rl.core.networks import transfer_parts
 from hindsight_rl.core.policy_file import Policy
 from hindsight_rl.core.training import fresh_network
@@ -98,10 +98,11 @@ def probe_sources(candidates: Mapping[str, Policy], target: EnvConfig,
     for name, policy in candidates.items():
         network = fresh_network(target, policy.network.config, seeds[0], observations)
         parts = tuple(transfer_parts(policy.network, network))
-        returns = evaluate_greedy(target, network.numpy_forward().q_function(0), seeds)
+        returns = evaluate_greedy(target, greedy(network.numpy_forward().q_function(0)), seeds)
         probes[name] = Probe(parts, float(returns.mean()))
     rng = np.random.default_rng(seeds[0])
-    chance = evaluate_greedy(target, lambda obs: rng.random((len(obs), info.n_actions)), seeds)
+    chance = evaluate_greedy(target, greedy(lambda obs: rng.random((len(obs), info.n_actions))),
+                             seeds)
     return probes, float(chance.mean())
 
 
