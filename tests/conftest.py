@@ -91,3 +91,42 @@ def tiny_network() -> NetworkConfig:
 def tiny_dqn() -> DQNConfig:
     return DQNConfig(total_steps=300, batch_size=16, buffer_size=500, learning_starts=32,
                      train_freq=16, gradient_steps=2, eval_interval=100, eval_episodes=2)
+
+
+@pytest.fixture
+def box_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Continuous-action tasks (Pendulum-v1) through ``make_env`` and ``env_info``.
+
+    The continuous-plumbing branch teaches envs.py Box actions (``EnvInfo.action_low`` and
+    ``action_high``); until it is merged, this stands in for it, so the policy file's actor
+    can be played end to end. Once ``EnvInfo`` has ``action_low`` it does nothing."""
+    from types import SimpleNamespace
+
+    from hindsight_rl import play
+    from hindsight_rl.core import comparison, envs
+
+    if "action_low" in envs.EnvInfo.__dataclass_fields__:
+        return
+    check_spaces, discrete_info = envs._check_spaces, envs.env_info
+
+    def take_boxes(env: gym.Env, env_id: str) -> None:
+        if not isinstance(env.action_space, spaces.Box):
+            check_spaces(env, env_id)
+
+    def env_info(config: EnvConfig):
+        env = envs.make_env(config)
+        space, spec = env.action_space, env.spec
+        env.close()
+        if not isinstance(space, spaces.Box):
+            return discrete_info(config)
+        return SimpleNamespace(
+            obs_dim=int(env.observation_space.shape[0]), n_actions=None,
+            obs_low=env.observation_space.low, obs_high=env.observation_space.high,
+            reward_threshold=None if spec is None else spec.reward_threshold,
+            max_episode_steps=None if spec is None else spec.max_episode_steps,
+            action_low=np.asarray(space.low, np.float32),
+            action_high=np.asarray(space.high, np.float32))
+
+    monkeypatch.setattr(envs, "_check_spaces", take_boxes)
+    for module in (envs, play, comparison):
+        monkeypatch.setattr(module, "env_info", env_info)
