@@ -100,9 +100,9 @@ def eval_seeds() -> list[int]:
 
 def judge(env_id: str, q_values: Any) -> float:
     from hindsight_rl.core.config import EnvConfig
-    from hindsight_rl.core.evaluation import evaluate_greedy
+    from hindsight_rl.core.evaluation import evaluate_greedy, greedy
     seeds = range(JUDGE_SEED, JUDGE_SEED + JUDGE_EPISODES)
-    return float(evaluate_greedy(EnvConfig(id=env_id), q_values, seeds).mean())
+    return float(evaluate_greedy(EnvConfig(id=env_id), greedy(q_values), seeds).mean())
 
 
 def run_ours(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> dic
     from stable_baselines3.common.callbacks import BaseCallback
 
     from hindsight_rl.core.config import EnvConfig
-    from hindsight_rl.core.evaluation import GreedyEvaluator
+    from hindsight_rl.core.evaluation import GreedyEvaluator, greedy
 
     settings = dict(ZOO[env_id])
     budget = settings.pop("total_steps")
@@ -153,7 +153,7 @@ def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> dic
     threshold = threshold_of(env_id)
     steps, returns = [], []
     evals = CallTimer()
-    evaluate = evals.wrap(lambda: evaluator.run(q_values).mean(), lambda: 0)
+    evaluate = evals.wrap(lambda: evaluator.run(greedy(q_values)).mean(), lambda: 0)
 
     class StopOnThreshold(BaseCallback):
         def _on_step(self) -> bool:

@@ -34,3 +34,46 @@ def test_tasks_of_one_dag_run_share_one_parent_run(tmp_path):
     assert dag_run_parent(racing, experiment, DAG, DAG_RUN) == first
     parents = client.search_runs([experiment], f"tags.`{DAG_RUN_TAG}` = '{DAG_RUN}'")
     assert [parent.info.run_id for parent in parents] == [first], "its own one is deleted"
+
+
+def _actor_file(tmp_path):
+    """An untrained 2-entry-action actor's policy file, its path and the actor."""
+    import numpy as np
+    import torch
+
+    from hindsight_rl.core.actor_critic import GaussianActor
+    from hindsight_rl.core.config import EnvConfig, NetworkConfig
+    from hindsight_rl.core.policy_file import Policy, policy_to_bytes
+
+    torch.manual_seed(0)
+    actor = GaussianActor(3, np.array([-1.0, 0.0], np.float32), np.array([1.0, 2.0], np.float32),
+                          NetworkConfig(hidden_sizes=(8, 8)))
+    path = tmp_path / "actor.safetensors"
+    path.write_bytes(policy_to_bytes(Policy(network=actor, env=EnvConfig(id="Pendulum-v1"),
+                                            gamma=0.99)))
+    return path, actor
+
+
+def test_an_actor_models_signature_and_predictions_are_its_mean_actions(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from hindsight_rl.core.policy_file import read_document
+    from hindsight_rl.mlflow_tracking import POLICY_ARTIFACT, policy_signature
+    from hindsight_rl.policy_model import GreedyPolicy
+
+    path, actor = _actor_file(tmp_path)
+    signature = policy_signature(read_document(path.read_bytes())).to_dict()
+    assert '"shape": [-1, 3]' in signature["inputs"]
+    assert '"name": "action"' in signature["outputs"] and '[-1, 2]' in signature["outputs"]
+    assert "q_values" not in signature["outputs"]
+    model = GreedyPolicy()
+    model.load_context(SimpleNamespace(artifacts={POLICY_ARTIFACT: str(path)}))
+    obs = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    predicted = model.predict(None, obs)
+    with torch.no_grad():
+        expected = actor.deterministic(torch.from_numpy(obs)[None])[0].numpy()
+    assert list(predicted) == ["action"]
+    np.testing.assert_allclose(predicted["action"], expected, atol=1e-5)

@@ -3,13 +3,17 @@ import re
 import sys
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import safetensors.numpy
 import torch
 
+from hindsight_rl.core.actor_critic import GaussianActor
 from hindsight_rl.core.config import EnvConfig, NetworkConfig
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import (
+    NumpyPolicy,
     Policy,
     PolicyFileError,
     policy_from_bytes,
@@ -254,3 +258,61 @@ def test_render_plays_the_episodes_in_the_envs_window(tmp_path, capsys, monkeypa
     path = _policy_file(tmp_path)
     assert main([str(path), "--episodes", "1", "--render"]) == 0
     assert json.loads(capsys.readouterr().out)["mean"] == -200.0
+
+
+# --- Continuous actions: a SAC actor's file -------------------------------------------------
+
+def _actor_file(tmp_path, env: EnvConfig | None = None) -> Path:
+    """An untrained Pendulum actor (3-entry observations, torque in [-2, 2])."""
+    torch.manual_seed(0)
+    actor = GaussianActor(3, np.array([-2.0], np.float32), np.array([2.0], np.float32),
+                          NetworkConfig(hidden_sizes=(8, 8)))
+    with torch.no_grad():  # torques that vary with the state, not all near 0
+        actor.head.weight.mul_(5.0)
+    path = tmp_path / "actor.safetensors"
+    path.write_bytes(policy_to_bytes(Policy(network=actor,
+                                            env=env or EnvConfig(id="Pendulum-v1"),
+                                            gamma=0.99)))
+    return path
+
+
+def _actor_return(path: Path, seed: int) -> float:
+    """The file's episode from ``seed`` on a plain ``gymnasium.make`` Pendulum, acting with
+    the numpy player one observation at a time."""
+    player, env = NumpyPolicy(path.read_bytes()), gym.make("Pendulum-v1")
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(player.act(obs))
+        total += float(reward)
+        done = terminated or truncated
+    env.close()
+    return total
+
+
+def test_play_plays_an_actor_file_with_its_mean_action(tmp_path, capsys):
+    path = _actor_file(tmp_path)
+    assert main([str(path), "--episodes", "2", "--seed", "5"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = np.array([_actor_return(path, 5), _actor_return(path, 6)])
+    assert report["env"] == "Pendulum-v1" and report["episodes"] == 2
+    assert report["mean"] == round(float(expected.mean()), 2)
+    assert report["min"] == float(expected.min())
+
+
+def test_record_writes_an_actor_files_episode(tmp_path, capsys):
+    path = _actor_file(tmp_path)
+    gif = tmp_path / "pendulum.gif"
+    assert main([str(path), "--episodes", "1", "--seed", "5", "--record", str(gif)]) == 0
+    recorded = json.loads(capsys.readouterr().out)["recorded"]
+    assert recorded["frames"] == 201  # Pendulum's 200 steps and the reset
+    assert recorded["return"] == _actor_return(path, 5)
+    assert gif.read_bytes().startswith(b"GIF89a")
+
+
+def test_an_actor_file_on_a_discrete_env_is_one_error_line(tmp_path, capsys):
+    path = _actor_file(tmp_path, env=EnvConfig(id="MountainCar-v0"))
+    assert main([str(path), "--episodes", "1"]) == 1
+    assert _one_error_line(capsys) == (
+        f"Error: {path}: the network is a squashed Gaussian actor, which plays continuous "
+        "actions, but MountainCar-v0 has 3 discrete actions")

@@ -26,7 +26,7 @@ from mlflow.models.model import ModelInfo
 from mlflow.types import Schema, TensorSpec
 
 import hindsight_rl
-from hindsight_rl.core.policy_file import read_document
+from hindsight_rl.core.policy_file import SQUASHED_GAUSSIAN, policy_kind, read_document
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,15 @@ def log_files(client: MlflowClient, run_id: str, files: Iterable[tuple[str, byte
 
 def policy_signature(document: Mapping[str, Any]) -> ModelSignature:
     """A batch of observations (float32, as Gymnasium's classic-control tasks give them) in;
-    each one's greedy action and Q-values out."""
-    width, actions = int(document["observation"]["shape"][0]), int(document["n_actions"])
+    each one's greedy action and Q-values out, or an actor's mean action (float32, one row
+    of action entries per observation)."""
+    width = int(document["observation"]["shape"][0])
+    inputs = Schema([TensorSpec(np.dtype(np.float32), (-1, width))])
+    if policy_kind(document) == SQUASHED_GAUSSIAN:
+        action_dim = int(document["action"]["shape"][0])
+        return ModelSignature(inputs=inputs, outputs=Schema(
+            [TensorSpec(np.dtype(np.float32), (-1, action_dim), "action")]))
+    actions = int(document["n_actions"])
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, width))]),
         outputs=Schema([TensorSpec(np.dtype(np.int64), (-1,), "action"),

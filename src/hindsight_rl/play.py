@@ -149,18 +149,18 @@ def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
         info = env_info(env)
     except HindsightRLError as error:
         raise HindsightRLError(f"{path}: {error}") from None
-    check_fits_env(policy.document, env.id, info.obs_dim, info.n_actions, str(path))
+    check_fits_env(policy.document, env.id, info, str(path))
     seeds = range(args.seed, args.seed + args.episodes)
     summary: dict[str, object] = {"file": str(path), "env": env.id, "overrides": env.overrides}
     if args.record is not None:
-        frames, episode_return = episode_frames(env, policy.q_values, args.seed)
+        frames, episode_return = episode_frames(env, policy.actions, args.seed)
         write_recording(frames, args.record, args.fps)
         summary["recorded"] = {"file": str(args.record), "frames": len(frames),
                                "return": episode_return}
     if args.render:
-        returns = watch_episodes(env, policy.q_values, seeds)
+        returns = watch_episodes(env, policy.actions, seeds)
     else:
-        returns = evaluate_greedy(env, policy.q_values, seeds)
+        returns = evaluate_greedy(env, policy.actions, seeds)
     return {**summary, "episodes": args.episodes, "mean": round(float(returns.mean()), 2),
             "std": round(float(returns.std()), 2), "min": float(returns.min())}
 

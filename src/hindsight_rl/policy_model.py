@@ -16,7 +16,7 @@ import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from hindsight_rl.core.policy_file import NumpyPolicy
+from hindsight_rl.core.policy_file import Q_NETWORK, NumpyPolicy
 from hindsight_rl.mlflow_tracking import POLICY_ARTIFACT
 
 
@@ -30,7 +30,10 @@ class GreedyPolicy(PythonModel):
 
     def predict(self, context: PythonModelContext, model_input: np.ndarray,
                 params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
-        """``model_input``: observations (B, width); the logged signature gives the width."""
+        """``model_input``: observations (B, width); the logged signature gives the width.
+        An actor's file gives its mean actions only: it has no Q-values."""
+        if self.policy.kind != Q_NETWORK:
+            return {"action": self.policy.actions(np.asarray(model_input))}
         q_values = self.policy.q_values(np.asarray(model_input))
         return {"action": q_values.argmax(axis=1), "q_values": q_values.astype(np.float32)}
 

@@ -1,14 +1,18 @@
+import gymnasium as gym
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
+from hindsight_rl.core.actor_critic import GaussianActor
 from hindsight_rl.core.comparison import (
     hindsight_returns_figure,
     html_report,
     incomparable,
     learning_curve_figure,
     markdown_report,
+    record_episodes,
     score_policies,
     summarise_arm,
     task_title,
@@ -180,6 +184,30 @@ def test_a_policy_for_another_env_is_refused_before_any_episode():
                                               "and gives 2 Q-values, but MountainCar-v0"):
         score_policies({"seed_0": policy}, EnvConfig(id="MountainCar-v0"),
                        EvalConfig(episodes=1))
+
+
+def test_an_actor_policy_is_scored_and_recorded_with_its_mean_action():
+    torch.manual_seed(0)
+    actor = GaussianActor(3, np.array([-2.0], np.float32), np.array([2.0], np.float32),
+                          NetworkConfig(hidden_sizes=(8, 8)))
+    pendulum = EnvConfig(id="Pendulum-v1")
+    policies = {"seed_0": Policy(network=actor, env=pendulum, gamma=0.99)}
+    config = EvalConfig(episodes=1, seed=31, gif_frames=3, gif_fps=10)
+    env = gym.make("Pendulum-v1")
+    obs, _ = env.reset(seed=31)
+    expected, done = 0.0, False
+    while not done:
+        with torch.no_grad():
+            action = actor.deterministic(torch.from_numpy(obs)[None, None])[0, 0].numpy()
+        obs, reward, terminated, truncated, _ = env.step(action)
+        expected += float(reward)
+        done = terminated or truncated
+    scores = score_policies(policies, pendulum, config)
+    assert scores["seed_0"].tolist() == pytest.approx([expected], rel=1e-4)
+    gif, caption = record_episodes(policies, pendulum, config)["seed_0"]
+    assert gif.startswith(b"GIF89a")
+    assert caption == (f"return {scores['seed_0'][0]:.1f} from seed 31; the GIF shows its "
+                       "first 2 steps")
 
 
 def test_a_task_is_named_by_its_id_and_what_its_overrides_change():

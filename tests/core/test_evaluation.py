@@ -1,13 +1,18 @@
+import gymnasium as gym
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import trim_mean
 
+from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.evaluation import (
+    GreedyEvaluator,
     area_under_curve,
     bootstrap_ci,
+    env_action,
     evaluate_greedy,
+    greedy,
     interquartile_mean,
     steps_to_threshold,
 )
@@ -56,5 +61,51 @@ def test_greedy_evaluation_plays_one_episode_per_seed(corridor):
     def never_moves(obs):
         return np.tile([1.0, 0.0], (len(obs), 1))
 
-    assert evaluate_greedy(corridor, always_right, [1, 2, 3]).tolist() == [-2.0] * 3
-    assert evaluate_greedy(corridor, never_moves, [1]).tolist() == [-5.0]  # time limit
+    assert evaluate_greedy(corridor, greedy(always_right), [1, 2, 3]).tolist() == [-2.0] * 3
+    assert evaluate_greedy(corridor, greedy(never_moves), [1]).tolist() == [-5.0]  # time limit
+
+
+def _by_hand(env_id: str, seed: int, act) -> float:
+    """One episode's return, stepping a plain ``gymnasium.make`` env with ``act(obs)``."""
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        obs, reward, terminated, truncated, _ = env.step(act(obs))
+        total += float(reward)
+        done = terminated or truncated
+    env.close()
+    return total
+
+
+def test_a_continuous_policy_is_played_as_stepping_the_env_by_hand():
+    torque = np.array([0.5], np.float32)
+    evaluator = GreedyEvaluator(EnvConfig(id="Pendulum-v1"), [0, 1])
+    try:
+        returns = evaluator.run(lambda obs: np.tile(torque, (len(obs), 1)))
+    finally:
+        evaluator.close()
+    expected = [_by_hand("Pendulum-v1", seed, lambda obs: torque) for seed in (0, 1)]
+    assert returns.tolist() == expected
+    assert expected[0] != expected[1]  # the seeds matter, so each env kept its own
+
+
+def test_a_q_function_is_played_by_its_argmax_as_before():
+    """``greedy`` keeps a Q-network's play as it was: ``int(argmax)`` of its Q-values."""
+    weights = np.random.default_rng(0).normal(size=(4, 2))
+    returns = evaluate_greedy(EnvConfig(id="CartPole-v1"), greedy(lambda obs: obs @ weights),
+                              [3, 4])
+    expected = [_by_hand("CartPole-v1", seed, lambda obs: int((obs @ weights).argmax()))
+                for seed in (3, 4)]
+    assert returns.tolist() == expected
+
+
+def test_greedy_is_the_argmax_and_env_action_what_step_takes():
+    actions = greedy(lambda obs: obs)(np.array([[0.1, 0.9, 0.2], [3.0, -1.0, 2.0]]))
+    assert actions.tolist() == [1, 0]
+    assert type(env_action(actions[0])) is int and env_action(actions[0]) == 1
+    batch = np.array([[0.25, -1.5]], np.float64)
+    vector = env_action(batch[0])
+    assert vector.dtype == np.float32 and vector.tolist() == [0.25, -1.5]
+    vector[0] = 9.0
+    assert batch[0, 0] == 0.25  # a copy: the env may keep it without aliasing the batch

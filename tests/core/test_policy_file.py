@@ -1,4 +1,7 @@
+import itertools
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -8,16 +11,21 @@ from hypothesis import strategies as st
 from safetensors.torch import load as load_torch_bytes
 from safetensors.torch import save as save_torch_bytes
 
+from hindsight_rl.core.actor_critic import GaussianActor
 from hindsight_rl.core.config import EnvConfig, GoalConfig, NetworkConfig
 from hindsight_rl.core.networks import QNetwork, TransferError, transfer_parts
 from hindsight_rl.core.policy_file import (
     NumpyPolicy,
     Policy,
     PolicyFileError,
+    check_fits_env,
     policy_from_bytes,
     policy_to_bytes,
     read_document,
+    sha256_of,
 )
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture
@@ -49,7 +57,8 @@ def test_plain_numpy_forward_matches_torch(policy):
 
 def test_document_follows_the_design_contract(policy):
     document = read_document(policy_to_bytes(policy))
-    assert document["format"] == "hindsight-rl/q-network" and document["format_version"] == 1
+    assert document["format"] == "hindsight-rl/q-network" and document["format_version"] == 2
+    assert document["kind"] == "q_network" and "action" not in document
     assert document["parts"] == {"encoder": [0], "trunk": [1, 2], "head": [3]}
     assert [layer["activation"] for layer in document["layers"]] == ["relu"] * 3 + [None]
     assert document["env"]["overrides"] == {"length": 1.0}
@@ -289,3 +298,211 @@ def test_transfer_copies_only_fitting_parts():
     assert torch.equal(source.trunk[0].weight, target.trunk[0].weight)
     with pytest.raises(TransferError, match="trunk does not fit"):
         transfer_parts(source, QNetwork(2, 3, NetworkConfig(hidden_sizes=(8, 16))))
+
+
+# --- Version 1: files written before the format knew actors -----------------------------------
+
+def test_a_version_1_file_loads_and_plays_as_the_v1_writer_left_it():
+    """``fixtures/policy_v1.safetensors`` was written by the version-1 writer, with the
+    Q-values its numpy player gave then; both readers must give the same today."""
+    data = (FIXTURES / "policy_v1.safetensors").read_bytes()
+    recorded = json.loads((FIXTURES / "policy_v1_q_values.json").read_text())
+    obs, expected = np.array(recorded["obs"], np.float32), np.array(recorded["q_values"])
+    document = read_document(data)
+    assert document["format_version"] == 1 and "kind" not in document
+    player = NumpyPolicy(data)
+    np.testing.assert_array_equal(player.q_values(obs), expected)
+    np.testing.assert_array_equal(player.actions(obs), expected.argmax(axis=1))
+    assert player.act(obs[0]) == int(expected[0].argmax())
+    loaded = policy_from_bytes(data)
+    assert isinstance(loaded.network, QNetwork) and loaded.frozen == ("trunk",)
+    with torch.no_grad():
+        q_torch = loaded.network(torch.from_numpy(obs)[None])[0].numpy()
+    np.testing.assert_allclose(q_torch, expected, rtol=1e-5, atol=1e-6)
+    resaved = policy_to_bytes(loaded)  # re-saved as version 2, tensors unchanged
+    assert read_document(resaved)["format_version"] == 2
+    assert read_document(resaved)["kind"] == "q_network"
+    old, new = load_torch_bytes(data), load_torch_bytes(resaved)
+    assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old)
+
+
+def test_a_version_1_file_cannot_claim_a_kind():
+    data = _with_document((FIXTURES / "policy_v1.safetensors").read_bytes(),
+                          lambda doc: doc.update(kind="squashed_gaussian"))
+    for reader in (policy_from_bytes, NumpyPolicy):
+        with pytest.raises(PolicyFileError, match="format_version 1 has no kind"):
+            reader(data)
+
+
+# --- Version 2: SAC's squashed Gaussian actor --------------------------------------------------
+
+def _actor(obs_dim: int, low, high, hidden: tuple[int, ...], seed: int = 0) -> GaussianActor:
+    """An actor with random weights and input normalisation (no training)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    actor = GaussianActor(obs_dim, np.asarray(low, np.float32), np.asarray(high, np.float32),
+                          NetworkConfig(hidden_sizes=hidden),
+                          shift=rng.normal(size=obs_dim).astype(np.float32),
+                          scale=rng.uniform(0.5, 2.0, size=obs_dim).astype(np.float32))
+    with torch.no_grad():  # means beyond ±1, so tanh's curve (not its linear middle) is tested
+        actor.head.weight.mul_(4.0)
+    return actor
+
+
+@pytest.fixture
+def actor_policy() -> Policy:
+    actor = _actor(3, [-2.0, 0.1], [1.0, 0.7], (8, 6))
+    return Policy(network=actor, env=EnvConfig(id="Pendulum-v1"), gamma=0.99,
+                  frozen=("encoder",), provenance={"seed": 0, "algorithm": "sac"})
+
+
+def test_actor_round_trip_is_bit_identical(actor_policy):
+    data = policy_to_bytes(actor_policy)
+    loaded = policy_from_bytes(data)
+    assert isinstance(loaded.network, GaussianActor)
+    original, rebuilt = actor_policy.network.state_dict(), loaded.network.state_dict()
+    assert original.keys() == rebuilt.keys()
+    assert all(torch.equal(original[key], rebuilt[key]) for key in original), \
+        [key for key in original if not torch.equal(original[key], rebuilt[key])]
+    assert read_document(policy_to_bytes(loaded)) == read_document(data)
+    assert policy_to_bytes(loaded) == data == policy_to_bytes(actor_policy)
+    assert sha256_of(loaded) == sha256_of(actor_policy) != sha256_of(
+        Policy(network=_actor(3, [-2.0, 0.1], [1.0, 0.7], (8, 6), seed=1),
+               env=actor_policy.env, gamma=0.99))
+    assert (loaded.env, loaded.gamma, loaded.frozen, loaded.provenance) == (
+        actor_policy.env, 0.99, ("encoder",), {"seed": 0, "algorithm": "sac"})
+
+
+def test_actor_document_follows_the_design_contract(actor_policy):
+    data = policy_to_bytes(actor_policy)
+    document = read_document(data)
+    assert document["format_version"] == 2 and document["kind"] == "squashed_gaussian"
+    assert document["n_actions"] is None
+    assert document["action"] == {"shape": [2], "low": [-2.0, pytest.approx(0.1)],
+                                  "high": [1.0, pytest.approx(0.7)]}
+    assert document["log_std_bounds"] == [-20.0, 2.0] and document["squash"] == "tanh"
+    assert document["parts"] == {"encoder": [0], "trunk": [1], "head": [2]}
+    assert [layer["activation"] for layer in document["layers"]] == ["relu", "relu", None]
+    assert tuple(load_torch_bytes(data)["head.weight"].shape) == (4, 6)  # means, log-stds
+
+
+SHAPES = [(obs_dim, action_dim, hidden)
+          for (obs_dim, action_dim), hidden in zip(
+              itertools.product(range(1, 6), range(1, 4)),
+              itertools.cycle([(4, 4), (16, 8), (5, 7, 3)]))]
+
+
+@pytest.mark.parametrize(("obs_dim", "action_dim", "hidden"), SHAPES)
+def test_numpy_player_acts_as_the_torch_actor(obs_dim, action_dim, hidden):
+    rng = np.random.default_rng(obs_dim * 10 + action_dim)
+    low = rng.uniform(-3.0, 1.0, size=action_dim)
+    high = low + rng.uniform(0.1, 4.0, size=action_dim)  # not symmetric about 0
+    actor = _actor(obs_dim, low, high, hidden, seed=obs_dim + action_dim)
+    obs = rng.normal(0, 2, size=(64, obs_dim)).astype(np.float32)
+    with torch.no_grad():
+        expected = actor.deterministic(torch.from_numpy(obs)[None])[0].numpy()
+    player = NumpyPolicy(policy_to_bytes(Policy(network=actor, env=EnvConfig(id="Pendulum-v1"),
+                                                gamma=0.99)))
+    actions = player.actions(obs)
+    assert actions.shape == (64, action_dim) and actions.dtype == np.float32
+    np.testing.assert_allclose(actions, expected, rtol=0, atol=1e-5)
+    assert (actions >= low.astype(np.float32) - 1e-6).all()
+    assert (actions <= high.astype(np.float32) + 1e-6).all()
+    one = player.act(obs[0])
+    assert one.shape == (action_dim,) and one.dtype == np.float32
+    np.testing.assert_allclose(one, expected[0], rtol=0, atol=1e-5)
+
+
+def test_an_actor_has_no_q_values(actor_policy):
+    player = NumpyPolicy(policy_to_bytes(actor_policy), source="actor.safetensors")
+    with pytest.raises(PolicyFileError, match="actor.safetensors: a squashed_gaussian policy "
+                                              "has no Q-values"):
+        player.q_values(np.zeros((1, 3), np.float32))
+
+
+def _head_for(action_dim: int):
+    """The document claims ``action_dim``-entry actions (bounds to match); the head still
+    gives 4 values (2 entries)."""
+    return lambda doc: doc["action"].update(shape=[action_dim], low=[-1.0] * action_dim,
+                                            high=[1.0] * action_dim)
+
+
+BROKEN_ACTORS = {
+    "head width": (_head_for(3), "head gives 4 values; an actor of 3-entry actions gives 6"),
+    "head width too wide": (_head_for(1), "head gives 4 values; an actor of 1-entry actions"),
+    "high below low": (lambda doc: doc["action"].update(low=[1.0, 0.7], high=[-2.0, 0.1]),
+                       "action.high must exceed action.low in every entry"),
+    "empty box": (lambda doc: doc["action"].update(high=[1.0, 0.1], low=[-2.0, 0.1]),
+                  "action.high must exceed action.low"),
+    "bound not a number": (lambda doc: doc["action"].update(low=["-2", 0.1]),
+                           "action.low must be 2 finite numbers"),
+    "too few bounds": (lambda doc: doc["action"].update(high=[1.0]),
+                       "action.high must be 2 finite numbers"),
+    "action shape": (lambda doc: doc["action"].update(shape=[2, 1]),
+                     r"action.shape is \[2, 1\], expected \[width\]"),
+    "log_std_bounds": (lambda doc: doc.update(log_std_bounds=[-5, 2]),
+                       r"log_std_bounds is \[-5, 2\]; the format defines \[-20.0, 2.0\]"),
+    "no log_std_bounds": (lambda doc: doc.pop("log_std_bounds"),
+                          "metadata does not describe a network.*log_std_bounds"),
+    "squash": (lambda doc: doc.update(squash="clip"), "squash is 'clip'; the format defines"),
+    "n_actions": (lambda doc: doc.update(n_actions=2), "n_actions is 2; an actor's actions"),
+    "unknown kind": (lambda doc: doc.update(kind="gaussian"), "kind is 'gaussian', expected"),
+    "no kind": (lambda doc: doc.pop("kind"), "kind is None, expected one of"),
+    "no action": (lambda doc: doc.pop("action"),
+                  "metadata does not describe a network.*'action'"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_ACTORS)
+def test_a_malformed_actor_file_is_an_error_naming_the_problem(actor_policy, case):
+    damage, problem = BROKEN_ACTORS[case]
+    data = _with_document(policy_to_bytes(actor_policy), damage)
+    for reader in (policy_from_bytes, NumpyPolicy):
+        with pytest.raises(PolicyFileError, match=problem) as error:
+            reader(data, source="runs/actor.safetensors")
+        assert str(error.value).startswith("runs/actor.safetensors: ")
+
+
+def test_an_infinite_bound_is_refused(actor_policy):
+    """``1e999`` is valid JSON that Python reads as infinity."""
+    data = _with_document_text(policy_to_bytes(actor_policy),
+                               lambda text: text.replace('"high": [1.0', '"high": [1e999'))
+    for reader in (policy_from_bytes, NumpyPolicy):
+        with pytest.raises(PolicyFileError, match="action.high must be 2 finite numbers"):
+            reader(data)
+
+
+def _info(obs_dim: int, n_actions: int | None = None, low=None, high=None) -> SimpleNamespace:
+    """The fields of ``EnvInfo`` that ``check_fits_env`` reads."""
+    low, high = (None if b is None else np.asarray(b, np.float32) for b in (low, high))
+    return SimpleNamespace(obs_dim=obs_dim, n_actions=n_actions, action_low=low,
+                           action_high=high)
+
+
+def test_an_actor_fits_only_its_own_action_box(actor_policy):
+    document = read_document(policy_to_bytes(actor_policy))
+    check_fits_env(document, "Box-v0", _info(3, low=[-2.0, 0.1], high=[1.0, 0.7]), "a")
+    misfits = {
+        "other bounds": _info(3, low=[-2.0, 0.1], high=[2.0, 0.7]),
+        "other width": _info(3, low=[-2.0], high=[1.0]),
+        "other observations": _info(4, low=[-2.0, 0.1], high=[1.0, 0.7]),
+    }
+    for info in misfits.values():
+        with pytest.raises(PolicyFileError, match=r"a: the actor takes 3-entry observations "
+                                                  r"and gives 2-entry actions in \[\[-2, 0.1\], "
+                                                  r"\[1, 0.7\]\], but Box-v0"):
+            check_fits_env(document, "Box-v0", info, "a")
+
+
+def test_an_actor_and_a_q_network_refuse_the_other_kind_of_env(actor_policy, policy):
+    actor = read_document(policy_to_bytes(actor_policy))
+    with pytest.raises(PolicyFileError, match="a: the network is a squashed Gaussian actor, "
+                                              "which plays continuous actions, but CartPole-v1 "
+                                              "has 2 discrete actions"):
+        check_fits_env(actor, "CartPole-v1", _info(3, n_actions=2), "a")
+    q_network = read_document(policy_to_bytes(policy))
+    with pytest.raises(PolicyFileError, match="q: the network is a Q-network, which plays "
+                                              "discrete actions, but Pendulum-v1's actions are "
+                                              "continuous"):
+        check_fits_env(q_network, "Pendulum-v1", _info(4, low=[-2.0], high=[2.0]), "q")
+    check_fits_env(q_network, "CartPole-v1", _info(4, n_actions=2), "q")

@@ -9,6 +9,7 @@ from PIL import Image
 from hindsight_rl.core import watch
 from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.errors import HindsightRLError
+from hindsight_rl.core.evaluation import greedy
 
 
 def test_an_env_that_cannot_render_says_why(monkeypatch):
@@ -20,7 +21,7 @@ def test_an_env_that_cannot_render_says_why(monkeypatch):
     monkeypatch.setattr(watch, "make_env", lambda config: NoRenderer(make_env(config)))
     with pytest.raises(HindsightRLError, match="CartPole-v1 cannot render: pygame is not "):
         watch.episode_frames(EnvConfig(id="CartPole-v1"),
-                             lambda obs: np.zeros((len(obs), 2)), seed=0)
+                             greedy(lambda obs: np.zeros((len(obs), 2))), seed=0)
 
 
 def test_a_failed_gif_write_leaves_no_file(tmp_path, monkeypatch):
@@ -41,6 +42,7 @@ def test_a_failed_gif_write_leaves_no_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["out.gif"]
 
 
+@greedy
 def _push_right(obs: np.ndarray) -> np.ndarray:
     return np.tile([0.0, 1.0], (len(obs), 1))
 

@@ -58,10 +58,10 @@ def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
     players = {name: NumpyPolicy(policy_to_bytes(policy), name)
                for name, policy in policies.items()}
     for name, player in players.items():
-        check_fits_env(player.document, env.id, info.obs_dim, info.n_actions, name)
+        check_fits_env(player.document, env.id, info, name)
     evaluator = GreedyEvaluator(env, eval_seeds(config))
     try:
-        return {name: evaluator.run(player.q_values) for name, player in players.items()}
+        return {name: evaluator.run(player.actions) for name, player in players.items()}
     finally:
         evaluator.close()
 
@@ -71,7 +71,7 @@ def record_episodes(policies: dict[str, Policy], env_config: EnvConfig,
     """Each policy's first evaluation episode as a short GIF with its caption, played from
     the file bytes as :func:`score_policies` plays them."""
     env = without_goal(env_config)
-    return {name: episode_gif(env, NumpyPolicy(policy_to_bytes(policy), name).q_values,
+    return {name: episode_gif(env, NumpyPolicy(policy_to_bytes(policy), name).actions,
                               config.seed, config.gif_frames, config.gif_fps)
             for name, policy in policies.items()}
 

@@ -30,7 +30,7 @@ from hindsight_rl.core.checkpoints import (
 from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig, TrainingConfig
 from hindsight_rl.core.envs import env_info, make_env
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.evaluation import GreedyEvaluator
+from hindsight_rl.core.evaluation import GreedyEvaluator, greedy
 from hindsight_rl.core.guidance import Guidance
 from hindsight_rl.core.hindsight import (
     Bootstrap,
@@ -374,7 +374,7 @@ class _StackRun:
 
     def play(self, evaluator: GreedyEvaluator, member: _MemberRun) -> np.ndarray:
         """Greedy returns of ``member`` on the learning-curve episodes."""
-        return evaluator.run(member.q_values)
+        return evaluator.run(greedy(member.q_values))
 
     def observe(self, means: list[float]) -> None:
         """The teacher learns of each member's new learning-curve point."""

@@ -11,9 +11,27 @@ from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.envs import make_env
 from hindsight_rl.core.rollouts import QFunction
 
+Actions = Callable[[np.ndarray], np.ndarray]
+"""A deterministic policy: maps a batch of observations (B, obs_dim) to its actions, (B,)
+integers for a discrete task or (B, action_dim) floats for a continuous one."""
+
+
+def greedy(q_values: QFunction) -> Actions:
+    """The argmax policy of a Q-function: how every Q-network is played and judged."""
+    return lambda obs: q_values(obs).argmax(axis=1)
+
+
+def env_action(action: np.ndarray) -> int | np.ndarray:
+    """One entry of an :data:`Actions` batch as ``env.step`` takes it: a Python int for a
+    discrete action, its own float32 vector (a copy, never a view of the batch) for a
+    continuous one."""
+    action = np.asarray(action)
+    return int(action) if action.ndim == 0 else action.astype(np.float32)
+
 
 class GreedyEvaluator:
-    """Plays ``argmax Q`` on one environment per seed, all stepped together.
+    """Plays a deterministic policy (``argmax Q`` via :func:`greedy`, or an actor's mean
+    action) on one environment per seed, all stepped together.
 
     Episodes run side by side so the network sees one batch per step; each environment is
     reset with its own seed, so results do not depend on the order of play.
@@ -23,13 +41,8 @@ class GreedyEvaluator:
         self.seeds = list(seeds)
         self.envs = [make_env(env_config) for _ in self.seeds]
 
-    def run(self, q_values: QFunction) -> np.ndarray:
-        """Undiscounted return of one greedy episode per seed."""
-        return self.play(lambda obs: q_values(obs).argmax(axis=1))
-
-    def play(self, actions: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Undiscounted return of one episode per seed, ``actions`` choosing each step's
-        actions for a batch of observations."""
+    def run(self, actions: Actions) -> np.ndarray:
+        """Undiscounted return of one episode of ``actions`` per seed."""
         obs = np.stack([env.reset(seed=seed)[0]
                         for env, seed in zip(self.envs, self.seeds, strict=True)])
         returns = np.zeros(len(self.envs))
@@ -38,8 +51,7 @@ class GreedyEvaluator:
             playing = np.flatnonzero(active)
             chosen = actions(obs[playing].astype(np.float32))
             for i, action in zip(playing, chosen, strict=True):
-                obs[i], reward, terminated, truncated, _ = self.envs[i].step(
-                    int(action) if np.ndim(action) == 0 else action)
+                obs[i], reward, terminated, truncated, _ = self.envs[i].step(env_action(action))
                 returns[i] += reward
                 active[i] = not (terminated or truncated)
         return returns
@@ -49,12 +61,12 @@ class GreedyEvaluator:
             env.close()
 
 
-def evaluate_greedy(env_config: EnvConfig, q_values: QFunction,
+def evaluate_greedy(env_config: EnvConfig, actions: Actions,
                     seeds: Sequence[int]) -> np.ndarray:
-    """Returns of greedy episodes, one per seed."""
+    """Returns of episodes of the deterministic policy ``actions``, one per seed."""
     evaluator = GreedyEvaluator(env_config, seeds)
     try:
-        return evaluator.run(q_values)
+        return evaluator.run(actions)
     finally:
         evaluator.close()
 

@@ -17,7 +17,7 @@ so they do not count against the budget. Then:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from hindsight_rl.core.config import PART_NAMES, EnvConfig, FinetuneConfig, TargetConfig
 from hindsight_rl.core.envs import env_info
-from hindsight_rl.core.evaluation import GreedyEvaluator, evaluate_greedy
+from hindsight_rl.core.evaluation import evaluate_greedy, greedy
 from hindsight_rl.core.networks import transfer_parts
 from hindsight_rl.core.policy_file import Policy
 from hindsight_rl.core.training import (
@@ -102,10 +102,11 @@ def probe_sources(candidates: Mapping[str, Policy], target: EnvConfig,
     for name, policy in candidates.items():
         network = fresh_network(target, policy.network.config, seeds[0], observations)
         parts = tuple(transfer_parts(policy.network, network))
-        returns = evaluate_greedy(target, network.numpy_forward().q_function(0), seeds)
+        returns = evaluate_greedy(target, greedy(network.numpy_forward().q_function(0)), seeds)
         probes[name] = Probe(parts, float(returns.mean()))
     rng = np.random.default_rng(seeds[0])
-    chance = evaluate_greedy(target, lambda obs: rng.random((len(obs), info.n_actions)), seeds)
+    chance = evaluate_greedy(target, greedy(lambda obs: rng.random((len(obs), info.n_actions))),
+                             seeds)
     return probes, float(chance.mean())
 
 
@@ -123,21 +124,12 @@ def probe_continuous_sources(candidates: Mapping[str, Policy], target: TargetCon
         actor, _, parts = transferred_actor_critic(policy, target.env, target.sac, seeds[0],
                                                    observations)
         act = continuous_behaviour(policy, actor, target.source_actions, None, rng)
-        returns = _play(target.env, lambda obs, act=act: np.stack([act(o) for o in obs]),
-                        seeds)
+        returns = evaluate_greedy(target.env, lambda obs, act=act: np.stack([act(o) for o in obs]),
+                                  seeds)
         probes[name] = Probe(tuple(parts), float(returns.mean()))
-    chance = _play(target.env, lambda obs: rng.uniform(
+    chance = evaluate_greedy(target.env, lambda obs: rng.uniform(
         info.action_low, info.action_high, (len(obs), len(info.action_low))), seeds)
     return probes, float(chance.mean())
-
-
-def _play(env: EnvConfig, actions: Callable[[np.ndarray], np.ndarray],
-          seeds: Sequence[int]) -> np.ndarray:
-    evaluator = GreedyEvaluator(env, seeds)
-    try:
-        return evaluator.play(actions)
-    finally:
-        evaluator.close()
 
 
 def choose_transfer(probes: Mapping[str, Probe], random_return: float,

@@ -1,7 +1,10 @@
 """The portable policy file: safetensors tensors plus a JSON document, no pickle anywhere.
 
 The document (header metadata key ``hindsight_rl``) says everything needed to rebuild the
-network or to act greedily with numpy alone; see DESIGN.md, "Policy file".
+network or to act greedily with numpy alone; see DESIGN.md, "Policy file". Its ``kind`` says
+which network the file holds: a Q-network (discrete actions, played by argmax) or SAC's
+squashed Gaussian actor (continuous actions, played by its mean through tanh). Version-1
+files, from before actors, have no ``kind`` and are Q-networks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from safetensors.numpy import load as load_numpy_bytes
 from safetensors.torch import load as load_torch_bytes
 from safetensors.torch import save as save_torch_bytes
 
+from hindsight_rl.core.actor_critic import LOG_STD_MAX, LOG_STD_MIN, GaussianActor
 from hindsight_rl.core.artefacts import bounded_json
 from hindsight_rl.core.config import (
     PART_NAMES,
@@ -32,7 +36,17 @@ from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.networks import QNetwork, numpy_forward
 
 FORMAT = "hindsight-rl/q-network"
-FORMAT_VERSION = 1
+"""The format's name, kept from version 1 (when it held Q-networks only) so that every reader
+recognises every file; ``kind`` says what a version-2 file holds."""
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 is version 2 without ``kind`` (always a Q-network): old files keep playing."""
+Q_NETWORK, SQUASHED_GAUSSIAN = "q_network", "squashed_gaussian"
+KINDS = (Q_NETWORK, SQUASHED_GAUSSIAN)
+SQUASH = "tanh"
+LOG_STD_BOUNDS = [LOG_STD_MIN, LOG_STD_MAX]
+"""The actor's squash and log-std clamp: the only ones the format defines, because they are
+what :class:`GaussianActor` computes (a file naming others would play differently)."""
 METADATA_KEY = "hindsight_rl"
 DTYPE = "F32"
 """The one tensor dtype of the format (safetensors' name): a bfloat16 or float64 file would
@@ -53,9 +67,10 @@ class PolicyFileError(HindsightRLError, ValueError):
 
 @dataclass
 class Policy:
-    """A trained Q-network with what it was trained on: the in-memory form of a policy file."""
+    """A trained network (a Q-network, or a one-member SAC actor) with what it was trained on:
+    the in-memory form of a policy file."""
 
-    network: QNetwork
+    network: QNetwork | GaussianActor
     env: EnvConfig
     gamma: float
     frozen: tuple[str, ...] = ()
@@ -82,7 +97,7 @@ def policy_to_bytes(policy: Policy) -> bytes:
     return save_torch_bytes(tensors, metadata={METADATA_KEY: text})
 
 
-def _one_member(network: QNetwork) -> QNetwork:
+def _one_member(network: QNetwork | GaussianActor) -> QNetwork | GaussianActor:
     if network.members != 1:
         raise PolicyFileError(f"a policy file holds one network, got a stack of "
                               f"{network.members}")
@@ -113,19 +128,47 @@ def _document(policy: Policy) -> dict[str, Any]:
     shift, scale = network.encoder.shift[0, 0].tolist(), network.encoder.scale[0, 0].tolist()
     if goal is not None:
         goal = {**goal, "shift": shift[width:], "scale": scale[width:]}
-    return {
+    actor = isinstance(network, GaussianActor)
+    document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "kind": SQUASHED_GAUSSIAN if actor else Q_NETWORK,
         "env": env,
         "observation": {"shape": [width], "shift": shift[:width], "scale": scale[:width]},
         "goal": goal,
-        "n_actions": network.n_actions,
+        "n_actions": None if actor else network.n_actions,
         "layers": layers,
         "parts": parts,
         "frozen": list(policy.frozen),
         "gamma": policy.gamma,
         "provenance": policy.provenance,
     }
+    if actor:
+        document.update(action=_action_entry(network), log_std_bounds=list(LOG_STD_BOUNDS),
+                        squash=SQUASH)
+    return document
+
+
+def _action_entry(actor: GaussianActor) -> dict[str, Any]:
+    """The action box as ``bias ∓ scale`` summed in float64, which is exact for float32
+    operands: ``(high - low) / 2`` and ``(high + low) / 2`` then give back the actor's own
+    float32 scale and bias, so a round trip is bit-identical."""
+    scale = actor.action_scale[0, 0].double()
+    bias = actor.action_bias[0, 0].double()
+    return {"shape": [actor.action_dim], "low": (bias - scale).tolist(),
+            "high": (bias + scale).tolist()}
+
+
+def policy_kind(document: dict[str, Any]) -> str:
+    """What a checked document's network is: its ``kind``, or a Q-network for version 1."""
+    return document.get("kind", Q_NETWORK)
+
+
+def action_scale_bias(document: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """An actor document's ``scale = (high - low) / 2`` and ``bias = (high + low) / 2``
+    (float64): what maps ``tanh`` onto the action box."""
+    low, high = (np.asarray(document["action"][key], np.float64) for key in ("low", "high"))
+    return (high - low) / 2, (high + low) / 2
 
 
 def safetensors_header(data: bytes) -> dict[str, Any]:
@@ -170,11 +213,25 @@ def read_document(data: bytes, source: str = "<bytes>") -> dict[str, Any]:
     if document.get("format") != FORMAT:
         raise PolicyFileError(
             f"{source}: format is {document.get('format')!r}, expected {FORMAT!r}")
-    if document.get("format_version") != FORMAT_VERSION:
-        raise PolicyFileError(f"{source}: format_version is {document.get('format_version')!r}, "
-                              f"this reader supports {FORMAT_VERSION}")
+    version = document.get("format_version")
+    if type(version) is not int or version not in READABLE_VERSIONS:
+        raise PolicyFileError(f"{source}: format_version is {version!r}, this reader "
+                              f"supports {', '.join(map(str, READABLE_VERSIONS))}")
+    _check_kind(document, version, source)
     _check_names_no_code(document, source)
     return document
+
+
+def _check_kind(document: dict[str, Any], version: int, source: str) -> None:
+    """Version 2 names its network's kind; version 1 has none (its files are Q-networks)."""
+    if version == 1:
+        if "kind" in document:
+            raise PolicyFileError(f"{source}: format_version 1 has no kind (got "
+                                  f"{document['kind']!r}); kind is defined from version 2")
+        return
+    if document.get("kind") not in KINDS:
+        raise PolicyFileError(f"{source}: kind is {document.get('kind')!r}, expected one of "
+                              f"{list(KINDS)}")
 
 
 def _check_names_no_code(document: dict[str, Any], source: str) -> None:
@@ -257,7 +314,9 @@ def _check_layout(document: dict[str, Any], source: str) -> None:
         raise PolicyFileError(f"{source}: frozen is {document['frozen']!r}; expected parts "
                               f"among {list(PART_NAMES)}")
     n_actions, gamma = document["n_actions"], document["gamma"]
-    if type(n_actions) is not int or n_actions < 1:
+    if policy_kind(document) == SQUASHED_GAUSSIAN:
+        _check_actor(document, source)
+    elif type(n_actions) is not int or n_actions < 1:
         raise PolicyFileError(f"{source}: n_actions is {n_actions!r}, expected an integer >= 1")
     if type(gamma) not in (int, float) or not 0 < gamma <= 1:
         raise PolicyFileError(f"{source}: gamma is {gamma!r}, expected a number in (0, 1]")
@@ -267,6 +326,41 @@ def _check_layout(document: dict[str, Any], source: str) -> None:
         raise PolicyFileError(f"{source}: observation.shape is {shape!r}, expected [width]")
     if not isinstance(document["provenance"], dict):
         raise PolicyFileError(f"{source}: provenance is not a JSON object")
+
+
+def _check_actor(document: dict[str, Any], source: str) -> None:
+    """An actor's counterpart of the Q-network's ``n_actions`` check: no ``n_actions``, an
+    action box of ``d >= 1`` finite entries with ``high > low``, and the squash and log-std
+    clamp the format defines."""
+    if document["n_actions"] is not None:
+        raise PolicyFileError(f"{source}: n_actions is {document['n_actions']!r}; an actor's "
+                              "actions are continuous, so it must be null")
+    action = document["action"]
+    shape = action["shape"]
+    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int
+            and shape[0] >= 1):
+        raise PolicyFileError(f"{source}: action.shape is {shape!r}, expected [width]")
+    for key in ("low", "high"):
+        if not _finite_numbers(action[key], shape[0]):
+            raise PolicyFileError(f"{source}: action.{key} must be {shape[0]} finite numbers, "
+                                  "one per action entry")
+    low, high = (np.asarray(action[key], np.float64) for key in ("low", "high"))
+    if not (high > low).all():
+        raise PolicyFileError(f"{source}: action.high must exceed action.low in every entry "
+                              f"(low {action['low']}, high {action['high']})")
+    if document["log_std_bounds"] != LOG_STD_BOUNDS:
+        raise PolicyFileError(f"{source}: log_std_bounds is {document['log_std_bounds']!r}; "
+                              f"the format defines {LOG_STD_BOUNDS}")
+    if document["squash"] != SQUASH:
+        raise PolicyFileError(f"{source}: squash is {document['squash']!r}; the format "
+                              f"defines {SQUASH!r}")
+
+
+def _finite_numbers(values: Any, width: int) -> bool:
+    """``values`` is a list of ``width`` finite JSON numbers (booleans are not numbers)."""
+    return (isinstance(values, list) and len(values) == width
+            and all(type(v) in (int, float) for v in values)
+            and bool(np.isfinite(np.asarray(values, np.float64)).all()))
 
 
 def _check_dtypes(data: bytes, document: dict[str, Any], source: str) -> None:
@@ -298,10 +392,7 @@ def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
 def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Policy:
     layers = document["layers"]
     widths = [int(tensors[layer["weight"]].shape[0]) for layer in layers[:-1]]
-    shift, scale = input_normalisation(document)
-    network = QNetwork(len(shift), int(document["n_actions"]),
-                       NetworkConfig(hidden_sizes=tuple(widths)), shift.astype(np.float32),
-                       scale.astype(np.float32))
+    network = _network_of(document, NetworkConfig(hidden_sizes=tuple(widths)))
     with torch.no_grad():
         for prefix, layer in network.layers():
             layer.weight[0].copy_(tensors[f"{prefix}.weight"].T)
@@ -315,6 +406,22 @@ def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
     return Policy(network=network, env=env,
                   gamma=float(document["gamma"]), frozen=tuple(document["frozen"]),
                   provenance=document["provenance"])
+
+
+def _network_of(document: dict[str, Any],
+                config: NetworkConfig) -> QNetwork | GaussianActor:
+    """The document's kind of network, its weights still to be loaded."""
+    shift, scale = (values.astype(np.float32) for values in input_normalisation(document))
+    if policy_kind(document) == Q_NETWORK:
+        return QNetwork(len(shift), int(document["n_actions"]), config, shift, scale)
+    action = document["action"]
+    actor = GaussianActor(len(shift), np.asarray(action["low"], np.float64),
+                          np.asarray(action["high"], np.float64), config, shift, scale)
+    with torch.no_grad():  # the float64 derivation: exactly the saved actor's float32 buffers
+        for buffer, values in zip((actor.action_scale, actor.action_bias),
+                                  action_scale_bias(document), strict=True):
+            buffer.copy_(torch.from_numpy(values.astype(np.float32)).view(1, 1, -1))
+    return actor
 
 
 def input_normalisation(document: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -350,15 +457,28 @@ def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: st
         if not (np.isfinite(np.asarray(weight)).all() and np.isfinite(np.asarray(bias)).all()):
             raise PolicyFileError(f"{source}: {layer['weight']} or its bias is not finite")
         in_width = int(weight.shape[0])
-    if in_width != int(document["n_actions"]):
-        raise PolicyFileError(f"{source}: head gives {in_width} values, metadata says "
-                              f"n_actions={document['n_actions']}")
+    _check_head_width(in_width, document, source)
     observation = document["observation"]
     for key in ("shift", "scale"):
         values = np.asarray(observation[key], np.float64)
         if values.shape != (int(observation["shape"][0]),) or not np.isfinite(values).all():
             raise PolicyFileError(f"{source}: observation.{key} must be "
                                   f"{observation['shape'][0]} finite numbers")
+
+
+def _check_head_width(width: int, document: dict[str, Any], source: str) -> None:
+    """A Q-network's head gives one value per action; an actor's a mean then a log-std per
+    action entry."""
+    if policy_kind(document) == Q_NETWORK:
+        if width != int(document["n_actions"]):
+            raise PolicyFileError(f"{source}: head gives {width} values, metadata says "
+                                  f"n_actions={document['n_actions']}")
+        return
+    action_dim = int(document["action"]["shape"][0])
+    if width != 2 * action_dim:
+        raise PolicyFileError(f"{source}: head gives {width} values; an actor of "
+                              f"{action_dim}-entry actions gives {2 * action_dim} (a mean "
+                              "and a log-std per entry)")
 
 
 def _goal_width(document: dict[str, Any]) -> int:
@@ -377,39 +497,97 @@ def _check_goal(document: dict[str, Any], source: str) -> None:
                                   "finite numbers, one per goal entry")
 
 
-def check_fits_env(document: dict[str, Any], env_id: str, obs_dim: int, n_actions: int,
-                   source: str) -> None:
-    """The network reads the environment's observations and scores each of its actions:
-    otherwise playing it fails inside numpy, or (fewer Q-values than actions) never takes
-    some actions at all."""
+def check_fits_env(document: dict[str, Any], env_id: str, info: Any, source: str) -> None:
+    """The network reads the environment's observations and acts in its action space:
+    otherwise playing it fails inside numpy, never takes some actions at all (fewer Q-values
+    than actions), or steps with actions outside the box it was trained on. ``info`` is the
+    env's :class:`~hindsight_rl.core.envs.EnvInfo` (``action_low``/``action_high`` set for
+    continuous actions)."""
+    low = getattr(info, "action_low", None)
+    actor = policy_kind(document) == SQUASHED_GAUSSIAN
+    if actor and low is None:
+        raise PolicyFileError(f"{source}: the network is a squashed Gaussian actor, which "
+                              f"plays continuous actions, but {env_id} has {info.n_actions} "
+                              "discrete actions")
+    if not actor and low is not None:
+        raise PolicyFileError(f"{source}: the network is a Q-network, which plays discrete "
+                              f"actions, but {env_id}'s actions are continuous "
+                              f"({len(low)}-entry vectors)")
+    if actor:
+        _check_actor_fits(document, env_id, info, source)
+        return
     width, actions = int(document["observation"]["shape"][0]), int(document["n_actions"])
-    if (width, actions) != (obs_dim, n_actions):
+    if (width, actions) != (info.obs_dim, info.n_actions):
         raise PolicyFileError(
             f"{source}: the network takes {width}-entry observations and gives {actions} "
-            f"Q-values, but {env_id} gives {obs_dim}-entry observations and has {n_actions} "
-            "actions")
+            f"Q-values, but {env_id} gives {info.obs_dim}-entry observations and has "
+            f"{info.n_actions} actions")
+
+
+def _check_actor_fits(document: dict[str, Any], env_id: str, info: Any, source: str) -> None:
+    """Same observation width, same action width and the same action box (to float32
+    rounding: the env's bounds are float32, the file's their float64 ``bias ∓ scale``)."""
+    width, action = int(document["observation"]["shape"][0]), document["action"]
+    low, high = (np.asarray(action[key], np.float64) for key in ("low", "high"))
+    env_low, env_high = (np.asarray(b, np.float64) for b in (info.action_low, info.action_high))
+    fits = (width == info.obs_dim and low.shape == env_low.shape
+            and np.allclose(low, env_low, rtol=1e-6, atol=1e-6)
+            and np.allclose(high, env_high, rtol=1e-6, atol=1e-6))
+    if not fits:
+        raise PolicyFileError(
+            f"{source}: the actor takes {width}-entry observations and gives "
+            f"{len(low)}-entry actions in [{_bounds(low)}, {_bounds(high)}], but {env_id} "
+            f"gives {info.obs_dim}-entry observations and takes {len(env_low)}-entry actions "
+            f"in [{_bounds(env_low)}, {_bounds(env_high)}]")
+
+
+def _bounds(values: np.ndarray) -> str:
+    return "[" + ", ".join(f"{v:g}" for v in values) + "]"
 
 
 class NumpyPolicy:
     """Greedy play from a policy file with numpy alone, exactly as DESIGN.md spells it out:
-    observations as the environment gives them, the file's desired goal appended."""
+    observations as the environment gives them, the file's desired goal appended; a
+    Q-network's argmax, or an actor's ``tanh(mean) · scale + bias``."""
 
     def __init__(self, data: bytes, source: str = "<bytes>") -> None:
         self.document = read_document(data, source)
+        self.source = source
         tensors = _checked_tensors(load_numpy_bytes, data, self.document, source)
+        self.kind = policy_kind(self.document)
         goal = self.document["goal"]
         self.desired = np.asarray([] if goal is None else goal["desired"], np.float64)
         self.shift, self.scale = input_normalisation(self.document)
         self.layers = [(tensors[layer["weight"]].astype(np.float64),
                         tensors[layer["bias"]].astype(np.float64), layer["activation"])
                        for layer in self.document["layers"]]
+        if self.kind == SQUASHED_GAUSSIAN:
+            self.action_scale, self.action_bias = action_scale_bias(self.document)
 
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values for a batch of observations (B, obs_dim)."""
+    def _head(self, obs: np.ndarray) -> np.ndarray:
+        """The head's outputs for a batch of observations (B, obs_dim)."""
         obs = np.asarray(obs, np.float64)
         goals = np.broadcast_to(self.desired, (len(obs), len(self.desired)))
         return numpy_forward(np.concatenate([obs, goals], axis=1), self.shift, self.scale,
                              self.layers)
 
-    def act(self, obs: np.ndarray) -> int:
-        return int(self.q_values(np.asarray(obs)[None])[0].argmax())
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values for a batch of observations (B, obs_dim); a Q-network's only."""
+        if self.kind != Q_NETWORK:
+            raise PolicyFileError(f"{self.source}: a {self.kind} policy has no Q-values; "
+                                  "play it with actions()")
+        return self._head(obs)
+
+    def actions(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions for a batch of observations (B, obs_dim): a Q-network's argmax
+        indices (B,), or an actor's deterministic actions (B, action_dim) as float32."""
+        if self.kind == Q_NETWORK:
+            return self.q_values(obs).argmax(axis=1)
+        mean = self._head(obs)[:, :len(self.action_scale)]
+        return (np.tanh(mean) * self.action_scale + self.action_bias).astype(np.float32)
+
+    def act(self, obs: np.ndarray) -> int | np.ndarray:
+        """One observation's action: an int for a Q-network, a float32 (action_dim,) array
+        for an actor."""
+        action = self.actions(np.asarray(obs)[None])[0]
+        return int(action) if self.kind == Q_NETWORK else action

@@ -206,7 +206,7 @@ class _SACRun:
             with torch.no_grad():
                 return actor.deterministic(batch)[member.index].numpy()
 
-        return evaluator.play(actions)
+        return evaluator.run(actions)
 
     def observe(self, means: list[float]) -> None:
         """SAC has no teacher to tell."""

@@ -1,4 +1,5 @@
-"""Watching a policy: one greedy episode as frames (for a GIF or a video) or in a window.
+"""Watching a policy: one greedy episode (a Q-network's argmax or an actor's mean action)
+as frames (for a GIF or a video) or in a window.
 
 Rendering needs the env's renderer: the classic-control tasks draw with pygame (a
 dependency); other tasks' renderers are Gymnasium's extras, which its error names.
@@ -20,7 +21,7 @@ from hindsight_rl.core.artefacts import write_atomically
 from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.envs import make_env
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.rollouts import QFunction
+from hindsight_rl.core.evaluation import Actions, env_action
 
 WATCH_EXTRA = 'pip install -e ".[watch]"'
 GIF_WIDTH = 300
@@ -33,15 +34,15 @@ def _rendering(env_config: EnvConfig, render_mode: str) -> EnvConfig:
         update={"make_kwargs": {**env_config.make_kwargs, "render_mode": render_mode}})
 
 
-def _greedy_episode(env: gym.Env, q_values: QFunction, seed: int,
+def _greedy_episode(env: gym.Env, actions: Actions, seed: int,
                     on_step: Callable[[], object] = lambda: None) -> float:
-    """Play one greedy episode from ``seed``, calling ``on_step`` after the reset and every
-    step; its undiscounted return."""
+    """Play one episode of the deterministic policy ``actions`` from ``seed``, calling
+    ``on_step`` after the reset and every step; its undiscounted return."""
     obs, _ = env.reset(seed=seed)
     on_step()
     total, done = 0.0, False
     while not done:
-        action = int(q_values(obs[None].astype(np.float32)).argmax(axis=1)[0])
+        action = env_action(actions(obs[None].astype(np.float32))[0])
         obs, reward, terminated, truncated, _ = env.step(action)
         total += float(reward)
         done = terminated or truncated
@@ -49,7 +50,7 @@ def _greedy_episode(env: gym.Env, q_values: QFunction, seed: int,
     return total
 
 
-def episode_frames(env_config: EnvConfig, q_values: QFunction, seed: int,
+def episode_frames(env_config: EnvConfig, actions: Actions, seed: int,
                    max_frames: int | None = None, width: int | None = None
                    ) -> tuple[list[np.ndarray], float]:
     """The RGB frames of one greedy episode from ``seed`` (the first after the reset, then
@@ -63,7 +64,7 @@ def episode_frames(env_config: EnvConfig, q_values: QFunction, seed: int,
             frames.append(_scaled(env.render(), width, env_config.id))
 
     try:
-        episode_return = _greedy_episode(env, q_values, seed, capture)
+        episode_return = _greedy_episode(env, actions, seed, capture)
     except gym.error.DependencyNotInstalled as error:
         raise HindsightRLError(f"{env_config.id} cannot render: {error}") from None
     finally:
@@ -81,12 +82,12 @@ def _scaled(frame: np.ndarray | None, width: int | None, env_id: str) -> np.ndar
     return np.asarray(Image.fromarray(frame).resize((width, height), Image.BILINEAR))
 
 
-def episode_gif(env_config: EnvConfig, q_values: QFunction, seed: int, max_frames: int,
+def episode_gif(env_config: EnvConfig, actions: Actions, seed: int, max_frames: int,
                 fps: int, width: int = GIF_WIDTH) -> tuple[bytes, str]:
     """One greedy episode as a short GIF for a report, and a caption saying its return and
     how much of it is shown; for an env that cannot draw itself, a GIF saying why."""
     try:
-        frames, episode_return = episode_frames(env_config, q_values, seed, max_frames, width)
+        frames, episode_return = episode_frames(env_config, actions, seed, max_frames, width)
     except HindsightRLError as error:
         return text_gif(f"Not recorded: {error}"), f"not recorded: {error}"
     shown = f"its first {len(frames) - 1} steps" if len(frames) == max_frames else "all of it"
@@ -94,12 +95,12 @@ def episode_gif(env_config: EnvConfig, q_values: QFunction, seed: int, max_frame
             f"return {episode_return:.1f} from seed {seed}; the GIF shows {shown}")
 
 
-def watch_episodes(env_config: EnvConfig, q_values: QFunction,
+def watch_episodes(env_config: EnvConfig, actions: Actions,
                    seeds: Sequence[int]) -> np.ndarray:
     """Greedy episodes in the env's own window (``render_mode="human"``); their returns."""
     env = make_env(_rendering(env_config, "human"))
     try:
-        return np.array([_greedy_episode(env, q_values, seed) for seed in seeds])
+        return np.array([_greedy_episode(env, actions, seed) for seed in seeds])
     except gym.error.DependencyNotInstalled as error:
         raise HindsightRLError(f"{env_config.id} cannot render: {error}") from None
     finally:
