@@ -177,10 +177,22 @@ def test_a_threshold_for_a_registered_env_without_one_is_accepted_and_reported()
     pendulum = {"id": "Pendulum-v1", "reward_threshold": -200.0}
     project = from_mapping(ProjectConfig, {
         "sources": {"cp": {"env": {"id": "CartPole-v1"}}},
-        "targets": {"p": {"env": pendulum, "dqn": {"stop_on_threshold": True}}}})
+        "targets": {"p": {"env": pendulum, "algorithm": "sac",
+                          "sac": {"stop_on_threshold": True},
+                          "collect": {"policy": "uniform"}}}})
     check_environments(project)
     info = env_info(EnvConfig(**pendulum))
     assert info.reward_threshold == -200.0 and info.max_episode_steps == 200
+
+
+@pytest.mark.parametrize(("env_id", "algorithm", "expected"), [
+    ("Pendulum-v1", "dqn", "got 'dqn', but Pendulum-v1 has continuous actions; expected 'sac'"),
+    ("CartPole-v1", "sac", "got 'sac', but CartPole-v1 has Discrete actions; expected 'dqn'")])
+def test_the_algorithm_must_fit_the_action_space(env_id, algorithm, expected):
+    project = from_mapping(ProjectConfig, {
+        "sources": {"s": {"env": {"id": env_id}, "algorithm": algorithm}}})
+    with pytest.raises(ConfigError, match=f"sources.s.algorithm: {expected}"):
+        check_environments(project)
 
 
 def test_the_env_s_own_time_limit_and_limits_of_envs_without_a_threshold_are_allowed():

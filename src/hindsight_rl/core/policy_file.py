@@ -120,10 +120,12 @@ def _document(policy: Policy) -> dict[str, Any]:
     env = policy.env.model_dump()
     goal = env.pop("goal")  # the document's own "goal" entry: the env is built without it
     # A file never names code to import: a custom environment's entry point stays in the
-    # configuration that trained it; its time limit and threshold are data and travel.
+    # configuration that trained it; its time limit and threshold are data and travel, as
+    # does a threshold declared for a registered env that has none (Pendulum-v1).
     if env.pop("entry_point") is None:
-        for key in ("max_episode_steps", "reward_threshold"):
-            del env[key]
+        del env["max_episode_steps"]
+        if env["reward_threshold"] is None:
+            del env["reward_threshold"]
     width = network.obs_dim - (0 if goal is None else len(goal["desired"]))
     shift, scale = network.encoder.shift[0, 0].tolist(), network.encoder.scale[0, 0].tolist()
     if goal is not None:
