@@ -11,6 +11,7 @@ from hindsight_rl.core.actor_critic import GaussianActor, TwinCritic
 from hindsight_rl.core.checkpoints import Checkpoints
 from hindsight_rl.core.config import EnvConfig, FinetuneConfig, NetworkConfig, SACConfig
 from hindsight_rl.core.dqn import NonFiniteLossError
+from hindsight_rl.core.policy_file import Policy
 from hindsight_rl.core.replay import Batch
 from hindsight_rl.core.sac import (
     SACMember,
@@ -21,7 +22,6 @@ from hindsight_rl.core.sac import (
     train_sac,
 )
 from hindsight_rl.core.training import fresh_actor_critic, fresh_network, transferred_actor_critic
-from hindsight_rl.core.policy_file import Policy
 
 NETWORK = NetworkConfig(hidden_sizes=(8, 8))
 LOW, HIGH = np.array([-2.0], np.float32), np.array([2.0], np.float32)
