@@ -105,8 +105,9 @@ def test_the_temperature_moves_toward_the_target_entropy(log_prob, direction):
     assert np.sign(log_alpha.item()) == direction
 
 
-def _members(seeds, obs=np.zeros((0, 3), np.float32), config=TINY):
-    return [SACMember(*fresh_actor_critic(PENDULUM, NETWORK, config, seed, obs), seed)
+def _members(seeds, config=TINY):
+    no_data = np.zeros((0, 3), np.float32)
+    return [SACMember(*fresh_actor_critic(PENDULUM, NETWORK, config, seed, no_data), seed)
             for seed in seeds]
 
 
