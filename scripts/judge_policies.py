@@ -51,9 +51,9 @@ def make_env(document: dict) -> gym.Env:
     return env
 
 
-def q_values(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray) -> np.ndarray:
+def forward(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray) -> np.ndarray:
     """``x = (obs - shift) * scale`` (the desired goal appended, normalised), then each layer
-    ``x = act(W x + b)``."""
+    ``x = act(W x + b)``: Q-values, or an actor's means and log-stds."""
     goal = document["goal"]
     x = (obs - np.asarray(document["observation"]["shift"])) * np.asarray(
         document["observation"]["scale"])
@@ -70,8 +70,22 @@ def q_values(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray) ->
     return x
 
 
+def action(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray
+           ) -> int | np.ndarray:
+    """The greedy action: ``argmax Q`` of a Q-network (format version 1, or kind
+    ``q_network``); ``tanh(mean) · scale + bias`` of a squashed Gaussian actor, with scale
+    and bias from the action bounds."""
+    x = forward(document, tensors, obs)
+    if document.get("kind", "q_network") == "q_network":
+        return int(x.argmax())
+    low, high = (np.asarray(document["action"][key], np.float64) for key in ("low", "high"))
+    mean = x[:len(low)]
+    return (np.tanh(mean) * (high - low) / 2 + (high + low) / 2).astype(np.float32)
+
+
 def judge(path: Path, episodes: int, first_seed: int) -> tuple[str, float, float | None]:
-    """Env id, mean greedy return over ``episodes`` held-out episodes, reward threshold."""
+    """Env id, mean greedy return over ``episodes`` held-out episodes, reward threshold (the
+    env's own, or the one the file declares for an env registered without one)."""
     document, tensors = document_and_tensors(path)
     env = make_env(document)
     returns = []
@@ -79,11 +93,13 @@ def judge(path: Path, episodes: int, first_seed: int) -> tuple[str, float, float
         obs, _ = env.reset(seed=seed)
         total, done = 0.0, False
         while not done:
-            action = int(q_values(document, tensors, np.asarray(obs, np.float64)).argmax())
-            obs, reward, terminated, truncated, _ = env.step(action)
+            chosen = action(document, tensors, np.asarray(obs, np.float64))
+            obs, reward, terminated, truncated, _ = env.step(chosen)
             total, done = total + float(reward), terminated or truncated
         returns.append(total)
-    threshold = env.spec.reward_threshold if env.spec is not None else None
+    threshold = document["env"].get("reward_threshold")
+    if threshold is None and env.spec is not None:
+        threshold = env.spec.reward_threshold
     return document["env"]["id"], float(np.mean(returns)), threshold
 
 

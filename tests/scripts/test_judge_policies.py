@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hindsight_rl.core.actor_critic import GaussianActor
 from hindsight_rl.core.config import EnvConfig, GoalConfig, NetworkConfig
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import NumpyPolicy, Policy, policy_to_bytes
@@ -37,10 +38,25 @@ def test_the_judges_player_is_independent_and_agrees_with_the_projects(tmp_path)
         path.write_bytes(_policy(goal))
         document, tensors = judge_policies.document_and_tensors(path)
         obs = np.random.default_rng(0).uniform(-1, 0.5, size=(5, 2))
-        mine = np.stack([judge_policies.q_values(document, tensors, row) for row in obs])
+        mine = np.stack([judge_policies.forward(document, tensors, row) for row in obs])
         np.testing.assert_allclose(mine, NumpyPolicy(path.read_bytes()).q_values(obs),
                                    rtol=1e-6)
     assert "hindsight_rl" not in Path(judge_policies.__file__).read_text().split('"""')[2]
+
+
+def test_the_judge_plays_an_actor_file_as_the_project_does_and_reads_its_threshold(tmp_path):
+    torch.manual_seed(1)
+    low, high = np.array([-2.0], np.float32), np.array([2.0], np.float32)
+    actor = GaussianActor(3, low, high, NetworkConfig(hidden_sizes=(8, 8)))
+    env = EnvConfig(id="Pendulum-v1", reward_threshold=-200.0)
+    path = tmp_path / "actor.safetensors"
+    path.write_bytes(policy_to_bytes(Policy(network=actor, env=env, gamma=0.99)))
+    document, tensors = judge_policies.document_and_tensors(path)
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(5, 3))
+    mine = np.stack([judge_policies.action(document, tensors, row) for row in obs])
+    np.testing.assert_allclose(mine, NumpyPolicy(path.read_bytes()).actions(obs), rtol=1e-5)
+    env_id, _, threshold = judge_policies.judge(path, 1, 3_000_000)
+    assert (env_id, threshold) == ("Pendulum-v1", -200.0)
 
 
 def _version(folder: Path, name: str, data: bytes) -> None:
