@@ -195,3 +195,35 @@ def test_a_fixed_temperature_never_moves():
             member.step_env(member.uniform_action(), 1, run.spec)
     run.update(config)
     assert torch.equal(run.log_alpha, before) and run.alpha.item() == pytest.approx(0.05)
+
+
+def test_pink_noise_is_unit_variance_correlated_in_time_and_seeded():
+    draws = sac.pink_noise(1000, 200, np.random.default_rng(0))
+    assert draws.shape == (1000, 200)
+    assert np.mean(draws.var(axis=0)) == pytest.approx(1.0, abs=0.1)
+    lag_one = np.mean([np.corrcoef(column[:-1], column[1:])[0, 1] for column in draws.T])
+    assert lag_one > 0.5, "white noise would give about 0"
+    np.testing.assert_array_equal(draws, sac.pink_noise(1000, 200, np.random.default_rng(0)))
+
+
+def test_pink_acting_noise_runs_and_resumes(tmp_path, monkeypatch):
+    config = TINY.model_copy(update={"action_noise": "pink"})
+    reference = train_sac(_members([4], config=config), PENDULUM, config, eval_seeds=[7])
+    white = train_sac(_members([4]), PENDULUM, TINY, eval_seeds=[7])
+    assert not _same_weights(reference[0].network, white[0].network)
+    checkpoints = Checkpoints(tmp_path, interval=100)
+    real = sac._train_burst
+
+    def interrupted(run, config):
+        if run.step >= 150:  # mid-episode: the episode's pink sequence is restored
+            raise KeyboardInterrupt
+        real(run, config)
+
+    monkeypatch.setattr(sac, "_train_burst", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_sac(_members([4], config=config), PENDULUM, config, eval_seeds=[7],
+                  checkpoints=checkpoints)
+    monkeypatch.setattr(sac, "_train_burst", real)
+    resumed = train_sac(_members([4], config=config), PENDULUM, config, eval_seeds=[7],
+                        checkpoints=checkpoints)
+    assert _same_weights(reference[0].network, resumed[0].network)

@@ -249,6 +249,10 @@ class SACConfig(TrainingConfig):
     MountainCarContinuous settings) keeps early actions near the mean."""
     max_grad_norm: float | None = Field(None, gt=0)
     """Gradient-norm clip per member; None: no clip (SAC's own setting)."""
+    action_noise: Literal["white", "pink"] = "white"
+    """The acting noise of the squashed Gaussian: ``white`` (independent each step, SAC's
+    own) or ``pink`` (1/f-correlated over each episode, Eberhard et al. 2023): exploration
+    that carries far, the equivalent of RL Zoo's gSDE on MountainCarContinuous-v0."""
 
     @model_validator(mode="after")
     def _entropy_coefficient(self) -> SACConfig:

@@ -118,16 +118,51 @@ def temperature_loss(log_alpha: torch.Tensor, log_prob: torch.Tensor,
     return -(log_alpha.view(-1) * (log_prob.detach() + target_entropy).mean(dim=1))
 
 
+def pink_noise(length: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """``(length, width)`` Gaussian noise of unit variance whose power falls as 1/f along
+    the first axis (``colorednoise.powerlaw_psd_gaussian`` with exponent 1): neighbouring
+    steps push the same way, so an episode explores far, as gSDE's noise does, while each
+    step's marginal is still N(0, 1) (Eberhard et al. 2023, "Pink noise is all you need")."""
+    frequencies = np.fft.rfftfreq(length)
+    frequencies[0] = frequencies[1] if length > 1 else 1.0
+    amplitude = frequencies ** -0.5
+    tail = amplitude[1:].copy()
+    tail[-1] *= (1 + length % 2) / 2
+    sigma = 2 * np.sqrt(np.sum(tail ** 2)) / length
+    real = rng.normal(size=(width, len(amplitude))) * amplitude
+    imaginary = rng.normal(size=(width, len(amplitude))) * amplitude
+    if length % 2 == 0:
+        imaginary[:, -1] = 0.0
+        real[:, -1] *= np.sqrt(2)
+    imaginary[:, 0] = 0.0
+    real[:, 0] *= np.sqrt(2)
+    return (np.fft.irfft(real + 1j * imaginary, n=length, axis=1) / sigma).T
+
+
 class _SACMemberRun(MemberRun):
-    """A SAC member: acts by sampling its actor, with noise from its own generator."""
+    """A SAC member: acts by sampling its actor, with noise from its own generators."""
 
     def __init__(self, index: int, member: SACMember, spec: RunSpec) -> None:
         super().__init__(index, member, spec, member.actor.obs_dim, member.actor.action_dim)
         self.generator = torch.Generator().manual_seed(member.seed)
         self.low, self.high = member.actor.action_low, member.actor.action_high
+        self.pink_rng = np.random.default_rng([member.seed, 1])
+        self.episode_noise: np.ndarray | None = None
+        """This episode's pink noise, one row per step, with ``action_noise: pink``."""
+        self.episode_length = self.env.spec.max_episode_steps or 1000
 
     def noise(self, *shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=self.generator)
+
+    def acting_noise(self, kind: str) -> torch.Tensor:
+        """Noise of this step's action ``(1, action_dim)``: white (independent draws) or
+        this episode's pink sequence, drawn afresh when an episode starts."""
+        if kind == "white":
+            return self.noise(1, len(self.low))
+        t = len(self.episode_slots)
+        if t == 0 or self.episode_noise is None:
+            self.episode_noise = pink_noise(self.episode_length, len(self.low), self.pink_rng)
+        return torch.from_numpy(self.episode_noise[t % self.episode_length:][:1]).float()
 
     def uniform_action(self) -> np.ndarray:
         """Before learning starts: uniform in the bounds, as SB3 acts then."""
@@ -135,12 +170,17 @@ class _SACMemberRun(MemberRun):
 
     def checkpoint(self) -> Checkpoint:
         saved = super().checkpoint()
-        return Checkpoint({**saved.tensors, "generator": self.generator.get_state()},
-                          saved.document)
+        pink = {} if self.episode_noise is None else {
+            "episode_noise": torch.from_numpy(self.episode_noise)}
+        return Checkpoint({**saved.tensors, **pink, "generator": self.generator.get_state()},
+                          {**saved.document, "pink_rng": self.pink_rng.bit_generator.state})
 
     def restore(self, checkpoint: Checkpoint) -> None:
         super().restore(checkpoint)
         self.generator.set_state(checkpoint.tensors["generator"])
+        self.pink_rng.bit_generator.state = checkpoint.document["pink_rng"]
+        noise = checkpoint.tensors.get("episode_noise")
+        self.episode_noise = None if noise is None else noise.numpy()
 
 
 class _SACRun:
@@ -189,7 +229,8 @@ class _SACRun:
             actions = [member.uniform_action() for member in self.members]
         else:
             obs = torch.from_numpy(np.stack([m.obs for m in self.members]).astype(np.float32))
-            noise = torch.stack([m.noise(1, self.actor.action_dim) for m in self.members])
+            kind = self.spec.config.action_noise
+            noise = torch.stack([m.acting_noise(kind) for m in self.members])
             with torch.no_grad():
                 sampled, _ = self.actor.sample(obs[:, None], noise)
             actions = list(sampled[:, 0].numpy())
