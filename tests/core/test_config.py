@@ -74,7 +74,7 @@ ABLATION = {"budgets": {"mc": 5000}, "arms": {"scratch": {"transfer": False, "fr
 
 @pytest.mark.parametrize(("ablation", "message"), [
     ({**ABLATION, "budgets": {"mountaincar": 5000}},
-     "ablation.budgets.mountaincar: got 'mountaincar', expected one of the targets"),
+     "ablation.budgets.mountaincar: got 'mountaincar', expected one of the DQN targets"),
     ({**ABLATION, "budgets": {"mc": 900}}, r"ablation.budgets.mc: got 900, expected more than"),
     ({**ABLATION, "arms": {"her": {"compare_to": "frozen"}}},
      r"ablation.arms.her.compare_to: got 'frozen', expected null or one of the arms \['her'\]"),
@@ -84,6 +84,30 @@ ABLATION = {"budgets": {"mc": 5000}, "arms": {"scratch": {"transfer": False, "fr
 def test_bad_ablation_settings_name_their_key_path(ablation, message):
     with pytest.raises(ConfigError, match=message):
         from_mapping(ProjectConfig, {**PROJECT, "ablation": ablation})
+
+
+def test_a_sac_target_is_not_ablated():
+    targets = {"pend": {"env": {"id": "Pendulum-v1"}, "algorithm": "sac",
+                        "collect": {"policy": "sample"}}}
+    with pytest.raises(ConfigError, match=r"ablation.budgets.pend: got 'pend', expected one "
+                                          r"of the DQN targets \[\]"):
+        from_mapping(ProjectConfig, {**PROJECT, "targets": targets,
+                                     "ablation": {**ABLATION, "budgets": {"pend": 5000}}})
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ({"collect": {"policy": "sample"}}, "collect.policy: got 'sample', expected uniform, "
+                                        "epsilon_greedy or boltzmann"),
+    ({"source_actions": [[0.0]]}, r"source_actions: got \[\[0.0\]\], expected null with "
+                                  "algorithm dqn"),
+    ({"algorithm": "sac"}, "collect.policy: got 'boltzmann', expected uniform or sample"),
+    ({"algorithm": "sac", "source_actions": [[1.0]], "collect": {"policy": "sample"}},
+     "collect.policy: got 'sample', expected uniform, epsilon_greedy or boltzmann over the "
+     "Discrete source's Q-values"),
+])
+def test_the_collection_policy_must_exist_for_the_algorithm(target, message):
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(TargetConfig, {"env": {"id": "CartPole-v1"}, **target}, "")
 
 
 def test_the_source_collects_with_no_network():

@@ -87,9 +87,9 @@ def test_a_bad_search_space_fails_naming_its_key(space, message):
         _project(space)
 
 
-def test_the_tuned_target_must_exist():
+def test_the_tuned_target_must_exist_and_be_trained_by_dqn():
     with pytest.raises(ConfigError, match=r"tune.target: got 'cartpole', expected one of the "
-                                          r"targets \['mountaincar'\]"):
+                                          r"DQN targets \['mountaincar'\]"):
         _project(SPACE, target="cartpole")
 
 

@@ -419,7 +419,7 @@ class TargetConfig(Section):
                 raise invalid("collect.policy", policy, "uniform, epsilon_greedy or boltzmann "
                               "(sample draws from an actor: algorithm sac)")
             if self.source_actions is not None:
-                raise invalid("source_actions", list(self.source_actions),
+                raise invalid("source_actions", [list(a) for a in self.source_actions],
                               "null with algorithm dqn (it maps a Discrete source's actions "
                               "to a continuous target's)")
         elif self.source_actions is None and policy not in ("uniform", "sample"):
@@ -661,9 +661,9 @@ class ProjectConfig(Section):
     @model_validator(mode="after")
     def _ablation_budgets_fit_their_targets(self) -> ProjectConfig:
         for name, budget in self.ablation.budgets.items():
-            if name not in self.targets:
+            if name not in self.dqn_targets():
                 raise invalid(f"ablation.budgets.{name}", name,
-                              f"one of the targets {list(self.targets)}")
+                              f"one of the DQN targets {self.dqn_targets()}")
             target = self.targets[name]
             if budget <= target.collect.steps or budget < target.dqn.learning_starts:
                 raise invalid(f"ablation.budgets.{name}", budget,
@@ -677,8 +677,10 @@ class ProjectConfig(Section):
     def _check_search_space(self, tune: TuneConfig) -> None:
         """Every extreme of every distribution is a valid value of the tuned target's setting
         (a whole space of bad values fails here, not as 40 failed trials)."""
-        if tune.target not in self.targets:
-            raise invalid("tune.target", tune.target, f"one of the targets {list(self.targets)}")
+        if tune.target not in self.dqn_targets():
+            raise invalid("tune.target", tune.target,
+                          f"one of the DQN targets {self.dqn_targets()} (the search tunes dqn "
+                          "settings)")
         target = self.targets[tune.target]
         for key, distribution in tune.search_space.by_key_path().items():
             for value in distribution.extremes():
@@ -687,6 +689,10 @@ class ProjectConfig(Section):
                 except ConfigError as error:
                     raise ConfigError(f"tune.search_space.{key}: {value!r} is not a valid "
                                       f"value here ({error})") from None
+
+    def dqn_targets(self) -> list[str]:
+        """The targets DQN trains: the ones the ablation's arms and the search apply to."""
+        return [name for name, target in self.targets.items() if target.algorithm == "dqn"]
 
     def all_runs(self) -> dict[str, SourceConfig | TargetConfig]:
         """Every source and target, by key path."""
