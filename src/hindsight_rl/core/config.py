@@ -298,6 +298,11 @@ class FinetuneConfig(Section):
     below its transferred score gets the full weight back); ``None``: it never fades."""
     anchor_coef: float = Field(0.0, ge=0)
     """α of L2-SP: α·Σ(θ − θ₀)² over the transferred parameters that train; 0 turns it off."""
+    critic_warmup_steps: NonNegativeInt = 2000
+    """SAC, when the whole actor carries over: env steps at the start of fine-tuning in which
+    only the critics learn (the transferred actor acts unchanged), so that the actor's first
+    gradients come from critics that know its value, not from fresh ones that would undo
+    what transfer gave."""
 
     @property
     def teaches(self) -> bool:

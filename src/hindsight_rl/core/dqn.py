@@ -88,6 +88,9 @@ class TrainResult:
     env_steps: int
     frozen: tuple[str, ...] = ()
     """Parts still frozen when training ended."""
+    temperature: float | None = None
+    """SAC's entropy temperature α at the end (None for DQN): what fine-tuning from this
+    policy starts with."""
 
 
 def epsilon_at(step: int, config: DQNConfig) -> float:

@@ -210,6 +210,9 @@ class _SACRun:
             seeds, config.batch_size, self.actor.obs_dim, self.actor.action_dim)
         self.step = min(members[0].warm_start.steps_taken if members[0].warm_start else 0,
                         config.total_steps)
+        whole_actor = "head" in spec.transferred
+        self.actor_starts = self.step + (spec.finetune.critic_warmup_steps if whole_actor else 0)
+        """The env step from which the actor and the temperature learn."""
         self._critic_pairs = list(zip(self.target.parameters(), self.critic.parameters(),
                                       strict=True))
 
@@ -274,7 +277,8 @@ class _SACRun:
         noise = torch.stack([m.noise(2, *shape) for m in self.members])
         policy_action, log_prob = self.actor.sample(self.batch.obs, noise[:, 0])
         alpha = self.alpha
-        if self.temperature is not None:
+        actor_learns = self.step >= self.actor_starts
+        if self.temperature is not None and actor_learns:
             loss = temperature_loss(self.log_alpha, log_prob, self.target_entropy).sum()
             (grad,) = torch.autograd.grad(loss, [self.log_alpha])
             with torch.no_grad():
@@ -282,8 +286,9 @@ class _SACRun:
         targets = critic_targets(self.batch, self.actor, self.target, alpha, noise[:, 1])
         losses = critic_loss(self.batch, self.critic, targets, config)
         self.critic_optimizer.step(losses.sum())
-        self.optimizer.step(actor_loss(self.batch.obs, policy_action, log_prob, self.critic,
-                                       alpha).sum())
+        if actor_learns:
+            self.optimizer.step(actor_loss(self.batch.obs, policy_action, log_prob,
+                                           self.critic, alpha).sum())
         with torch.no_grad():
             targets_, critics = zip(*self._critic_pairs, strict=True)
             torch._foreach_lerp_(list(targets_), list(critics), config.tau)
@@ -352,7 +357,8 @@ class _SACRun:
                 actor.load_state_dict(member.best_state)
             results.append(TrainResult(network=actor, history=member.history.frame(),
                                        env_steps=self.step,
-                                       frozen=self.spec.finetune.frozen if frozen else ()))
+                                       frozen=self.spec.finetune.frozen if frozen else (),
+                                       temperature=float(self.alpha[member.index])))
         return results
 
 

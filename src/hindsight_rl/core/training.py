@@ -172,6 +172,7 @@ def finetune_from(pretrained: Policy, env_config: EnvConfig,
     train = train_dqn
     if isinstance(dqn_config, SACConfig):
         train = train_sac
+        dqn_config = with_source_temperature(dqn_config, pretrained)
         transfers = [transferred_actor_critic(pretrained, env_config, dqn_config, seed,
                                               warm_start.obs) for seed in seeds]
         members = [SACMember(actor, critic, seed, warm_start)
@@ -189,13 +190,25 @@ def finetune_from(pretrained: Policy, env_config: EnvConfig,
              result.history) for member, result in zip(members, results, strict=True)]
 
 
+def with_source_temperature(config: SACConfig, pretrained: Policy) -> SACConfig:
+    """A tuned temperature starts where the SAC source's ended: the transferred actor's
+    entropy is the source's, and SAC's usual start (α = 1) would push it to act at random
+    before the critics know anything."""
+    temperature = pretrained.provenance.get("temperature")
+    if config.ent_coef != "auto" or not isinstance(temperature, float) or temperature <= 0:
+        return config
+    return config.model_copy(update={"ent_coef_init": temperature})
+
+
 def _policy(result: TrainResult, env_config: EnvConfig, dqn_config: DQNConfig | SACConfig,
             seed: int,
             frozen: Sequence[str], parent: str | None) -> Policy:
+    temperature = {} if result.temperature is None else {"temperature": result.temperature}
     return Policy(network=result.network, env=env_config, gamma=dqn_config.gamma,
                   frozen=tuple(frozen),
                   provenance={"seed": seed, "env_steps": result.env_steps,
-                              "parent_sha256": parent, "package_version": __version__})
+                              "parent_sha256": parent, "package_version": __version__,
+                              **temperature})
 
 
 def _source_action_table(pretrained: Policy, source_actions: Sequence[Sequence[float]],
