@@ -40,7 +40,10 @@ def test_both_continuous_targets_are_planned_trained_and_judged(project):
     assert plan["teacher"] is False
     heavy = json.loads(_latest(project, "data/03_primary/pendulum_heavy/transfer_plan.json")
                        .read_text())
-    assert heavy["parts"] == ["encoder", "trunk", "head"] and heavy["teacher"] is False
+    assert heavy["parts"] == ["encoder", "trunk", "head"]
+    beats_chance = heavy["probes"]["pendulum"]["jumpstart"] > heavy["random_return"]
+    assert heavy["teacher"] is beats_chance and heavy["frozen"] == ([] if beats_chance
+                                                                    else ["trunk"])
 
     dataset = pd.read_parquet(_latest(project, "data/03_primary/mountaincar_continuous/"
                                                "hindsight_dataset.parquet"))

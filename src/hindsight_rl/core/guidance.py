@@ -20,6 +20,10 @@ Two terms, added to each member's DQN loss:
   −81), so the weight fades linearly to 0 over the budget (``teacher_fades_from``) and the
   final policy is the TD loss's own; a member whose last curve point fell below what
   transfer gave (its first point) has its teacher back at full weight until it recovers.
+  A SAC actor's teacher is imitated rather than ranked: the squared distance between the
+  student's and the teacher's mean actions (in units of the action's half-range), weighted
+  by λ times the batch's mean |Q| so that λ means the same whatever the task's reward scale
+  (TD3+BC's normalisation, Fujimoto & Gu 2021).
 - **The anchor** (L2-SP, Li et al. 2018): ``α·Σ(θ − θ₀)²`` over the transferred parameters
   that train, pulling them towards where they started.
 """
@@ -31,6 +35,7 @@ from typing import Any
 
 import torch
 
+from hindsight_rl.core.actor_critic import GaussianActor
 from hindsight_rl.core.config import PART_NAMES, FinetuneConfig
 from hindsight_rl.core.networks import QNetwork
 
@@ -43,15 +48,23 @@ def large_margin_loss(q: torch.Tensor, teacher_action: torch.Tensor,
     return ((q + margins).amax(dim=2) - q.gather(2, teacher_action).squeeze(2)).mean(dim=1)
 
 
-class Guidance:
-    """The teacher and anchor terms of one stacked run (see the module docstring)."""
+def imitation_loss(action: torch.Tensor, teacher_action: torch.Tensor,
+                   scale: torch.Tensor) -> torch.Tensor:
+    """Each member's mean over its rows of ``Σ ((a − a_T) / scale)²``: how far a student
+    actor's mean actions are from its teacher's, in units of the action's half-range."""
+    return ((action - teacher_action) / scale).pow(2).sum(dim=2).mean(dim=1)
 
-    def __init__(self, online: QNetwork, finetune: FinetuneConfig,
+
+class Guidance:
+    """The teacher and anchor terms of one stacked run (see the module docstring), for a
+    Q-network or a SAC actor."""
+
+    def __init__(self, online: QNetwork | GaussianActor, finetune: FinetuneConfig,
                  transferred: Sequence[str], threshold: float | None = None) -> None:
         members = online.members
-        self.teacher: QNetwork | None = None
+        self.teacher: QNetwork | GaussianActor | None = None
         if finetune.teaches and set(transferred) == set(PART_NAMES):
-            self.teacher = QNetwork.stack([online.member(k) for k in range(members)])
+            self.teacher = type(online).stack([online.member(k) for k in range(members)])
             self.teacher.requires_grad_(False)
         self.solved_coef, self.unsolved_coef = (finetune.teacher_coef,
                                                 finetune.unsolved_teacher_coef)
@@ -77,16 +90,25 @@ class Guidance:
     def active(self) -> bool:
         return self.teacher is not None or bool(self.anchors)
 
-    def loss(self, q: torch.Tensor, obs: torch.Tensor) -> torch.Tensor | float:
-        """The members' teacher and anchor terms ``(members,)`` for Q-values ``q`` of
-        observations ``obs``."""
+    def loss(self, q: torch.Tensor, obs: torch.Tensor,
+             q_scale: torch.Tensor | None = None) -> torch.Tensor | float:
+        """The members' teacher and anchor terms ``(members,)`` for the student's output on
+        observations ``obs``: Q-values ``q`` of a Q-network, or a SAC actor's mean actions
+        (then ``q_scale``, each member's mean |Q| on the batch, scales the teacher's
+        weight)."""
         total: torch.Tensor | float = 0.0
         if self.teacher is not None:
-            with torch.no_grad():
-                teacher_action = self.teacher(obs).argmax(dim=2, keepdim=True)
             fade = torch.where(self.regressed, 1.0, self.fade)
-            total = total + (fade * self.weight) * large_margin_loss(
-                q, teacher_action, self.margin)
+            if isinstance(self.teacher, GaussianActor):
+                with torch.no_grad():
+                    teacher_action = self.teacher.deterministic(obs)
+                term = imitation_loss(q, teacher_action, self.teacher.action_scale)
+                term = term * (1.0 if q_scale is None else q_scale)
+            else:
+                with torch.no_grad():
+                    teacher_action = self.teacher(obs).argmax(dim=2, keepdim=True)
+                term = large_margin_loss(q, teacher_action, self.margin)
+            total = total + (fade * self.weight) * term
         for parameter, start in self.anchors:
             total = total + self.anchor_coef * (parameter - start).pow(2).flatten(1).sum(dim=1)
         return total
@@ -97,7 +119,7 @@ class Guidance:
             left = 1.0 - step / total_steps
             self.fade = min(1.0, left / (1.0 - self.fades_from))
 
-    def observe(self, k: int, curve_point: float, online: QNetwork) -> None:
+    def observe(self, k: int, curve_point: float, online: QNetwork | GaussianActor) -> None:
         """Member ``k``'s new learning-curve point of ``online``: the first is the teacher's
         score; a higher one makes the member's current weights its teacher; one below the
         first brings the teacher back at full weight."""

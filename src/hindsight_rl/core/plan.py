@@ -142,9 +142,8 @@ def choose_transfer(probes: Mapping[str, Probe], random_return: float,
     else:
         source = next(iter(probes))
     probe = probes[source]
-    teacher = source in informed and target.finetune.teaches and target.algorithm == "dqn"
-    adapts = teacher or (source in informed and target.algorithm == "sac")
-    frozen = () if adapts else tuple(p for p in target.finetune.frozen if p in probe.parts)
+    teacher = source in informed and target.finetune.teaches
+    frozen = () if teacher else tuple(p for p in target.finetune.frozen if p in probe.parts)
     return TransferPlan(source=source, parts=probe.parts, frozen=frozen, teacher=teacher,
                         random_return=random_return, probes=dict(probes),
                         reason=_reason(source, probe, random_return, teacher, frozen,
@@ -160,8 +159,6 @@ def _reason(source: str, probe: Probe, chance: float, teacher: bool,
     if teacher:
         how = ("every part carried over and it beats chance: it teaches fine-tuning, nothing "
                "frozen")
-    elif probe.same_spaces and probe.jumpstart > chance and not frozen:
-        how = "every part carried over and it beats chance: nothing frozen"
     elif probe.same_spaces:
         how = "every part carried over but it does no better than chance: no teacher"
     else:

@@ -1,7 +1,8 @@
 """Soft actor-critic (Haarnoja et al. 2018, with SB3's order of updates) on DQN's foundation:
 the seeds of an arm are the members of one stacked actor and one stacked twin critic sharing
 every update, with the same replay buffer and hindsight labels, learning curve, frozen parts,
-unfreezing, stopping at the threshold, NaN guard and checkpoints
+unfreezing, the teacher and anchor (:mod:`hindsight_rl.core.guidance`: a transferred actor
+is imitated), stopping at the threshold, NaN guard and checkpoints
 (:func:`hindsight_rl.core.dqn.train_stack`).
 
 One update, per member and in this order: the temperature ``α`` steps toward the target
@@ -39,6 +40,7 @@ from hindsight_rl.core.dqn import (
 )
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.evaluation import GreedyEvaluator
+from hindsight_rl.core.guidance import Guidance
 from hindsight_rl.core.replay import Batch, batch_arrays
 from hindsight_rl.core.stacked import StackedOptimizer, _AdamGroup
 
@@ -193,6 +195,7 @@ class _SACRun:
         self.critic = stack_critics([m.critic for m in members])
         self.target = stack_critics([m.critic for m in members]).requires_grad_(False)
         self.threshold = env_info(spec.env_config).reward_threshold
+        self.guidance = Guidance(self.actor, spec.finetune, spec.transferred, self.threshold)
         frozen = spec.finetune.frozen
         self.optimizer = StackedOptimizer(self.actor, frozen, config.learning_rate,
                                           config.max_grad_norm)
@@ -253,7 +256,9 @@ class _SACRun:
         return evaluator.run(actions)
 
     def observe(self, means: list[float]) -> None:
-        """SAC has no teacher to tell."""
+        """The teacher learns of each member's new learning-curve point."""
+        for k, mean in enumerate(means):
+            self.guidance.observe(k, mean, self.actor)
 
     def unfreeze(self, members: Sequence[int] | None = None) -> None:
         """Frozen parts of ``members`` (default all) train from now, in the actor and in
@@ -287,8 +292,11 @@ class _SACRun:
         losses = critic_loss(self.batch, self.critic, targets, config)
         self.critic_optimizer.step(losses.sum())
         if actor_learns:
-            self.optimizer.step(actor_loss(self.batch.obs, policy_action, log_prob,
-                                           self.critic, alpha).sum())
+            loss = actor_loss(self.batch.obs, policy_action, log_prob, self.critic, alpha)
+            if self.guidance.active:
+                loss = loss + self.guidance.loss(self.actor.deterministic(self.batch.obs),
+                                                 self.batch.obs, targets.abs().mean(dim=1))
+            self.optimizer.step(loss.sum())
         with torch.no_grad():
             targets_, critics = zip(*self._critic_pairs, strict=True)
             torch._foreach_lerp_(list(targets_), list(critics), config.tau)
@@ -311,7 +319,9 @@ class _SACRun:
         temperature = {} if self.temperature is None else {
             f"{key}.{i}": value for key, values in self.temperature.state().items()
             for i, value in enumerate(values)}
+        guidance_tensors, guidance_document = self.guidance.state()
         tensors = {**prefixed("actor", self.actor.state_dict()),
+                   **prefixed("guidance", guidance_tensors),
                    **prefixed("critic", self.critic.state_dict()),
                    **prefixed("target", self.target.state_dict()),
                    **prefixed("adam_actor", actor_tensors),
@@ -324,6 +334,7 @@ class _SACRun:
             tensors.update(prefixed(f"member{k}", part.tensors))
             members.append(part.document)
         document = {"step": self.step, "adam_actor": actor_document,
+                    "guidance": guidance_document,
                     "adam_critic": critic_document, "members": members}
         return Checkpoint(tensors, document)
 
@@ -332,6 +343,7 @@ class _SACRun:
         self.actor.load_state_dict(unprefixed("actor", tensors))
         self.critic.load_state_dict(unprefixed("critic", tensors))
         self.target.load_state_dict(unprefixed("target", tensors))
+        self.guidance.load_state(unprefixed("guidance", tensors), document["guidance"])
         self.optimizer.load_state(unprefixed("adam_actor", tensors), document["adam_actor"])
         self.critic_optimizer.load_state(unprefixed("adam_critic", tensors),
                                          document["adam_critic"])
@@ -367,6 +379,7 @@ def _train_burst(run: _SACRun, config: SACConfig) -> None:
     loss and the weights are finite; records the losses, or stops the run naming the
     member, the step and its last finite loss."""
     total = torch.zeros(len(run.members))
+    run.guidance.at_step(run.step, config.total_steps)
     for _ in range(config.gradient_steps):
         total += run.update(config)
     mean_losses = (total / config.gradient_steps).tolist()
@@ -392,7 +405,7 @@ def train_sac(members: Sequence[SACMember], env_config: EnvConfig, config: SACCo
     """Train every member for ``config.total_steps`` env steps (its warm start included), all
     members in step as one stacked actor and critic sharing each update; the arguments mean
     what they mean for :func:`hindsight_rl.core.dqn.train_dqn` (``finetune``'s teacher and
-    anchor terms are DQN's alone). Returns each member's trained actor, history and env
+    anchor terms guide the actor). Returns each member's trained actor, history and env
     steps."""
     spec = RunSpec(env_config, config, eval_seeds, label, her_k,
                    finetune or FinetuneConfig(frozen=()), tuple(transferred), on_curve)
