@@ -525,7 +525,7 @@ def sac_references(env_id: str, hidden: tuple[int, ...], ours: list[dict[str, An
         what = "1 seed" if seeds == 1 else f"{seeds} seeds stacked"
         lines.append(f"| ours, `_SACRun.update`, {what} | {rate:.0f} | {rate / raw:.2f} |")
     training = median(ours, "updates_per_s")
-    lines += [f"| ours in training (1 seed, `{'-'.join(map(str, hidden))}`, median) | "
+    lines += [f"| ours in training (1 seed, {'-'.join(map(str, hidden))}, median over seeds) | "
               f"{training:.0f} | {training / raw:.2f} |", "",
               f"One env {raw_env:.0f} steps/s (ours acting ÷ raw = "
               f"{median(ours, 'env_steps_per_s') / raw_env:.2f})."]
