@@ -395,8 +395,9 @@ def raw_sac_update_rate(env_id: str, updates: int = 1_000) -> float:
     """Updates/s of our SAC update written as a plain PyTorch loop: ``nn.Linear`` MLPs of
     our network's widths (an actor, two critics on ``[obs, action]``, their Polyak
     targets), ``torch.optim.Adam`` (per tensor) for each of actor, critics and temperature,
-    the same losses and order, batches of our batch size made up front, no replay buffer.
-    Each backward pass reaches only the weights its optimiser steps (``inputs=``), as ours."""
+    the same losses and order, the same input normalisation, batches of our batch size made
+    up front, no replay buffer. Each backward pass reaches only the weights its optimiser
+    steps (``inputs=``), as ours."""
     import gymnasium as gym
     from torch import nn
     _, network, config = project_sac(env_id)
@@ -405,6 +406,7 @@ def raw_sac_update_rate(env_id: str, updates: int = 1_000) -> float:
     low, high = (torch.as_tensor(b, dtype=torch.float32) for b in
                  (env.action_space.low, env.action_space.high))
     scale, bias = (high - low) / 2, (high + low) / 2
+    shift, obs_scale = torch.randn(obs_dim), torch.rand(obs_dim) + 0.5
     widths = network.hidden_sizes
     torch.manual_seed(0)
 
@@ -428,7 +430,7 @@ def raw_sac_update_rate(env_id: str, updates: int = 1_000) -> float:
                for _ in range(64)]
 
     def sample(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = actor(obs).chunk(2, dim=1)
+        mean, log_std = actor((obs - shift) * obs_scale).chunk(2, dim=1)
         log_std = log_std.clamp(-20, 2)
         noise = torch.randn_like(mean)
         u = mean + log_std.exp() * noise
@@ -437,7 +439,7 @@ def raw_sac_update_rate(env_id: str, updates: int = 1_000) -> float:
         return torch.tanh(u) * scale + bias, (gaussian - squash - scale.log()).sum(dim=1)
 
     def q(nets: nn.ModuleList, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([obs, (action - bias) / scale], dim=1)
+        x = torch.cat([(obs - shift) * obs_scale, (action - bias) / scale], dim=1)
         return torch.stack([net(x)[:, 0] for net in nets])
 
     def update(obs, action, reward, next_obs, done) -> None:
