@@ -1,7 +1,9 @@
-"""Ours vs Stable-Baselines3 DQN: wall time and env steps to a solving policy, in one run.
+"""Ours vs Stable-Baselines3 (DQN, or SAC): wall time and env steps to a solving policy, in one
+run.
 
     pip install torch==2.13.0 -e ".[bench]"
     python benchmarks/vs_sb3.py                        # CartPole-v1 × 5 seeds, MountainCar-v0 × 3
+    python benchmarks/vs_sb3.py --algo sac             # Pendulum-v1 × 5, MountainCarContinuous × 3
     python benchmarks/vs_sb3.py --tasks CartPole-v1    # our defaults vs RL Zoo's
     python benchmarks/vs_sb3.py --tasks CartPole-v1 --sb3-hidden 128 128 --sb3-n-step 3
     python benchmarks/vs_sb3.py --tasks MountainCar-v0 --sb3-hidden 128 128 --sb3-n-step 5
@@ -26,6 +28,22 @@ alternate seed by seed so that drift in machine load hits both. Alongside, the s
 measures two references: the raw PyTorch update (the same double-DQN update written as a plain
 loop over pre-made batches) and raw env stepping (one env, uniform actions), so our loop is
 also compared with what it is built from. Results: a table on stdout and in ``--out``.
+
+``--algo sac`` runs the same protocol with SAC on Pendulum-v1 (threshold -200: it registers
+none; RL Zoo's SAC reaches about -150) and MountainCarContinuous-v0 (its registered 90),
+learning-curve points every 1,000 env steps on Pendulum (its 20k budget is short) and 2,500
+on MountainCarContinuous, our evaluator playing both frameworks' deterministic actions
+(ours ``tanh(mean)``, SB3's ``policy.actor(obs, deterministic=True)`` unscaled to the
+bounds). SB3 runs with RL Zoo's tuned SAC settings (hyperparams/sac.yml: on
+MountainCarContinuous gSDE, a 64-64 network, α fixed at 0.1); ours with the project's, read
+from conf/base when the benchmark starts: ``sources.pendulum`` for Pendulum-v1,
+``targets.mountaincar_continuous`` (the network of its source, ``sources.mountaincar``) for
+MountainCarContinuous-v0, its budget raised to RL Zoo's 50k so that both stop at the same
+cap. Ours collects the source stage's 1,000 uniform steps first. The raw reference is the
+same SAC update (temperature, twin critics, actor, Polyak step) written as a plain PyTorch
+loop over pre-made batches, timed against ``_SACRun.update`` on the same batch size and
+network, alone and with several seeds stacked (counted per seed-update). ``--max-steps``
+caps every budget, for a quick check that the benchmark runs; its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -33,6 +51,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import resource
 import shutil
@@ -70,6 +89,27 @@ SOURCE_TASK = "CartPole-v1"  # conf/base/parameters_source.yml
 PROJECT = Path(__file__).resolve().parents[1]
 N_STEP = {"CartPole-v1": 3, "MountainCar-v0": 5}  # ours (conf/base); RL Zoo's are 1
 
+# RL Zoo's tuned SAC hyperparameters (hyperparams/sac.yml), budget included; SB3's defaults
+# otherwise (a 256-256 network, α tuned, learning_starts 100, batch 256, one update a step).
+ZOO_SAC: dict[str, dict[str, Any]] = {
+    "Pendulum-v1": dict(total_steps=20_000, learning_rate=1e-3),
+    "MountainCarContinuous-v0": dict(
+        total_steps=50_000, learning_rate=3e-4, buffer_size=50_000, batch_size=512,
+        ent_coef=0.1, train_freq=32, gradient_steps=32, gamma=0.9999, tau=0.01,
+        learning_starts=0, use_sde=True,
+        policy_kwargs=dict(log_std_init=-3.67, net_arch=[64, 64])),
+}
+SAC_SEEDS = {"Pendulum-v1": 5, "MountainCarContinuous-v0": 3}
+SAC_EVAL_INTERVAL = {"Pendulum-v1": 1_000, "MountainCarContinuous-v0": 2_500}
+# Where conf/base keeps our settings for each task: (file, section, key, the source whose
+# network the task's networks take).
+PROJECT_SAC = {
+    "Pendulum-v1": ("parameters_source.yml", "sources", "pendulum", "pendulum"),
+    "MountainCarContinuous-v0": ("parameters_target.yml", "targets", "mountaincar_continuous",
+                                 "mountaincar"),
+}
+STACKS = (1, 3)  # seeds per _SACRun timed for the update reference; 3: the pipeline's
+
 
 class CallTimer:
     """Wall time and count of gradient updates, accumulated around each call it wraps
@@ -88,60 +128,121 @@ class CallTimer:
         return timed
 
 
-def threshold_of(env_id: str) -> float:
+def project_sac(env_id: str) -> tuple[Any, Any, Any]:
+    """Our env, network and SAC settings for ``env_id`` as conf/base has them, so the
+    benchmark measures what the pipeline runs."""
+    import yaml
+
+    from hindsight_rl.core.config import EnvConfig, NetworkConfig, SACConfig
+    file, section, key, source = PROJECT_SAC[env_id]
+    stage = yaml.safe_load((PROJECT / "conf/base" / file).read_text())[section][key]
+    sources = yaml.safe_load((PROJECT / "conf/base/parameters_source.yml").read_text())
+    network = sources["sources"][source].get("network", {})
+    return EnvConfig(**stage["env"]), NetworkConfig(**network), SACConfig(**stage["sac"])
+
+
+def env_config(env_id: str) -> Any:
+    """The task as both frameworks are judged on it: Pendulum's threshold is our config's."""
     from hindsight_rl.core.config import EnvConfig
+    return project_sac(env_id)[0] if env_id in PROJECT_SAC else EnvConfig(id=env_id)
+
+
+def threshold_of(env_id: str) -> float:
     from hindsight_rl.core.envs import env_info
-    return float(env_info(EnvConfig(id=env_id)).reward_threshold)
+    return float(env_info(env_config(env_id)).reward_threshold)
 
 
 def eval_seeds() -> list[int]:
     return list(range(EVAL_SEED, EVAL_SEED + EVAL_EPISODES))
 
 
-def judge(env_id: str, q_values: Any) -> float:
-    from hindsight_rl.core.config import EnvConfig
-    from hindsight_rl.core.evaluation import evaluate_greedy, greedy
+def judge(env_id: str, actions: Any) -> float:
+    """Mean return of the deterministic policy ``actions`` on the held-out episodes."""
+    from hindsight_rl.core.evaluation import evaluate_greedy
     seeds = range(JUDGE_SEED, JUDGE_SEED + JUDGE_EPISODES)
-    return float(evaluate_greedy(EnvConfig(id=env_id), greedy(q_values), seeds).mean())
+    return float(evaluate_greedy(env_config(env_id), actions, seeds).mean())
 
 
-def run_ours(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> dict[str, Any]:
+def warm_start(env: Any, seed: int) -> Any:
+    """The source stage's replay preload: ``WARM_STEPS`` uniform steps, seeded by ``seed``."""
+    from hindsight_rl.core.config import CollectConfig
+    from hindsight_rl.core.envs import env_info
+    from hindsight_rl.core.rollouts import behaviour_policy, collect_rollouts
+    collect = CollectConfig(steps=WARM_STEPS, policy="uniform", seed=seed)
+    act = behaviour_policy(collect, env_info(env), None, np.random.default_rng(seed))
+    return collect_rollouts(env, WARM_STEPS, act, seed)
+
+
+def run_ours(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
+             ) -> dict[str, Any]:
     """The source stage's code path with RL Zoo's settings and stop-on-threshold."""
     from hindsight_rl.core import dqn
-    from hindsight_rl.core.config import CollectConfig, DQNConfig, EnvConfig, NetworkConfig
-    from hindsight_rl.core.envs import env_info
-    from hindsight_rl.core.rollouts import behaviour_policy, collect_rollouts, q_function
-    from hindsight_rl.core.training import train_from_scratch
+    from hindsight_rl.core.config import DQNConfig, EnvConfig, NetworkConfig
+    from hindsight_rl.core.evaluation import greedy
+    from hindsight_rl.core.rollouts import q_function
 
     timer = CallTimer()
     dqn._train_burst = timer.wrap(dqn._train_burst, lambda run, config: config.gradient_steps)
+    config = DQNConfig(**{**ZOO[env_id], "total_steps": budget}, eval_interval=EVAL_INTERVAL,
+                       eval_episodes=EVAL_EPISODES, keep="last", stop_on_threshold=True,
+                       n_step=n_step)
+    return _train_ours(env_id, EnvConfig(id=env_id), NetworkConfig(hidden_sizes=hidden),
+                       config, seed, timer,
+                       lambda network: greedy(q_function(network)))
+
+
+def run_ours_sac(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
+                 ) -> dict[str, Any]:
+    """The source stage's code path with the project's SAC settings for the task, RL Zoo's
+    budget and stop-on-threshold."""
+    from hindsight_rl.core import sac
+    from hindsight_rl.core.config import NetworkConfig
+
+    timer = CallTimer()
+    sac._train_burst = timer.wrap(sac._train_burst, lambda run, config: config.gradient_steps)
+    env, _, project = project_sac(env_id)
+    config = project.model_copy(update=dict(
+        total_steps=budget, eval_interval=SAC_EVAL_INTERVAL[env_id],
+        eval_episodes=EVAL_EPISODES, keep="last", stop_on_threshold=True, n_step=n_step))
+    return _train_ours(env_id, env, NetworkConfig(hidden_sizes=hidden), config, seed, timer,
+                       actor_actions)
+
+
+def _train_ours(env_id: str, env: Any, network: Any, config: Any, seed: int, timer: CallTimer,
+                actions_of: Any) -> dict[str, Any]:
+    """Warm start and ``train_from_scratch`` timed, as the source stage runs them; the
+    trained network judged as ``actions_of(network)`` plays it."""
+    from hindsight_rl.core import dqn
+    from hindsight_rl.core.training import train_from_scratch
+
     evals = CallTimer()
     dqn.GreedyEvaluator.run = evals.wrap(dqn.GreedyEvaluator.run, lambda *a: 0)
-    env = EnvConfig(id=env_id)
-    config = DQNConfig(**ZOO[env_id], eval_interval=EVAL_INTERVAL, eval_episodes=EVAL_EPISODES,
-                       keep="last", stop_on_threshold=True, n_step=n_step)
     start = time.perf_counter()
-    collect = CollectConfig(steps=WARM_STEPS, policy="uniform", seed=seed)
-    act = behaviour_policy(collect, env_info(env).n_actions, None, np.random.default_rng(seed))
-    warm = collect_rollouts(env, WARM_STEPS, act, seed)
-    [(policy, history)] = train_from_scratch(env, NetworkConfig(hidden_sizes=hidden), config,
-                                             {seed: warm}, eval_seeds(), label=f"ours {env_id}")
+    warm = warm_start(env, seed)
+    [(policy, history)] = train_from_scratch(env, network, config, {seed: warm}, eval_seeds(),
+                                             label=f"ours {env_id}")
     seconds = time.perf_counter() - start
     curve = history[history["metric"] == "eval_return"]
     return _record(env_id, seconds, curve["env_step"].to_numpy(), curve["value"].to_numpy(),
-                   timer, evals.seconds, judge(env_id, q_function(policy.network)))
+                   timer, evals.seconds, judge(env_id, actions_of(policy.network)))
 
 
-def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> dict[str, Any]:
+def actor_actions(actor: Any) -> Any:
+    """A one-member actor's deterministic actions, ``tanh(mean)`` in the bounds."""
+    def actions(obs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return actor.deterministic(torch.from_numpy(obs)[None])[0].numpy()
+    return actions
+
+
+def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
+            ) -> dict[str, Any]:
     """SB3 DQN with the same settings; a callback runs our evaluator and stops at threshold."""
     from stable_baselines3 import DQN
-    from stable_baselines3.common.callbacks import BaseCallback
 
-    from hindsight_rl.core.config import EnvConfig
-    from hindsight_rl.core.evaluation import GreedyEvaluator, greedy
+    from hindsight_rl.core.evaluation import greedy
 
-    settings = dict(ZOO[env_id])
-    budget = settings.pop("total_steps")
+    settings = {key: value for key, value in ZOO[env_id].items() if key != "total_steps"}
     model = DQN("MlpPolicy", env_id, seed=seed, device="cpu", verbose=0,
                 policy_kwargs={"net_arch": list(hidden)}, n_steps=n_step, **settings)
 
@@ -149,15 +250,44 @@ def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> dic
         with torch.inference_mode():
             return model.q_net(torch.as_tensor(obs, dtype=torch.float32)).numpy()
 
-    evaluator = GreedyEvaluator(EnvConfig(id=env_id), eval_seeds())
+    return _learn_sb3(env_id, model, greedy(q_values), budget, EVAL_INTERVAL)
+
+
+def run_sb3_sac(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
+                ) -> dict[str, Any]:
+    """SB3 SAC with RL Zoo's settings; played by its actor's deterministic (mean) action."""
+    from stable_baselines3 import SAC
+
+    settings = {key: value for key, value in ZOO_SAC[env_id].items() if key != "total_steps"}
+    policy_kwargs = {**settings.pop("policy_kwargs", {}), "net_arch": list(hidden)}
+    model = SAC("MlpPolicy", env_id, seed=seed, device="cpu", verbose=0,
+                policy_kwargs=policy_kwargs, n_steps=n_step, **settings)
+
+    def actions(obs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            squashed = model.policy.actor(torch.as_tensor(obs), deterministic=True).numpy()
+        return model.policy.unscale_action(squashed)
+
+    return _learn_sb3(env_id, model, actions, budget, SAC_EVAL_INTERVAL[env_id])
+
+
+def _learn_sb3(env_id: str, model: Any, actions: Any, budget: int, interval: int
+               ) -> dict[str, Any]:
+    """``model.learn`` timed, with a callback that plays ``actions`` on our evaluator every
+    ``interval`` env steps and stops at the threshold; then the judged row."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from hindsight_rl.core.evaluation import GreedyEvaluator
+
+    evaluator = GreedyEvaluator(env_config(env_id), eval_seeds())
     threshold = threshold_of(env_id)
     steps, returns = [], []
     evals = CallTimer()
-    evaluate = evals.wrap(lambda: evaluator.run(greedy(q_values)).mean(), lambda: 0)
+    evaluate = evals.wrap(lambda: evaluator.run(actions).mean(), lambda: 0)
 
     class StopOnThreshold(BaseCallback):
         def _on_step(self) -> bool:
-            if self.num_timesteps % EVAL_INTERVAL and self.num_timesteps != budget:
+            if self.num_timesteps % interval and self.num_timesteps != budget:
                 return True
             steps.append(self.num_timesteps)
             returns.append(float(evaluate()))
@@ -169,7 +299,7 @@ def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int) -> dic
     model.learn(budget, callback=StopOnThreshold())
     seconds = time.perf_counter() - start
     return _record(env_id, seconds, np.array(steps), np.array(returns), timer, evals.seconds,
-                   judge(env_id, q_values))
+                   judge(env_id, actions))
 
 
 def _record(env_id: str, seconds: float, curve_steps: np.ndarray, curve_returns: np.ndarray,
@@ -228,10 +358,14 @@ def raw_env_rate(env_id: str, steps: int = 50_000) -> float:
     import gymnasium as gym
     env = gym.make(env_id)
     env.reset(seed=0)
-    actions = np.random.default_rng(0).integers(env.action_space.n, size=steps)
+    space, rng = env.action_space, np.random.default_rng(0)
+    continuous = isinstance(space, gym.spaces.Box)
+    actions = (rng.uniform(space.low, space.high, size=(steps, *space.shape)).astype(np.float32)
+               if continuous else rng.integers(space.n, size=steps))
+    as_taken = (lambda action: action) if continuous else int
     start = time.perf_counter()
     for action in actions:
-        _, _, terminated, truncated, _ = env.step(int(action))
+        _, _, terminated, truncated, _ = env.step(as_taken(action))
         if terminated or truncated:
             env.reset()
     return steps / (time.perf_counter() - start)
@@ -257,22 +391,168 @@ def kedro_source_seconds(seed: int) -> float:
         return time.perf_counter() - start
 
 
-RUNNERS = {"ours": run_ours, "sb3": run_sb3}
+def raw_sac_update_rate(env_id: str, updates: int = 1_000) -> float:
+    """Updates/s of our SAC update written as a plain PyTorch loop: ``nn.Linear`` MLPs of
+    our network's widths (an actor, two critics on ``[obs, action]``, their Polyak
+    targets), ``torch.optim.Adam`` (per tensor) for each of actor, critics and temperature,
+    the same losses and order, the same input normalisation, batches of our batch size made
+    up front, no replay buffer. Each backward pass reaches only the weights its optimiser
+    steps (``inputs=``), as ours."""
+    import gymnasium as gym
+    from torch import nn
+    _, network, config = project_sac(env_id)
+    env = gym.make(env_id)
+    obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    low, high = (torch.as_tensor(b, dtype=torch.float32) for b in
+                 (env.action_space.low, env.action_space.high))
+    scale, bias = (high - low) / 2, (high + low) / 2
+    shift, obs_scale = torch.randn(obs_dim), torch.rand(obs_dim) + 0.5
+    widths = network.hidden_sizes
+    torch.manual_seed(0)
+
+    def mlp(inputs: int, outputs: int) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for width_in, width_out in zip((inputs, *widths), widths, strict=False):
+            layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Linear(widths[-1], outputs))
+
+    actor = mlp(obs_dim, 2 * action_dim)
+    critics = nn.ModuleList([mlp(obs_dim + action_dim, 1) for _ in range(2)])
+    targets = copy.deepcopy(critics).requires_grad_(False)
+    log_alpha = torch.zeros(1, requires_grad=True)
+    lr, gamma, target_entropy = config.learning_rate, config.gamma, -float(action_dim)
+    actor_optimizer = torch.optim.Adam(actor.parameters(), lr=lr)
+    critic_optimizer = torch.optim.Adam(critics.parameters(), lr=lr)
+    alpha_optimizer = torch.optim.Adam([log_alpha], lr=lr)
+    batch = config.batch_size
+    batches = [(torch.randn(batch, obs_dim), torch.rand(batch, action_dim) * 2 - 1,
+                torch.randn(batch), torch.randn(batch, obs_dim), torch.zeros(batch))
+               for _ in range(64)]
+
+    def sample(obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = actor((obs - shift) * obs_scale).chunk(2, dim=1)
+        log_std = log_std.clamp(-20, 2)
+        noise = torch.randn_like(mean)
+        u = mean + log_std.exp() * noise
+        gaussian = -0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+        squash = 2 * (math.log(2) - u - nn.functional.softplus(-2 * u))
+        return torch.tanh(u) * scale + bias, (gaussian - squash - scale.log()).sum(dim=1)
+
+    def q(nets: nn.ModuleList, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([(obs - shift) * obs_scale, (action - bias) / scale], dim=1)
+        return torch.stack([net(x)[:, 0] for net in nets])
+
+    def update(obs, action, reward, next_obs, done) -> None:
+        policy_action, log_prob = sample(obs)
+        alpha = log_alpha.detach().exp()
+        alpha_loss = -(log_alpha * (log_prob.detach() + target_entropy)).mean()
+        alpha_optimizer.zero_grad()
+        alpha_loss.backward()
+        alpha_optimizer.step()
+        with torch.no_grad():
+            next_action, next_log_prob = sample(next_obs)
+            soft = q(targets, next_obs, next_action).amin(0) - alpha * next_log_prob
+            y = reward + gamma * (1 - done) * soft
+        critic_loss = 0.5 * (q(critics, obs, action) - y).pow(2).mean(dim=1).sum()
+        critic_optimizer.zero_grad()
+        critic_loss.backward()
+        critic_optimizer.step()
+        loss = (alpha * log_prob - q(critics, obs, policy_action).amin(0)).mean()
+        actor_optimizer.zero_grad()
+        loss.backward(inputs=list(actor.parameters()))
+        actor_optimizer.step()
+        with torch.no_grad():
+            for target, online in zip(targets.parameters(), critics.parameters(), strict=True):
+                target.lerp_(online, config.tau)
+
+    for i in range(50):
+        update(*batches[i % 64])
+    start = time.perf_counter()
+    for i in range(updates):
+        update(*batches[i % 64])
+    return updates / (time.perf_counter() - start)
 
 
-def child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...], n_step: int
-          ) -> None:
+def our_sac_update_rate(env_id: str, seeds: int, updates: int = 1_000) -> float:
+    """Seed-updates/s of ``_SACRun.update`` (replay sampling included) on ``seeds`` stacked
+    fresh members with the project's network and batch size, preloaded with uniform steps."""
+    from hindsight_rl.core.dqn import RunSpec, WarmStart, subnormals_flushed
+    from hindsight_rl.core.sac import SACMember, _SACRun
+    from hindsight_rl.core.training import fresh_actor_critic
+    env, network, config = project_sac(env_id)
+    members = []
+    for seed in range(seeds):
+        warm = warm_start(env, seed)
+        preload = WarmStart(warm.obs, warm.action, warm.reward, warm.next_obs, warm.terminated,
+                            episode_id=warm.episode_id)
+        members.append(SACMember(*fresh_actor_critic(env, network, config, seed, warm.obs),
+                                 seed, preload))
+    run = _SACRun(members, RunSpec(env, config, eval_seeds()))
+    with subnormals_flushed():
+        for _ in range(50):
+            run.update(config)
+        start = time.perf_counter()
+        for _ in range(updates):
+            run.update(config)
+        seconds = time.perf_counter() - start
+    for member in run.members:
+        member.close()
+    return seeds * updates / seconds
+
+
+def dqn_references(env_id: str, hidden: tuple[int, ...], ours: list[dict[str, Any]]) -> str:
+    """The raw double-DQN update and raw env stepping, against our in-training rates."""
+    raw_updates, raw_env = raw_update_rate(env_id, hidden), raw_env_rate(env_id)
+    width = "-".join(map(str, hidden))
+    return (f"Raw references in the same run: plain PyTorch update of the {width} "
+            f"network {raw_updates:.0f}/s "
+            f"(ours ÷ raw = {median(ours, 'updates_per_s') / raw_updates:.2f}); one env "
+            f"{raw_env:.0f} steps/s (ours acting ÷ raw = "
+            f"{median(ours, 'env_steps_per_s') / raw_env:.2f}).")
+
+
+def sac_references(env_id: str, hidden: tuple[int, ...], ours: list[dict[str, Any]]) -> str:
+    """The plain PyTorch SAC update against ``_SACRun.update`` (alone and stacked, per
+    seed-update) and against our in-training rate; raw env stepping against our acting.
+    The update references use the project's network: ``--hidden`` changes only training."""
+    _, network, config = project_sac(env_id)
+    raw, raw_env = raw_sac_update_rate(env_id), raw_env_rate(env_id)
+    width = "-".join(map(str, network.hidden_sizes))
+    lines = [f"Raw references in the same run: one SAC update of the {width} networks, batch "
+             f"{config.batch_size}.", "",
+             "| update | seed-updates/s | ÷ plain PyTorch |", "|---|---|---|",
+             f"| plain PyTorch loop (pre-made batches) | {raw:.0f} | 1.00 |"]
+    for seeds in STACKS:
+        rate = our_sac_update_rate(env_id, seeds)
+        what = "1 seed" if seeds == 1 else f"{seeds} seeds stacked"
+        lines.append(f"| ours, `_SACRun.update`, {what} | {rate:.0f} | {rate / raw:.2f} |")
+    training = median(ours, "updates_per_s")
+    lines += [f"| ours in training (1 seed, {'-'.join(map(str, hidden))}, median over seeds) | "
+              f"{training:.0f} | {training / raw:.2f} |", "",
+              f"One env {raw_env:.0f} steps/s (ours acting ÷ raw = "
+              f"{median(ours, 'env_steps_per_s') / raw_env:.2f})."]
+    return "\n".join(lines)
+
+
+RUNNERS = {"dqn": {"ours": run_ours, "sb3": run_sb3},
+           "sac": {"ours": run_ours_sac, "sb3": run_sb3_sac}}
+REFERENCES = {"dqn": dqn_references, "sac": sac_references}
+
+
+def child(algo: str, framework: str, env_id: str, seed: int, hidden: tuple[int, ...],
+          n_step: int, budget: int) -> None:
     torch.set_num_threads(1)
-    print(json.dumps(RUNNERS[framework](env_id, seed, hidden, n_step)))
+    print(json.dumps(RUNNERS[algo][framework](env_id, seed, hidden, n_step, budget)))
 
 
-def run_child(framework: str, env_id: str, seed: int, hidden: tuple[int, ...], n_step: int
-              ) -> dict[str, Any]:
+def run_child(algo: str, framework: str, env_id: str, seed: int, hidden: tuple[int, ...],
+              n_step: int, budget: int) -> dict[str, Any]:
     """One run in a fresh process; ``process_seconds`` is that whole process's wall time
     (Python's start, imports, training, judging), as a user's script would take."""
     start = time.perf_counter()
     out = subprocess.run([sys.executable, __file__, "--child", framework, env_id, str(seed),
-                          "--hidden", *map(str, hidden), "--n-step", str(n_step)],
+                          "--algo", algo, "--hidden", *map(str, hidden),
+                          "--n-step", str(n_step), "--max-steps", str(budget)],
                          capture_output=True, text=True, check=True)
     return {**json.loads(out.stdout.strip().splitlines()[-1]),
             "process_seconds": time.perf_counter() - start}
@@ -283,8 +563,9 @@ def median(rows: list[dict[str, Any]], key: str) -> float:
 
 
 def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[str, tuple],
-          n_step: dict[str, int], raw_updates: float, raw_env: float) -> str:
-    """Markdown: medians over seeds per framework, then ours ÷ SB3 and ours ÷ raw."""
+          n_step: dict[str, int], references: str) -> str:
+    """Markdown: medians over seeds per framework, then ours ÷ SB3, the raw ``references``
+    and each seed's row."""
     keys = [("seconds", "wall s to threshold (training)", "{:.1f}"),
             ("process_seconds", "whole process s (start, imports, training, judging)",
              "{:.1f}"),
@@ -317,62 +598,100 @@ def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[st
                                                            for r in sb3]
     lines.append(f"| judged return, 100 episodes, per seed | {' / '.join(judged[0])} | "
                  f"{' / '.join(judged[1])} | |")
-    lines += ["", f"Raw references in the same run: plain PyTorch update of the {widths['ours']} "
-              f"network {raw_updates:.0f}/s "
-              f"(ours ÷ raw = {median(ours, 'updates_per_s') / raw_updates:.2f}); one env "
-              f"{raw_env:.0f} steps/s (ours acting ÷ raw = "
-              f"{median(ours, 'env_steps_per_s') / raw_env:.2f})."]
+    lines += ["", references]
     kedro = "kedro_seconds" in ours[0]
-    per_seed = ["", "| seed | ours s | ours steps |" + (" `kedro run` s |" if kedro else "")
-                + " SB3 s | SB3 steps |", "|---|---|---|---|---|" + ("---|" if kedro else "")]
+    per_seed = ["", "| seed | ours s | ours steps | ours judged | ours RSS MB |"
+                + (" `kedro run` s |" if kedro else "")
+                + " SB3 s | SB3 steps | SB3 judged | SB3 RSS MB |",
+                "|---|---|---|---|---|---|---|---|---|" + ("---|" if kedro else "")]
     for seed, (a, b) in enumerate(zip(ours, sb3, strict=True)):
         command = f" {a['kedro_seconds']:.1f} |" if kedro else ""
-        per_seed.append(f"| {seed} | {a['seconds']:.1f} | {a['env_steps']} |{command} "
-                        f"{b['seconds']:.1f} | {b['env_steps']} |")
+        per_seed.append(f"| {seed} | {_seed_cells(a)} |{command} {_seed_cells(b)} |")
     return "\n".join(lines + per_seed) + "\n"
+
+
+def _seed_cells(row: dict[str, Any]) -> str:
+    return (f"{row['seconds']:.1f} | {row['env_steps']} | {row['judged_return']:.1f} | "
+            f"{row['peak_rss_mb']:.0f}")
+
+
+def settings_of(algo: str, env_id: str, args: argparse.Namespace
+                ) -> tuple[dict[str, tuple[int, ...]], dict[str, int], int]:
+    """Each framework's hidden widths and n-step targets for ``env_id`` (the command line's,
+    else each side's own: ours from conf/base, SB3's from RL Zoo), and the budget both
+    share (RL Zoo's, capped by ``--max-steps``)."""
+    if algo == "dqn":
+        ours_hidden, ours_n_step, sb3_hidden = (128, 128), N_STEP[env_id], (256, 256)
+        budget = ZOO[env_id]["total_steps"]
+    else:
+        _, network, config = project_sac(env_id)
+        ours_hidden, ours_n_step = tuple(network.hidden_sizes), config.n_step
+        zoo = ZOO_SAC[env_id]
+        sb3_hidden = tuple(zoo.get("policy_kwargs", {}).get("net_arch", (256, 256)))
+        budget = zoo["total_steps"]
+    hidden = {"ours": tuple(args.hidden or ours_hidden),
+              "sb3": tuple(args.sb3_hidden or sb3_hidden)}
+    n_step = {"ours": args.n_step or ours_n_step, "sb3": args.sb3_n_step}
+    return hidden, n_step, min(budget, args.max_steps or budget)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(ZOO), choices=list(ZOO))
+    parser.add_argument("--algo", choices=list(RUNNERS), default="dqn",
+                        help="dqn (CartPole-v1, MountainCar-v0) or sac (Pendulum-v1, "
+                             "MountainCarContinuous-v0)")
+    parser.add_argument("--tasks", nargs="+", default=None, choices=[*ZOO, *ZOO_SAC],
+                        help="default: both of the algorithm's tasks")
     parser.add_argument("--seeds", type=int, default=None,
-                        help="seeds per task (default: 5 for CartPole-v1, 3 for MountainCar-v0)")
-    parser.add_argument("--hidden", type=int, nargs=2, default=[128, 128],
-                        help="our hidden widths (default: the project's 128 128)")
-    parser.add_argument("--sb3-hidden", type=int, nargs=2, default=[256, 256],
-                        help="SB3's hidden widths (default: RL Zoo's 256 256)")
+                        help="seeds per task (default: 5 for CartPole-v1 and Pendulum-v1, "
+                             "3 for MountainCar-v0 and MountainCarContinuous-v0)")
+    parser.add_argument("--hidden", type=int, nargs=2, default=None,
+                        help="our hidden widths (default: the project's, 128 128)")
+    parser.add_argument("--sb3-hidden", type=int, nargs=2, default=None,
+                        help="SB3's hidden widths (default: RL Zoo's: 256 256, 64 64 for "
+                             "SAC on MountainCarContinuous-v0)")
     parser.add_argument("--n-step", type=int, default=None,
                         help="our n-step targets (default: the project's for the task, "
-                             "5 on MountainCar-v0, 3 on CartPole-v1)")
+                             "5 on MountainCar-v0, 3 on CartPole-v1, 1 with SAC)")
     parser.add_argument("--sb3-n-step", type=int, default=1,
                         help="SB3's n-step targets (default: RL Zoo's 1)")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="cap on every budget (default: RL Zoo's): a quick check only")
     parser.add_argument("--no-kedro", action="store_true",
                         help="skip timing the whole `kedro run --pipeline source` command")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/vs_sb3.md"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: benchmarks/vs_sb3.md (dqn), benchmarks/vs_sb3_sac.md "
+                             "(sac)")
     parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "ENV", "SEED"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]), tuple(args.hidden),
-              args.n_step)
+        child(args.algo, args.child[0], args.child[1], int(args.child[2]),
+              tuple(args.hidden), args.n_step, args.max_steps)
         return
-    hidden = {"ours": tuple(args.hidden), "sb3": tuple(args.sb3_hidden)}
+    zoo, seeds = (ZOO, DEFAULT_SEEDS) if args.algo == "dqn" else (ZOO_SAC, SAC_SEEDS)
+    tasks = args.tasks or list(zoo)
+    if set(tasks) - set(zoo):
+        parser.error(f"--algo {args.algo} runs on {', '.join(zoo)}; got {', '.join(tasks)}")
+    out = args.out or Path("benchmarks/vs_sb3.md" if args.algo == "dqn"
+                           else f"benchmarks/vs_sb3_{args.algo}.md")
     torch.set_num_threads(1)
     report = []
-    for env_id in args.tasks:
-        n_step = {"ours": args.n_step or N_STEP[env_id], "sb3": args.sb3_n_step}
+    for env_id in tasks:
+        hidden, n_step, budget = settings_of(args.algo, env_id, args)
         results: dict[str, list[dict[str, Any]]] = {"ours": [], "sb3": []}
-        for seed in range(args.seeds or DEFAULT_SEEDS[env_id]):
-            for framework in RUNNERS:
-                results[framework].append(run_child(framework, env_id, seed,
-                                                    hidden[framework], n_step[framework]))
+        for seed in range(args.seeds or seeds[env_id]):
+            for framework in RUNNERS[args.algo]:
+                results[framework].append(run_child(args.algo, framework, env_id, seed,
+                                                    hidden[framework], n_step[framework],
+                                                    budget))
                 print(env_id, framework, seed, results[framework][-1], flush=True)
             if env_id == SOURCE_TASK and not args.no_kedro:
                 results["ours"][-1]["kedro_seconds"] = kedro_source_seconds(seed)
-        report.append(table(env_id, results, hidden, n_step,
-                            raw_update_rate(env_id, hidden["ours"]), raw_env_rate(env_id)))
+        references = REFERENCES[args.algo](env_id, hidden["ours"], results["ours"])
+        report.append(table(env_id, results, hidden, n_step, references))
         print(report[-1], flush=True)
-    args.out.write_text("\n".join(report))
+    out.write_text("\n".join(report))
 
 
 if __name__ == "__main__":
