@@ -504,8 +504,8 @@ def subnormals_flushed() -> Iterator[None]:
 
 def _train_stack(members: Sequence[Member], spec: RunSpec,
                  checkpoints: Checkpoints | None) -> list[TrainResult]:
-    _check_warm_starts(members, spec)
-    return train_stack(_StackRun(members, spec), checkpoints, _run_key(members, spec))
+    check_warm_starts(members, spec)
+    return train_stack(_StackRun(members, spec), checkpoints, training_run_key(members, spec))
 
 
 def train_stack(run: Any, checkpoints: Checkpoints | None, key: str) -> list[TrainResult]:
@@ -557,7 +557,7 @@ def unfreeze_stalled(run: Any) -> None:
                         ", ".join(run.spec.finetune.frozen), run.step, patience)
 
 
-def _check_warm_starts(members: Sequence[Member] | Sequence[Any], spec: RunSpec) -> None:
+def check_warm_starts(members: Sequence[Member] | Sequence[Any], spec: RunSpec) -> None:
     """Members step together, so their warm starts must count the same env steps."""
     start = {min(m.warm_start.steps_taken if m.warm_start is not None else 0,
                  spec.config.total_steps) for m in members}
@@ -607,7 +607,7 @@ def _next_multiple(step: int, checkpoints: Checkpoints | None) -> float:
     return (step // checkpoints.interval + 1) * checkpoints.interval
 
 
-def _run_key(members: Sequence[Member] | Sequence[Any], spec: RunSpec) -> str:
+def training_run_key(members: Sequence[Member] | Sequence[Any], spec: RunSpec) -> str:
     """What identifies a run: settings, seeds, initial weights and warm-start data."""
     settings = {"env": spec.env_config.model_dump(), "dqn": spec.config.model_dump(),
                 "seeds": [m.seed for m in members], "eval_seeds": list(spec.eval_seeds),

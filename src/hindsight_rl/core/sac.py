@@ -32,17 +32,17 @@ from hindsight_rl.core.dqn import (
     RunSpec,
     TrainResult,
     WarmStart,
-    _check_warm_starts,
-    _run_key,
+    check_warm_starts,
     return_to_go_loss,
     subnormals_flushed,
     train_stack,
+    training_run_key,
 )
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.evaluation import GreedyEvaluator
 from hindsight_rl.core.guidance import Guidance
 from hindsight_rl.core.replay import Batch, batch_arrays
-from hindsight_rl.core.stacked import StackedOptimizer, _AdamGroup
+from hindsight_rl.core.stacked import AdamGroup, StackedOptimizer
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ class _SACRun:
         tuned = config.ent_coef == "auto"
         initial = config.ent_coef_init if tuned else max(float(config.ent_coef), 1e-30)
         self.log_alpha = torch.full((seeds, 1), math.log(initial), requires_grad=tuned)
-        self.temperature = _AdamGroup([self.log_alpha], [True] * seeds) if tuned else None
+        self.temperature = AdamGroup([self.log_alpha], [True] * seeds) if tuned else None
         self.target_entropy = (-float(self.actor.action_dim) if config.target_entropy is None
                                else config.target_entropy)
         self.members = [_SACMemberRun(k, member, spec) for k, member in enumerate(members)]
@@ -413,7 +413,7 @@ def train_sac(members: Sequence[SACMember], env_config: EnvConfig, config: SACCo
     results = []
     with subnormals_flushed():
         for stack in stacks:
-            _check_warm_starts(stack, spec)
-            results += train_stack(_SACRun(stack, spec), checkpoints, _run_key(stack, spec))
+            check_warm_starts(stack, spec)
+            results += train_stack(_SACRun(stack, spec), checkpoints, training_run_key(stack, spec))
     return results
 

@@ -42,7 +42,7 @@ def clip_member_gradients(grads: Sequence[torch.Tensor], max_norm: float) -> Non
         g.mul_(scale.view(-1, *(1,) * (g.dim() - 1)))
 
 
-class _AdamGroup:
+class AdamGroup:
     """Parameters that started training together, with Adam's moments and steps. Adam sees
     each member's slice of a parameter as a tensor of its own, so a member's arithmetic is
     the same whatever else is stacked (the fused kernel's vector and scalar paths round
@@ -107,7 +107,7 @@ class StackedOptimizer:
         self.frozen_parameters = network.part_parameters(frozen)
         for parameter in self.frozen_parameters:
             parameter.requires_grad_(False)
-        self.groups = [_AdamGroup([p for p in network.parameters() if p.requires_grad],
+        self.groups = [AdamGroup([p for p in network.parameters() if p.requires_grad],
                                   [True] * self.members)]
 
     @property
@@ -147,7 +147,7 @@ class StackedOptimizer:
         if len(self.groups) == 1:
             for parameter in self.frozen_parameters:
                 parameter.requires_grad_(True)
-            self.groups.append(_AdamGroup(self.frozen_parameters, [False] * self.members))
+            self.groups.append(AdamGroup(self.frozen_parameters, [False] * self.members))
         self.groups[1].start(range(self.members) if members is None else members)
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
