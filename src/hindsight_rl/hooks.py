@@ -31,6 +31,7 @@ from hindsight_rl.core.trajectories import is_trajectory_table
 from hindsight_rl.datasets import MinariDataset, PolicyFileDataset
 from hindsight_rl.datasets.saved_files import file_path, saved_files
 from hindsight_rl.pipelines.branches import (
+    check_source_actions,
     dag_shape,
     pretrained_policy,
     project_config,
@@ -54,8 +55,10 @@ class ValidateParametersHook:
 
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: Any) -> None:
-        config = project_config(context.config_loader["parameters"], dag_shape())
+        shape = dag_shape()
+        config = project_config(context.config_loader["parameters"], shape)
         check_environments(config)
+        check_source_actions(config, shape)
 
     @hook_impl
     def after_catalog_created(self, catalog: Any, load_versions: dict[str, str] | None

@@ -9,10 +9,11 @@ import sys
 
 import pytest
 
-from hindsight_rl.core.config import ConfigError, DQNConfig, from_mapping
+from hindsight_rl.core.config import ConfigError, DQNConfig, ProjectConfig, from_mapping
 from hindsight_rl.pipeline_registry import register_pipelines
 from hindsight_rl.pipelines.branches import (
     DagShape,
+    check_source_actions,
     dag_shape,
     node_costs,
     project_config,
@@ -128,3 +129,25 @@ def test_run_inputs_are_read_back_by_arm_and_seed():
     runs = runs_by_arm((3, 5), tuple(names))
     assert runs["scratch"][5] == ("seed_5.scratch_policy", "seed_5.scratch_history")
     assert runs["finetuned"][3] == ("seed_3.finetuned_policy", "seed_3.finetune_history")
+
+
+@pytest.mark.parametrize(("source", "source_actions", "message"), [
+    ({"env": {"id": "MountainCar-v0"}}, [[-1.0], [1.0]],
+     r"targets.mcc.source_actions: got 2 actions of shape \(1,\), expected one per source "
+     r"action \(3\) of 1 entries each \(source 'src'\)"),
+    ({"env": {"id": "MountainCar-v0"}}, [[-1.0], [0.0], [2.0]],
+     r"expected actions within the target's bounds \[-1.0\]..\[1.0\]"),
+    ({"env": {"id": "Pendulum-v1"}, "algorithm": "sac"}, [[-1.0], [0.0], [1.0]],
+     "the source is an actor with continuous actions of its own"),
+])
+def test_source_actions_must_fit_the_source_and_the_target_before_any_node(
+        source, source_actions, message):
+    shape = from_mapping(DagShape, {"targets": {}, "continuous": {
+        "mcc": {"sources": ["src"], "seeds": [0]}}})
+    config = from_mapping(ProjectConfig, {
+        "sources": {"src": source},
+        "targets": {"mcc": {"env": {"id": "MountainCarContinuous-v0"}, "algorithm": "sac",
+                            "source_actions": source_actions,
+                            "collect": {"policy": "epsilon_greedy"}}}})
+    with pytest.raises(ConfigError, match=message):
+        check_source_actions(config, shape)

@@ -211,19 +211,20 @@ def _policy(result: TrainResult, env_config: EnvConfig, dqn_config: DQNConfig | 
                               **temperature})
 
 
-def _source_action_table(pretrained: Policy, source_actions: Sequence[Sequence[float]],
-                         low: np.ndarray, high: np.ndarray) -> np.ndarray:
+def source_action_table(source_actions: Sequence[Sequence[float]],
+                        source_n_actions: int | None, low: np.ndarray, high: np.ndarray
+                        ) -> np.ndarray:
     """``source_actions`` as an array, after checking it fits both sides: one target action
-    (inside the bounds) per action of a Discrete source."""
-    network = pretrained.network
-    if not isinstance(network, QNetwork):
-        raise ConfigError("source_actions: set, but the chosen source is an actor with "
-                          "continuous actions of its own; set it to null")
+    (inside the bounds ``low``..``high``) per action of a Discrete source
+    (``source_n_actions``; None: the source is an actor, which needs no table)."""
+    if source_n_actions is None:
+        raise ConfigError("source_actions: set, but the source is an actor with continuous "
+                          "actions of its own; set it to null")
     table = np.asarray(source_actions, np.float32)
-    if table.shape != (network.n_actions, len(low)):
+    if table.shape != (source_n_actions, len(low)):
         raise ConfigError(f"source_actions: got {len(table)} actions of shape "
                           f"{table.shape[1:]}, expected one per source action "
-                          f"({network.n_actions}) of {len(low)} entries each")
+                          f"({source_n_actions}) of {len(low)} entries each")
     if ((table < low) | (table > high)).any():
         raise ConfigError(f"source_actions: got {table.tolist()}, expected actions within "
                           f"the target's bounds {low.tolist()}..{high.tolist()}")
@@ -244,7 +245,10 @@ def continuous_behaviour(pretrained: Policy, actor: GaussianActor,
     if collect is not None and collect.policy == "uniform":
         return uniform_box(low, high, rng)
     if source_actions is not None:
-        table = _source_action_table(pretrained, source_actions, low, high)
+        network = pretrained.network
+        table = source_action_table(
+            source_actions, network.n_actions if isinstance(network, QNetwork) else None,
+            low, high)
         if collect is None:
             q_values = q_function(pretrained.network)
             return lambda obs: table[int(q_values(np.asarray(obs)[None])[0].argmax())]

@@ -32,6 +32,8 @@ from hindsight_rl.core.config import (
     group_seeds,
     invalid,
 )
+from hindsight_rl.core.envs import env_info
+from hindsight_rl.core.training import source_action_table
 
 SETTINGS_MODULE = "hindsight_rl.settings"
 WHERE = "DAG_SHAPE in src/hindsight_rl/settings.py"
@@ -308,6 +310,23 @@ def training_cost(dqn: TrainingConfig, budget: int, seeds: int, trunk_frozen: bo
     updates = max(0, budget - dqn.learning_starts) / dqn.train_freq * dqn.gradient_steps
     products = 4 if trunk_frozen else 5
     return seeds * (budget + updates * dqn.batch_size * products / 5) / 1000
+
+
+def check_source_actions(config: ProjectConfig, shape: DagShape) -> None:
+    """Each continuous target's ``source_actions`` fits every candidate source it may
+    transfer from (one target action per Discrete source action) and its own action bounds:
+    checked on the configured environments before any node, not after pretraining."""
+    for name, target in config.targets.items():
+        if target.source_actions is None:
+            continue
+        info = env_info(target.env)
+        for source in shape.all_targets[name].sources:
+            try:
+                source_action_table(target.source_actions,
+                                    env_info(config.sources[source].env).n_actions,
+                                    info.action_low, info.action_high)
+            except ConfigError as error:
+                raise ConfigError(f"targets.{name}.{error} (source {source!r})") from None
 
 
 def check_parameters(config: ProjectConfig, shape: DagShape) -> None:
