@@ -227,3 +227,29 @@ def test_pink_acting_noise_runs_and_resumes(tmp_path, monkeypatch):
     resumed = train_sac(_members([4], config=config), PENDULUM, config, eval_seeds=[7],
                         checkpoints=checkpoints)
     assert _same_weights(reference[0].network, resumed[0].network)
+
+
+def test_unfreezing_lets_the_trunk_train_in_the_actor_and_both_critics(monkeypatch):
+    q_network = fresh_network(EnvConfig(id="MountainCar-v0"), NETWORK, 5,
+                              np.zeros((0, 2), np.float32))
+    pretrained = Policy(network=q_network, env=EnvConfig(id="MountainCar-v0"), gamma=0.99)
+    target = EnvConfig(id="MountainCarContinuous-v0")
+    actor, critic, parts = transferred_actor_critic(pretrained, target, TINY, 0,
+                                                    np.zeros((0, 2), np.float32))
+    unfrozen = []
+    real = sac._SACRun.unfreeze
+
+    def record(run, members=None):
+        real(run, members)
+        unfrozen.append([p.requires_grad for p in run.critic.trunk.parameters()])
+
+    monkeypatch.setattr(sac._SACRun, "unfreeze", record)
+    finetune = FinetuneConfig(frozen=("trunk",), unfreeze_after_steps=100,
+                              unfreeze_patience=None)
+    [result] = train_sac([SACMember(actor, critic, 0)], target, TINY, eval_seeds=[7],
+                         finetune=finetune, transferred=parts)
+    assert unfrozen and all(unfrozen[0]), "the critics' trunk trains once unfrozen"
+    assert result.frozen == ()
+    trunk = q_network.trunk.state_dict()
+    assert not all(torch.equal(value, trunk[key])
+                   for key, value in result.network.trunk.state_dict().items())

@@ -266,7 +266,8 @@ class _SACRun:
         seeds = len(self.members)
         members = range(seeds) if members is None else members
         self.optimizer.unfreeze(members)
-        self.critic_optimizer.unfreeze([i for k in members for i in (k, seeds + k)])
+        self.critic_optimizer.unfreeze([i for k in members
+                                        for i in self.critic.member_slices(k)])
 
     def train(self) -> None:
         config = self.spec.config
