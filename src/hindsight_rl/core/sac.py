@@ -10,7 +10,8 @@ entropy; the critics regress on ``r + γ^m (min Q_target(s', a') − α log π(a
 β·(G_t − Q)² on rows with an exact return-to-go; the actor minimises
 ``α log π(a|s) − min Q(s, a)`` with the reparameterised action; the target critics move
 ``tau`` of the way toward the critics. Each member draws its noise from a generator of its
-own, so a member trains the same whatever else is stacked with it.
+own, so what else is stacked with a member changes its numbers by rounding only (tanh, exp
+and softplus round by their position in a tensor; DQN's ReLU networks match bit for bit).
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ def stack_critics(critics: Sequence[TwinCritic]) -> TwinCritic:
     stacked = TwinCritic(first.obs_dim, _low(first), _high(first), first.config,
                          seeds=len(critics))
     states = [critic.state_dict() for critic in critics]
-    stacked.load_state_dict({key: value if key in ("action_scale", "action_bias") else torch.cat(
-        [state[key][twin:twin + 1] for twin in (0, 1) for state in states])
+    shared = ("action_scale", "action_bias")  # one copy for every member
+    stacked.load_state_dict({
+        key: value if key in shared else torch.cat(
+            [state[key][twin:twin + 1] for twin in (0, 1) for state in states])
         for key, value in states[0].items()})
     return stacked
 
