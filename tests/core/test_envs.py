@@ -327,8 +327,9 @@ def test_a_table_that_fits_its_env_passes():
      "has 2 observation and 0 goal columns; MountainCar-v0 gives 2 and its config 1"),
 ])
 def test_a_table_from_another_task_fails_naming_it(damage, env, problem):
-    table = damage(_mountaincar_table())
-    table.attrs = _mountaincar_table().attrs
+    original = _mountaincar_table()
+    table = damage(original)
+    table.attrs = original.attrs
     with pytest.raises(TrajectoryTableError, match=f"^mc.hindsight_dataset: {problem}"):
         check_table_fits(table, env, "mc.hindsight_dataset")
 
@@ -365,8 +366,9 @@ def test_a_continuous_table_that_fits_its_env_passes():
      "was collected with env_id 'Pendulum-v1'"),
 ])
 def test_a_continuous_table_that_does_not_fit_fails_naming_why(damage, env, problem):
-    table = damage(_pendulum_table())
-    table.attrs = _pendulum_table().attrs
+    original = _pendulum_table()
+    table = damage(original)
+    table.attrs = original.attrs
     with pytest.raises(TrajectoryTableError, match=f"^p.hindsight_dataset: {problem}"):
         check_table_fits(table, env, "p.hindsight_dataset")
 

@@ -161,17 +161,24 @@ def test_a_non_finite_loss_stops_the_run_naming_the_member(monkeypatch):
         train_sac(_members([3]), PENDULUM, TINY, eval_seeds=[7])
 
 
-def test_a_resumed_run_ends_where_an_uninterrupted_one_would(tmp_path, monkeypatch, caplog):
-    reference = train_sac(_members([2, 3]), PENDULUM, TINY, eval_seeds=[7])
-    checkpoints = Checkpoints(tmp_path, interval=100)
+def _interrupt_at(monkeypatch, step: int):
+    """Training bursts stop the run with a KeyboardInterrupt from env step ``step`` on;
+    returns the real burst, to put back."""
     real = sac._train_burst
 
     def interrupted(run, config):
-        if run.step >= 250:
+        if run.step >= step:
             raise KeyboardInterrupt
         real(run, config)
 
     monkeypatch.setattr(sac, "_train_burst", interrupted)
+    return real
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_would(tmp_path, monkeypatch, caplog):
+    reference = train_sac(_members([2, 3]), PENDULUM, TINY, eval_seeds=[7])
+    checkpoints = Checkpoints(tmp_path, interval=100)
+    real = _interrupt_at(monkeypatch, 250)
     with pytest.raises(KeyboardInterrupt):
         train_sac(_members([2, 3]), PENDULUM, TINY, eval_seeds=[7], checkpoints=checkpoints)
     monkeypatch.setattr(sac, "_train_burst", real)
@@ -212,14 +219,7 @@ def test_pink_acting_noise_runs_and_resumes(tmp_path, monkeypatch):
     white = train_sac(_members([4]), PENDULUM, TINY, eval_seeds=[7])
     assert not _same_weights(reference[0].network, white[0].network)
     checkpoints = Checkpoints(tmp_path, interval=100)
-    real = sac._train_burst
-
-    def interrupted(run, config):
-        if run.step >= 150:  # mid-episode: the episode's pink sequence is restored
-            raise KeyboardInterrupt
-        real(run, config)
-
-    monkeypatch.setattr(sac, "_train_burst", interrupted)
+    real = _interrupt_at(monkeypatch, 150)  # mid-episode: its pink sequence is restored
     with pytest.raises(KeyboardInterrupt):
         train_sac(_members([4], config=config), PENDULUM, config, eval_seeds=[7],
                   checkpoints=checkpoints)

@@ -24,7 +24,15 @@ import torch
 from torch import nn
 
 from hindsight_rl.core.config import NetworkConfig
-from hindsight_rl.core.networks import MLPEncoder, StackedLinear, TransferError
+from hindsight_rl.core.networks import (
+    MLPEncoder,
+    StackedLinear,
+    StackedNetwork,
+    TransferError,
+    load_stacked,
+    set_normalisation,
+    stacked_trunk,
+)
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 """Bounds of the actor's log-standard-deviation (SB3's): the clamp the numpy player and the
@@ -33,52 +41,17 @@ ACTOR_PARTS = ("encoder", "trunk", "head")
 CRITIC_PARTS = ("encoder", "action_in", "trunk", "head")
 
 
-def _trunk(members: int, sizes: Sequence[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width_in, width_out in zip(sizes[:-1], sizes[1:], strict=True):
-        layers += [StackedLinear(members, width_in, width_out), nn.ReLU()]
-    return nn.Sequential(*layers)
-
-
-def _set_normalisation(encoder: MLPEncoder, shift: np.ndarray | None,
-                       scale: np.ndarray | None) -> None:
-    with torch.no_grad():
-        if shift is not None:
-            encoder.shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
-        if scale is not None:
-            encoder.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
-
-
-class _Parts(nn.Module):
-    """What both networks share: parts by name, their layers in forward order, members."""
-
-    PARTS: tuple[str, ...] = ()
-
-    def part(self, name: str) -> nn.Module:
-        if name not in self.PARTS:
-            raise KeyError(f"unknown part {name!r}; parts are {self.PARTS}")
-        return getattr(self, name)
-
-    def part_parameters(self, parts: Sequence[str]) -> list[nn.Parameter]:
-        """The parameters of the named parts, in forward order."""
-        return [p for name in self.PARTS if name in parts for p in self.part(name).parameters()]
-
-    def layers(self) -> list[tuple[str, StackedLinear]]:
-        """Every linear layer in forward order with its state-dict prefix."""
-        return [(name, module) for name, module in self.named_modules()
-                if isinstance(module, StackedLinear)]
+class _ActorCriticPart(StackedNetwork):
+    """What the actor and the critic add: the first layer's pre-activation, and the action
+    bounds they are built for (``action_scale``, ``action_bias`` buffers)."""
 
     @property
-    def members(self) -> int:
-        return int(self.head.weight.shape[0])
+    def action_low(self) -> np.ndarray:
+        return (self.action_bias - self.action_scale)[0, 0].numpy().copy()
 
     @property
-    def obs_dim(self) -> int:
-        return int(self.encoder.shift.shape[2])
-
-    def member_state(self, k: int) -> dict[str, torch.Tensor]:
-        """Member ``k``'s state dict as a one-member network's, copied."""
-        return {key: value[k:k + 1].clone() for key, value in self.state_dict().items()}
+    def action_high(self) -> np.ndarray:
+        return (self.action_bias + self.action_scale)[0, 0].numpy().copy()
 
     def _normalised_features(self, obs: torch.Tensor) -> torch.Tensor:
         """The encoder's first layer before its activation."""
@@ -87,7 +60,7 @@ class _Parts(nn.Module):
                              first.weight)
 
 
-class GaussianActor(_Parts):
+class GaussianActor(_ActorCriticPart):
     """Squashed Gaussian policy of ``members`` networks: ``(members, batch, obs_dim)`` →
     mean and log-std ``(members, batch, action_dim)``."""
 
@@ -101,28 +74,20 @@ class GaussianActor(_Parts):
         sizes = config.hidden_sizes
         action_dim = len(action_low)
         self.encoder = MLPEncoder(members, obs_dim, sizes[0])
-        self.trunk = _trunk(members, sizes)
+        self.trunk = stacked_trunk(members, sizes)
         self.head = StackedLinear(members, sizes[-1], 2 * action_dim)
         low, high = (torch.as_tensor(np.asarray(b, np.float32)) for b in (action_low, action_high))
         self.register_buffer("action_scale", ((high - low) / 2).expand(members, 1, -1).clone())
         self.register_buffer("action_bias", ((high + low) / 2).expand(members, 1, -1).clone())
         with torch.no_grad():
             self.head.bias[:, :, action_dim:] = log_std_init
-        _set_normalisation(self.encoder, shift, scale)
+        set_normalisation(self.encoder, shift, scale)
         self.config = config
         self.log_std_init = log_std_init
 
     @property
     def action_dim(self) -> int:
         return int(self.action_scale.shape[2])
-
-    @property
-    def action_low(self) -> np.ndarray:
-        return (self.action_bias - self.action_scale)[0, 0].numpy().copy()
-
-    @property
-    def action_high(self) -> np.ndarray:
-        return (self.action_bias + self.action_scale)[0, 0].numpy().copy()
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self._normalised_features(obs).relu()
@@ -151,7 +116,7 @@ class GaussianActor(_Parts):
         first = networks[0]
         stacked = cls(first.obs_dim, first.action_low, first.action_high, first.config,
                       members=len(networks), log_std_init=first.log_std_init)
-        _load_stacked(stacked, networks)
+        load_stacked(stacked, networks)
         return stacked
 
     def member(self, k: int) -> GaussianActor:
@@ -185,7 +150,7 @@ class ActionInput(nn.Module):
         self.weight = nn.Parameter(StackedLinear(members, action_dim, features).weight.data)
 
 
-class TwinCritic(_Parts):
+class TwinCritic(_ActorCriticPart):
     """Two Q-functions per seed: ``members`` is twice the number of seeds. Takes
     observations and actions ``(seeds, batch, ·)`` and gives ``(2, seeds, batch)``."""
 
@@ -200,12 +165,12 @@ class TwinCritic(_Parts):
         action_dim = len(action_low)
         self.encoder = MLPEncoder(members, obs_dim, sizes[0])
         self.action_in = ActionInput(members, action_dim, sizes[0])
-        self.trunk = _trunk(members, sizes)
+        self.trunk = stacked_trunk(members, sizes)
         self.head = StackedLinear(members, sizes[-1], 1)
         low, high = (torch.as_tensor(np.asarray(b, np.float32)) for b in (action_low, action_high))
         self.register_buffer("action_scale", ((high - low) / 2).view(1, 1, -1))
         self.register_buffer("action_bias", ((high + low) / 2).view(1, 1, -1))
-        _set_normalisation(self.encoder, shift, scale)
+        set_normalisation(self.encoder, shift, scale)
         self.config = config
 
     @property
@@ -224,15 +189,6 @@ class TwinCritic(_Parts):
     def member_slices(self, k: int) -> list[int]:
         """The members that are seed ``k``'s two critics."""
         return [k, self.seeds + k]
-
-
-def _load_stacked(stacked: nn.Module, networks: Sequence[nn.Module]) -> None:
-    states = [n.state_dict() for n in networks]
-    shapes = {tuple((k, tuple(v.shape)) for k, v in state.items()) for state in states}
-    if len(shapes) != 1:
-        raise ValueError(f"networks to stack must have one shape, got {sorted(shapes)}")
-    stacked.load_state_dict({key: torch.cat([state[key] for state in states])
-                             for key in states[0]})
 
 
 def transfer_into(source: nn.Module, actor: GaussianActor, critic: TwinCritic) -> list[str]:

@@ -322,6 +322,61 @@ class MemberRun:
     def close(self) -> None:
         self.env.close()
 
+    def result(self, played: QNetwork | Any, env_steps: int, config: TrainingConfig,
+               frozen: tuple[str, ...], temperature: float | None = None) -> TrainResult:
+        """This member's network (its best or last weights, as ``config.keep`` says) and
+        history; closes its env."""
+        self.close()
+        network = played.member(self.index)
+        if config.keep == "best" and self.best_state is not None:
+            network.load_state_dict(self.best_state)
+        return TrainResult(network=network, history=self.history.frame(),
+                           env_steps=env_steps, frozen=frozen, temperature=temperature)
+
+
+def members_checkpoint(members: Sequence[MemberRun]) -> tuple[dict[str, torch.Tensor],
+                                                                list[dict[str, Any]]]:
+    """Every member's part of a run's checkpoint: tensors prefixed ``member<k>``, and the
+    documents in member order."""
+    tensors: dict[str, torch.Tensor] = {}
+    documents = []
+    for k, member in enumerate(members):
+        part = member.checkpoint()
+        tensors.update(prefixed(f"member{k}", part.tensors))
+        documents.append(part.document)
+    return tensors, documents
+
+
+def restore_members(members: Sequence[MemberRun], tensors: dict[str, torch.Tensor],
+                    documents: list[dict[str, Any]]) -> None:
+    """Inverse of :func:`members_checkpoint`."""
+    for k, member in enumerate(members):
+        member.restore(Checkpoint(unprefixed(f"member{k}", tensors), documents[k]))
+
+
+def finite_members(parameters: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Whether each member's slices of every tensor are finite ``(members,)``."""
+    with torch.no_grad():
+        return torch.stack([p.flatten(1).isfinite().all(dim=1) for p in parameters]).all(dim=0)
+
+
+def record_losses(members: Sequence[MemberRun], mean_losses: list[float],
+                  weights_finite: list[bool], step: int, loss_name: str, advice: str) -> None:
+    """Each member's mean loss of a burst recorded, after checking that every loss and the
+    weights are finite; otherwise the run stops naming the member, the step and its last
+    finite loss (``loss_name`` names the loss, ``advice`` what to lower)."""
+    for member, mean_loss, finite in zip(members, mean_losses, weights_finite, strict=True):
+        if not (np.isfinite(mean_loss) and finite):
+            what = ("weights became non-finite" if np.isfinite(mean_loss)
+                    else f"{loss_name} became {mean_loss}")
+            last = (f"last finite loss {member.last_finite_loss}"
+                    if np.isfinite(member.last_finite_loss) else "no finite loss before it")
+            raise NonFiniteLossError(f"{member.label}: {what} at env step {step}; {last}. "
+                                     f"Nothing from this run was saved: {advice}")
+    for member, mean_loss in zip(members, mean_losses, strict=True):
+        member.last_finite_loss = mean_loss
+        member.history.add(step, "loss", mean_loss)
+
 
 class _MemberRun(MemberRun):
     """A DQN member: ε-greedy on its Q-values."""
@@ -417,11 +472,8 @@ class _StackRun:
                    **prefixed("target", self.target.state_dict()),
                    **prefixed("adam", optimizer_tensors),
                    **prefixed("guidance", guidance_tensors)}
-        members = []
-        for k, member in enumerate(self.members):
-            part = member.checkpoint()
-            tensors.update(prefixed(f"member{k}", part.tensors))
-            members.append(part.document)
+        member_tensors, members = members_checkpoint(self.members)
+        tensors.update(member_tensors)
         document = {"step": self.step, "adam": optimizer_document,
                     "guidance": guidance_document, "members": members}
         return Checkpoint(tensors, document)
@@ -432,23 +484,15 @@ class _StackRun:
         self.target.load_state_dict(unprefixed("target", tensors))
         self.optimizer.load_state(unprefixed("adam", tensors), document["adam"])
         self.guidance.load_state(unprefixed("guidance", tensors), document["guidance"])
-        for k, member in enumerate(self.members):
-            member.restore(Checkpoint(unprefixed(f"member{k}", tensors),
-                                      document["members"][k]))
+        restore_members(self.members, tensors, document["members"])
         self.step = document["step"]
 
     def results(self) -> list[TrainResult]:
         """Each member's network (its best or last weights) and history; closes the envs."""
-        results = []
-        for member, frozen in zip(self.members, self.optimizer.frozen_members, strict=True):
-            member.close()
-            network = self.online.member(member.index)
-            if self.spec.config.keep == "best" and member.best_state is not None:
-                network.load_state_dict(member.best_state)
-            results.append(TrainResult(network=network, history=member.history.frame(),
-                                       env_steps=self.step,
-                                       frozen=self.spec.finetune.frozen if frozen else ()))
-        return results
+        return [member.result(self.online, self.step, self.spec.config,
+                              self.spec.finetune.frozen if frozen else ())
+                for member, frozen in zip(self.members, self.optimizer.frozen_members,
+                                          strict=True)]
 
 
 def train_dqn(members: Sequence[Member], env_config: EnvConfig, config: DQNConfig,
@@ -634,19 +678,6 @@ def _train_burst(run: _StackRun, config: DQNConfig) -> None:
         loss = dqn_loss(run.batch, run.online, run.target, config, run.guidance)
         run.optimizer.step(loss.sum())
         total += loss.detach()
-    with torch.no_grad():
-        weights_finite = torch.stack([p.flatten(1).isfinite().all(dim=1)
-                                      for p in run.online.parameters()]).all(dim=0).tolist()
-    mean_losses = (total / config.gradient_steps).tolist()
-    for member, mean_loss, finite in zip(run.members, mean_losses, weights_finite, strict=True):
-        if not (np.isfinite(mean_loss) and finite):
-            what = ("weights became non-finite" if np.isfinite(mean_loss)
-                    else f"loss became {mean_loss}")
-            last = (f"last finite loss {member.last_finite_loss}"
-                    if np.isfinite(member.last_finite_loss) else "no finite loss before it")
-            raise NonFiniteLossError(f"{member.label}: {what} at env step {run.step}; {last}. "
-                                     "Nothing from this run was saved: lower "
-                                     "dqn.learning_rate or dqn.max_grad_norm")
-    for member, mean_loss in zip(run.members, mean_losses, strict=True):
-        member.last_finite_loss = mean_loss
-        member.history.add(run.step, "loss", mean_loss)
+    record_losses(run.members, (total / config.gradient_steps).tolist(),
+                  finite_members(list(run.online.parameters())).tolist(), run.step, "loss",
+                  "lower dqn.learning_rate or dqn.max_grad_norm")

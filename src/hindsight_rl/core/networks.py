@@ -62,7 +62,69 @@ class MLPEncoder(nn.Sequential):
         return super().forward((obs - self.shift) * self.scale)
 
 
-class QNetwork(nn.Module):
+def stacked_trunk(members: int, sizes: Sequence[int]) -> nn.Sequential:
+    """Trunk layers ``sizes[i] → sizes[i+1]``, each followed by a ReLU."""
+    layers: list[nn.Module] = []
+    for width_in, width_out in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [StackedLinear(members, width_in, width_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+def set_normalisation(encoder: MLPEncoder, shift: np.ndarray | None,
+                      scale: np.ndarray | None) -> None:
+    """The encoder's input shift and scale (every member's), where given."""
+    with torch.no_grad():
+        if shift is not None:
+            encoder.shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
+        if scale is not None:
+            encoder.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+
+
+def load_stacked(stacked: nn.Module, networks: Sequence[nn.Module]) -> None:
+    """Load ``networks`` (each of one member) into ``stacked`` as its members, in order."""
+    states = [n.state_dict() for n in networks]
+    shapes = {tuple((k, tuple(v.shape)) for k, v in state.items()) for state in states}
+    if len(shapes) != 1:
+        raise ValueError(f"networks to stack must have one shape, got {sorted(shapes)}")
+    stacked.load_state_dict({key: torch.cat([state[key] for state in states])
+                             for key in states[0]})
+
+
+class StackedNetwork(nn.Module):
+    """What every network here shares (the Q-network, SAC's actor and critic): named parts
+    (``PARTS``, in forward order) with an ``encoder`` and a ``head``, their linear layers,
+    and ``members`` stacked along the leading axis of every weight."""
+
+    PARTS: tuple[str, ...] = PART_NAMES
+
+    @property
+    def members(self) -> int:
+        return int(self.head.weight.shape[0])
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.encoder.shift.shape[2])
+
+    def part(self, name: str) -> nn.Module:
+        if name not in self.PARTS:
+            raise KeyError(f"unknown part {name!r}; parts are {self.PARTS}")
+        return getattr(self, name)
+
+    def layers(self) -> list[tuple[str, StackedLinear]]:
+        """Every linear layer in forward order with its state-dict prefix (``trunk.0``...)."""
+        return [(name, module) for name, module in self.named_modules()
+                if isinstance(module, StackedLinear)]
+
+    def part_parameters(self, parts: Sequence[str]) -> list[nn.Parameter]:
+        """The parameters of the named parts, in forward order."""
+        return [p for name in self.PARTS if name in parts for p in self.part(name).parameters()]
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """Member ``k``'s state dict as a one-member network's, copied."""
+        return {key: value[k:k + 1].clone() for key, value in self.state_dict().items()}
+
+
+class QNetwork(StackedNetwork):
     """``head(trunk(encoder(obs)))`` for ``members`` networks at once: observations
     ``(members, batch, obs_dim)`` → Q-values ``(members, batch, n_actions)``."""
 
@@ -72,26 +134,11 @@ class QNetwork(nn.Module):
         super().__init__()
         sizes = config.hidden_sizes
         self.encoder = MLPEncoder(members, obs_dim, sizes[0])
-        trunk: list[nn.Module] = []
-        for width_in, width_out in zip(sizes[:-1], sizes[1:], strict=True):
-            trunk += [StackedLinear(members, width_in, width_out), nn.ReLU(inplace=True)]
-        self.trunk = nn.Sequential(*trunk)
+        self.trunk = stacked_trunk(members, sizes)
         self.head = StackedLinear(members, sizes[-1], n_actions)
-        with torch.no_grad():
-            if shift is not None:
-                self.encoder.shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
-            if scale is not None:
-                self.encoder.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+        set_normalisation(self.encoder, shift, scale)
         self.config = config
         self._layers = [layer for _, layer in self.layers()]
-
-    @property
-    def members(self) -> int:
-        return int(self.head.weight.shape[0])
-
-    @property
-    def obs_dim(self) -> int:
-        return int(self.encoder.shift.shape[2])
 
     @property
     def n_actions(self) -> int:
@@ -107,32 +154,12 @@ class QNetwork(nn.Module):
         head = self._layers[-1]
         return torch.baddbmm(head.bias, x, head.weight)
 
-    def part(self, name: str) -> nn.Module:
-        if name not in PART_NAMES:
-            raise KeyError(f"unknown part {name!r}; parts are {PART_NAMES}")
-        return getattr(self, name)
-
-    def layers(self) -> list[tuple[str, StackedLinear]]:
-        """Every linear layer in forward order with its state-dict prefix (``trunk.0``...)."""
-        return [(name, module) for name, module in self.named_modules()
-                if isinstance(module, StackedLinear)]
-
-    def part_parameters(self, parts: Sequence[str]) -> list[nn.Parameter]:
-        """The parameters of the named parts, in forward order."""
-        return [p for name in PART_NAMES if name in parts for p in self.part(name).parameters()]
-
     @classmethod
     def stack(cls, networks: Sequence[QNetwork]) -> QNetwork:
         """One network whose member ``k`` is a copy of ``networks[k]`` (each of one member)."""
-        shapes = {tuple((k, tuple(v.shape)) for k, v in n.state_dict().items())
-                  for n in networks}
-        if len(shapes) != 1:
-            raise ValueError(f"networks to stack must have one shape, got {sorted(shapes)}")
         first = networks[0]
         stacked = cls(first.obs_dim, first.n_actions, first.config, members=len(networks))
-        states = [n.state_dict() for n in networks]
-        stacked.load_state_dict({key: torch.cat([state[key] for state in states])
-                                 for key in states[0]})
+        load_stacked(stacked, networks)
         return stacked
 
     def member(self, k: int) -> QNetwork:
@@ -140,10 +167,6 @@ class QNetwork(nn.Module):
         network = QNetwork(self.obs_dim, self.n_actions, self.config)
         network.load_state_dict(self.member_state(k))
         return network
-
-    def member_state(self, k: int) -> dict[str, torch.Tensor]:
-        """Member ``k``'s state dict as a one-member network's, copied."""
-        return {key: value[k:k + 1].clone() for key, value in self.state_dict().items()}
 
     def numpy_forward(self) -> NumpyStack:
         """Q-values in numpy on views of the current weights (see :class:`NumpyStack`)."""

@@ -29,11 +29,14 @@ from hindsight_rl.core.config import EnvConfig, FinetuneConfig, SACConfig
 from hindsight_rl.core.dqn import (
     CurveCallback,
     MemberRun,
-    NonFiniteLossError,
     RunSpec,
     TrainResult,
     WarmStart,
     check_warm_starts,
+    finite_members,
+    members_checkpoint,
+    record_losses,
+    restore_members,
     return_to_go_loss,
     subnormals_flushed,
     train_stack,
@@ -65,7 +68,7 @@ def stack_critics(critics: Sequence[TwinCritic]) -> TwinCritic:
     """One twin critic for every seed: the first critics of all seeds, then the second ones
     (the member order :class:`TwinCritic` computes in)."""
     first = critics[0]
-    stacked = TwinCritic(first.obs_dim, _low(first), _high(first), first.config,
+    stacked = TwinCritic(first.obs_dim, first.action_low, first.action_high, first.config,
                          seeds=len(critics))
     states = [critic.state_dict() for critic in critics]
     shared = ("action_scale", "action_bias")  # one copy for every member
@@ -74,14 +77,6 @@ def stack_critics(critics: Sequence[TwinCritic]) -> TwinCritic:
             [state[key][twin:twin + 1] for twin in (0, 1) for state in states])
         for key, value in states[0].items()})
     return stacked
-
-
-def _low(critic: TwinCritic) -> np.ndarray:
-    return (critic.action_bias - critic.action_scale).flatten().numpy()
-
-
-def _high(critic: TwinCritic) -> np.ndarray:
-    return (critic.action_bias + critic.action_scale).flatten().numpy()
 
 
 def critic_targets(batch: Batch, actor: GaussianActor, target: TwinCritic,
@@ -307,22 +302,17 @@ class _SACRun:
         return losses.detach()
 
     def finite_weights(self) -> list[bool]:
-        """Whether each member's actor and both its critics are finite."""
+        """Whether each member's actor, both its critics and its temperature are finite."""
         seeds = len(self.members)
-        with torch.no_grad():
-            actor = torch.stack([p.flatten(1).isfinite().all(dim=1)
-                                 for p in self.actor.parameters()]).all(dim=0)
-            critic = torch.stack([p.flatten(1).isfinite().all(dim=1)
-                                  for p in self.critic.parameters()]).all(dim=0)
-            return (actor & critic[:seeds] & critic[seeds:]
-                    & self.log_alpha.isfinite().view(-1)).tolist()
+        actor = finite_members(list(self.actor.parameters()))
+        critic = finite_members(list(self.critic.parameters()))
+        return (actor & critic[:seeds] & critic[seeds:]
+                & self.log_alpha.isfinite().view(-1)).tolist()
 
     def checkpoint(self) -> Checkpoint:
         actor_tensors, actor_document = self.optimizer.state()
         critic_tensors, critic_document = self.critic_optimizer.state()
-        temperature = {} if self.temperature is None else {
-            f"{key}.{i}": value for key, values in self.temperature.state().items()
-            for i, value in enumerate(values)}
+        temperature = {} if self.temperature is None else self.temperature.state()
         guidance_tensors, guidance_document = self.guidance.state()
         tensors = {**prefixed("actor", self.actor.state_dict()),
                    **prefixed("guidance", guidance_tensors),
@@ -332,11 +322,8 @@ class _SACRun:
                    **prefixed("adam_critic", critic_tensors),
                    **prefixed("adam_alpha", temperature),
                    "log_alpha": self.log_alpha.detach()}
-        members = []
-        for k, member in enumerate(self.members):
-            part = member.checkpoint()
-            tensors.update(prefixed(f"member{k}", part.tensors))
-            members.append(part.document)
+        member_tensors, members = members_checkpoint(self.members)
+        tensors.update(member_tensors)
         document = {"step": self.step, "adam_actor": actor_document,
                     "guidance": guidance_document,
                     "adam_critic": critic_document, "members": members}
@@ -354,28 +341,18 @@ class _SACRun:
         with torch.no_grad():
             self.log_alpha.copy_(tensors["log_alpha"])
         if self.temperature is not None:
-            saved = unprefixed("adam_alpha", tensors)
-            for key, values in self.temperature.state().items():
-                for i, value in enumerate(values):
-                    value.copy_(saved[f"{key}.{i}"])
-        for k, member in enumerate(self.members):
-            member.restore(Checkpoint(unprefixed(f"member{k}", tensors),
-                                      document["members"][k]))
+            self.temperature.load_state(unprefixed("adam_alpha", tensors))
+        restore_members(self.members, tensors, document["members"])
         self.step = document["step"]
 
     def results(self) -> list[TrainResult]:
-        """Each member's actor (its best or last weights) and history; closes the envs."""
-        results = []
-        for member, frozen in zip(self.members, self.optimizer.frozen_members, strict=True):
-            member.close()
-            actor = self.actor.member(member.index)
-            if self.spec.config.keep == "best" and member.best_state is not None:
-                actor.load_state_dict(member.best_state)
-            results.append(TrainResult(network=actor, history=member.history.frame(),
-                                       env_steps=self.step,
-                                       frozen=self.spec.finetune.frozen if frozen else (),
-                                       temperature=float(self.alpha[member.index])))
-        return results
+        """Each member's actor (its best or last weights), history and final temperature;
+        closes the envs."""
+        return [member.result(self.actor, self.step, self.spec.config,
+                              self.spec.finetune.frozen if frozen else (),
+                              float(self.alpha[member.index]))
+                for member, frozen in zip(self.members, self.optimizer.frozen_members,
+                                          strict=True)]
 
 
 def _train_burst(run: _SACRun, config: SACConfig) -> None:
@@ -386,19 +363,8 @@ def _train_burst(run: _SACRun, config: SACConfig) -> None:
     run.guidance.at_step(run.step, config.total_steps)
     for _ in range(config.gradient_steps):
         total += run.update(config)
-    mean_losses = (total / config.gradient_steps).tolist()
-    for member, mean_loss, finite in zip(run.members, mean_losses, run.finite_weights(),
-                                         strict=True):
-        if not (np.isfinite(mean_loss) and finite):
-            what = ("weights became non-finite" if np.isfinite(mean_loss)
-                    else f"critic loss became {mean_loss}")
-            last = (f"last finite loss {member.last_finite_loss}"
-                    if np.isfinite(member.last_finite_loss) else "no finite loss before it")
-            raise NonFiniteLossError(f"{member.label}: {what} at env step {run.step}; {last}. "
-                                     "Nothing from this run was saved: lower "
-                                     "sac.learning_rate or set sac.max_grad_norm")
-        member.last_finite_loss = mean_loss
-        member.history.add(run.step, "loss", mean_loss)
+    record_losses(run.members, (total / config.gradient_steps).tolist(), run.finite_weights(),
+                  run.step, "critic loss", "lower sac.learning_rate or set sac.max_grad_norm")
 
 
 def train_sac(members: Sequence[SACMember], env_config: EnvConfig, config: SACConfig,

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch.optim.adam import adam
 
+from hindsight_rl.core.checkpoints import unprefixed
 from hindsight_rl.core.networks import QNetwork
 
 
@@ -83,8 +84,16 @@ class AdamGroup:
              steps, fused=True, amsgrad=False, beta1=betas[0], beta2=betas[1], lr=learning_rate,
              weight_decay=0.0, eps=eps, maximize=False)
 
-    def state(self) -> dict[str, list[torch.Tensor]]:
-        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "step": self.steps}
+    def state(self) -> dict[str, torch.Tensor]:
+        """The moments and steps, named ``<i>.<exp_avg|exp_avg_sq|step>`` by parameter."""
+        columns = {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "step": self.steps}
+        return {f"{i}.{key}": value for key, values in columns.items()
+                for i, value in enumerate(values)}
+
+    def load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """A state from :meth:`state`, copied into this group's tensors."""
+        for name, value in self.state().items():
+            value.copy_(tensors[name])
 
 
 def _members(tensors: Sequence[torch.Tensor], members: Sequence[int]) -> list[torch.Tensor]:
@@ -152,8 +161,8 @@ class StackedOptimizer:
 
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Every group's moments and steps as tensors, and how many groups there are."""
-        tensors = {f"{g}.{i}.{key}": value for g, group in enumerate(self.groups)
-                   for key, values in group.state().items() for i, value in enumerate(values)}
+        tensors = {f"{g}.{name}": value for g, group in enumerate(self.groups)
+                   for name, value in group.state().items()}
         return tensors, {"groups": len(self.groups), "frozen_members": self.frozen_members}
 
     def load_state(self, tensors: dict[str, torch.Tensor], document: dict[str, Any]) -> None:
@@ -165,6 +174,4 @@ class StackedOptimizer:
             raise ValueError(f"checkpoint has {document['groups']} Adam groups, the run "
                              f"{len(self.groups)}")
         for g, group in enumerate(self.groups):
-            for key, values in group.state().items():
-                for i, value in enumerate(values):
-                    value.copy_(tensors[f"{g}.{i}.{key}"])
+            group.load_state(unprefixed(str(g), tensors))
