@@ -1,5 +1,6 @@
 """Project pipelines: the four stages, all of them as ``__default__``, ``retrain``,
-``ablation``, ``transfer_suite``, ``continuous``, ``tune`` and ``export_minari``, built
+``ablation``, ``transfer_suite``, ``continuous``, ``minigrid``, ``tune`` and
+``export_minari``, built
 from the DAG's shape (``DAG_SHAPE`` in settings) and nothing else."""
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     stages["ablation"] = ablation.create_pipeline(shape)
     stages["transfer_suite"] = suite.create_pipeline(shape)
     stages["continuous"] = every_stage(shape, shape.continuous)
+    stages["minigrid"] = every_stage(shape, shape.minigrid)
     stages["tune"] = tune.create_pipeline(shape)
     stages["export_minari"] = export.create_pipeline(targets)
     return stages

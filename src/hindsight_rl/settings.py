@@ -61,6 +61,11 @@ DAG_SHAPE = {
         "mountaincar_continuous": {"sources": ["mountaincar"], "seeds": [0, 1, 2]},
         "pendulum_heavy": {"sources": ["pendulum"], "seeds": [0, 1, 2]},
     },
+    # `kedro run --pipeline minigrid`: image observations, DQN with a convolutional encoder;
+    # the 5x5 and 8x8 rooms show the same 7x7 view, so the whole network carries over.
+    "minigrid": {
+        "doorkey_8x8": {"sources": ["doorkey"], "seeds": [0, 1, 2]},
+    },
     # Seeds of an arm trained in one node, sharing each update (same weights in any grouping);
     # None: all of a target's seeds. 1 gives one task per seed, for a cluster with more
     # workers than arms.

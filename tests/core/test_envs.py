@@ -8,6 +8,7 @@ from hindsight_rl.core.config import (
     EnvConfig,
     GoalConfig,
     NetworkConfig,
+    ObservationConfig,
     ProjectConfig,
     from_mapping,
 )
@@ -380,3 +381,44 @@ def test_a_continuous_table_does_not_fit_a_discrete_env():
             "^p.hindsight_dataset: has 1 continuous action columns .*; MountainCar-v0 has 3 "
             r"discrete actions \(one 'action' column\)")):
         check_table_fits(table, EnvConfig(id="MountainCar-v0"), "p.hindsight_dataset")
+
+
+def test_the_observation_setting_picks_a_dict_entry_hides_entries_and_declares_a_range():
+    view = env_info(EnvConfig(id="MiniGrid-DoorKey-5x5-v0",
+                              observation=ObservationConfig(key="image", high=10.0)))
+    assert (view.obs_dim, view.image_shape, view.n_actions) == (147, (7, 7, 3), 7)
+    assert view.obs_high.max() == 10.0 and view.obs_low.min() == 0.0
+    novel = EnvConfig(id="CartPole-v1", observation=ObservationConfig(keep=(0, 2)))
+    env = make_env(novel)
+    full = make_env(EnvConfig(id="CartPole-v1"))
+    obs, _ = env.reset(seed=3)
+    every, _ = full.reset(seed=3)
+    assert np.array_equal(obs, every[[0, 2]]), "the velocities are hidden"
+    assert env_info(novel).obs_dim == 2
+
+
+@pytest.mark.parametrize(("env", "problem"), [
+    ({"id": "MiniGrid-DoorKey-5x5-v0"}, "observation is a dict of \\['direction', 'image', "
+                                        "'mission'\\]; name the entry"),
+    ({"id": "MiniGrid-DoorKey-5x5-v0", "observation": {"key": "view"}},
+     "got 'view', expected one of"),
+    ({"id": "CartPole-v1", "observation": {"key": "image"}}, "observation is not a dict"),
+    ({"id": "CartPole-v1", "observation": {"keep": [0, 4]}}, "index 4 is outside"),
+    ({"id": "CartPole-v1", "observation": {"low": 1.0, "high": 0.0}},
+     "expected a number above low")])
+def test_a_wrong_observation_setting_names_the_problem(env, problem):
+    with pytest.raises(ConfigError, match=problem):
+        env_info(from_mapping(EnvConfig, env, "env"))
+
+
+@pytest.mark.parametrize(("source", "problem"), [
+    ({"env": {"id": "CartPole-v1"}, "network": {"encoder": "cnn"}},
+     "network.encoder: got 'cnn', but CartPole-v1's observation is a 4-entry vector"),
+    ({"env": {"id": "MiniGrid-DoorKey-5x5-v0", "observation": {"key": "image"}},
+      "network": {"encoder": "cnn", "conv": {"channels": [4], "kernels": [8],
+                                             "strides": [1]}}},
+     "network.conv: a 7×7 image is too small for kernels \\[8\\]")])
+def test_a_cnn_encoder_must_fit_the_observation_before_any_work(source, problem):
+    project = from_mapping(ProjectConfig, {"sources": {"s": source}})
+    with pytest.raises(ConfigError, match=f"sources.s.{problem}"):
+        check_environments(project)

@@ -12,7 +12,13 @@ from safetensors.torch import load as load_torch_bytes
 from safetensors.torch import save as save_torch_bytes
 
 from hindsight_rl.core.actor_critic import GaussianActor
-from hindsight_rl.core.config import EnvConfig, GoalConfig, NetworkConfig
+from hindsight_rl.core.config import (
+    ConvConfig,
+    EnvConfig,
+    GoalConfig,
+    NetworkConfig,
+    ObservationConfig,
+)
 from hindsight_rl.core.networks import QNetwork, TransferError, transfer_parts
 from hindsight_rl.core.policy_file import (
     NumpyPolicy,
@@ -506,3 +512,51 @@ def test_an_actor_and_a_q_network_refuse_the_other_kind_of_env(actor_policy, pol
                                               "continuous"):
         check_fits_env(q_network, "Pendulum-v1", _info(4, low=[-2.0], high=[2.0]), "q")
     check_fits_env(q_network, "CartPole-v1", _info(4, n_actions=2), "q")
+
+
+@pytest.fixture
+def conv_policy() -> Policy:
+    torch.manual_seed(3)
+    config = NetworkConfig(hidden_sizes=(16, 16), encoder="cnn",
+                           conv=ConvConfig(channels=(4, 8), kernels=(3, 2), strides=(2, 1)))
+    shift, scale = np.full(147, 5.0, np.float32), np.full(147, 0.2, np.float32)
+    network = QNetwork(147, 7, config, shift, scale, image_shape=(7, 7, 3))
+    env = EnvConfig(id="MiniGrid-DoorKey-5x5-v0", success="terminated",
+                    observation=ObservationConfig(key="image", high=10.0))
+    return Policy(network=network, env=env, gamma=0.99)
+
+
+def test_a_conv_policy_round_trips_and_plays_in_numpy_as_in_torch(conv_policy):
+    data = policy_to_bytes(conv_policy)
+    document = read_document(data)
+    assert document["format_version"] == 3 and document["observation"]["image"] == [7, 7, 3]
+    assert [layer.get("kind") for layer in document["layers"]] == [
+        "conv2d", "conv2d", None, None, None]
+    assert [layer.get("stride") for layer in document["layers"][:2]] == [2, 1]
+    assert document["parts"] == {"encoder": [0, 1, 2], "trunk": [3], "head": [4]}
+    loaded = policy_from_bytes(data)
+    assert policy_to_bytes(loaded) == data
+    obs = np.random.default_rng(0).integers(0, 11, (6, 147)).astype(np.float32)
+    with torch.no_grad():
+        expected = conv_policy.network(torch.from_numpy(obs)[None])[0].numpy()
+        assert np.array_equal(loaded.network(torch.from_numpy(obs)[None])[0].numpy(), expected)
+    assert np.allclose(NumpyPolicy(data).q_values(obs), expected, atol=1e-5)
+    assert NumpyPolicy(data).act(obs[0]) == int(expected[0].argmax())
+
+
+def test_a_file_without_convolutions_is_still_written_as_version_2(policy):
+    assert read_document(policy_to_bytes(policy))["format_version"] == 2
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (lambda d: d["observation"].pop("image"), "convolutions read an image and only they do"),
+    (lambda d: d["observation"].update(image=[7, 7, 4]), "whose product is observation.shape"),
+    (lambda d: d["layers"][0].update(stride=0), "stride is 0, expected an integer >= 1"),
+    (lambda d: d["layers"][2].update(kind="linear"), "a linear layer has no kind"),
+    (lambda d: d.update(format_version=2), "convolutions; they are defined from version 3"),
+    (lambda d: d["layers"][1].update(stride=4), "expected \\(out_features, 8\\)")])
+def test_a_broken_conv_file_is_an_error_naming_the_problem(conv_policy, damage, problem):
+    data = _with_document(policy_to_bytes(conv_policy), damage)
+    for reader in (policy_from_bytes, NumpyPolicy):
+        with pytest.raises(PolicyFileError, match=problem):
+            reader(data)

@@ -93,6 +93,33 @@ class HERConfig(Section):
     """Where relabelled goals come from: a uniformly drawn later step of the same episode."""
 
 
+class ObservationConfig(Section):
+    """What the network sees of an environment's observation, when not the whole of it.
+
+    ``cartpole_novel`` keeps CartPole's positions and hides its velocities (``keep: [0,
+    2]``): the classic partial-observability benchmark. MiniGrid's observation is a dict;
+    ``key: image`` takes its 7×7×3 view, and ``high: 10`` declares the view's real range
+    (its space says 0..255; object indices stop at 10) so it is normalised to about [-1, 1].
+    """
+
+    key: str | None = None
+    """The entry of a ``Dict`` observation to keep."""
+    keep: _list(NonNegativeInt) | None = None
+    """Indices of a flat observation's entries to keep; the others are hidden."""
+    low: float | None = None
+    """The lowest value any entry takes, where the space's own bound is wrong or infinite."""
+    high: float | None = None
+    """The highest value any entry takes, likewise."""
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> ObservationConfig:
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise invalid("high", self.high, f"a number above low ({self.low})")
+        if self.keep is not None and len(set(self.keep)) != len(self.keep):
+            raise invalid("keep", list(self.keep), "distinct indices")
+        return self
+
+
 class EnvConfig(Section):
     """Which Gymnasium environment to build and how to alter it."""
 
@@ -116,14 +143,48 @@ class EnvConfig(Section):
     goal: GoalConfig | None = None
     """Declares a goal-reaching task: the desired goal is appended to every observation
     (the network is goal-conditioned) and ``her`` can relabel transitions."""
+    observation: ObservationConfig | None = None
+    """What the network sees of the observation (a dict entry, some entries, its range)."""
+
+
+class ConvConfig(Section):
+    """The convolutions of a ``cnn`` encoder, one entry per layer (each followed by a ReLU),
+    then a linear layer to the features' width. The default is rl-starter-files' MiniGrid
+    encoder without its max-pool: 2×2 kernels, stride 1, 16-32-64 channels."""
+
+    channels: Annotated[_list(Annotated[int, Field(ge=1, le=1024)]),
+                        Field(min_length=1)] = (16, 32, 64)
+    """Output channels of each convolution."""
+    kernels: Annotated[_list(Annotated[int, Field(ge=1, le=64)]),
+                       Field(min_length=1)] = (2, 2, 2)
+    """Square kernel size of each convolution."""
+    strides: Annotated[_list(Annotated[int, Field(ge=1, le=64)]),
+                       Field(min_length=1)] = (1, 1, 1)
+    """Stride of each convolution."""
+
+    @model_validator(mode="after")
+    def _one_entry_per_layer(self) -> ConvConfig:
+        for name in ("kernels", "strides"):
+            if len(getattr(self, name)) != len(self.channels):
+                raise invalid(name, list(getattr(self, name)),
+                              f"{len(self.channels)} entries, one per entry of channels")
+        return self
 
 
 class NetworkConfig(Section):
-    """Shape of the Q-network: one encoder layer, then trunk layers, then a linear head."""
+    """Shape of the network: an encoder to features, then trunk layers, then a linear head.
+
+    The features' width (``hidden_sizes[0]``) is the contract between encoder and trunk: a
+    trunk carries over between encoders of different types."""
 
     hidden_sizes: Annotated[_list(Annotated[int, Field(ge=1, le=4096)]),
                             Field(min_length=2)] = (128, 128)
     """Width of the encoder output followed by each trunk layer's output."""
+    encoder: Literal["mlp", "cnn"] = "mlp"
+    """``mlp``: one linear layer over the flat observation; ``cnn``: convolutions over an
+    image observation (height × width × channels), then one linear layer."""
+    conv: ConvConfig = ConvConfig()
+    """The convolutions of a ``cnn`` encoder (unused by ``mlp``)."""
 
 
 class CollectConfig(Section):

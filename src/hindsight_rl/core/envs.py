@@ -30,9 +30,14 @@ from hindsight_rl.core.config import (
     ConfigError,
     EnvConfig,
     GoalConfig,
+    NetworkConfig,
+    ObservationConfig,
     ProjectConfig,
     RuntimeConfig,
+    SourceConfig,
 )
+from hindsight_rl.core.errors import HindsightRLError
+from hindsight_rl.core.networks import conv_output_shape
 from hindsight_rl.core.trajectories import TrajectoryTableError, action_width
 
 
@@ -88,6 +93,10 @@ _MAKE_OWN_KEYWORDS = ("max_episode_steps", "disable_env_checker")
 """Keywords ``gymnasium.make`` takes itself; every other one goes to the env's constructor."""
 _PACKAGE_EXTRAS = {"Box2D": "gymnasium[box2d]", "mujoco": "gymnasium[mujoco]",
                    "ale_py": "gymnasium[atari]", "pygame": "gymnasium[classic-control]"}
+REGISTERING_PACKAGES = {"MiniGrid-": ("minigrid", "hindsight-rl[minigrid]"),
+                        "BabyAI-": ("minigrid", "hindsight-rl[minigrid]")}
+"""Packages that register their environments with Gymnasium when imported, by the prefix of
+the ids they register: a known list, so that configuration never names code to import."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,9 @@ class EnvInfo:
     max_episode_steps: int | None
     action_low: np.ndarray | None = None
     action_high: np.ndarray | None = None
+    image_shape: tuple[int, int, int] | None = None
+    """Height, width and channels of an image observation (rows of ``obs_dim`` entries are
+    its pixels in that order); None for a vector observation."""
 
     @property
     def continuous(self) -> bool:
@@ -142,6 +154,60 @@ class GoalObservation(gym.ObservationWrapper):
         return np.concatenate([observation, self.desired]).astype(np.float32)
 
 
+class SelectedObservation(gym.ObservationWrapper):
+    """What the network sees (``env.observation``): a dict observation's entry, a flat
+    observation's chosen entries, declared bounds; an image flattened to a row of pixels
+    (height, width, channels), its shape kept in ``image_shape`` for a ``cnn`` encoder."""
+
+    def __init__(self, env: gym.Env, config: ObservationConfig | None, env_id: str) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        if isinstance(space, gym.spaces.Dict):
+            space = _dict_entry(space, config, env_id)
+        elif config is not None and config.key is not None:
+            raise ConfigError(f"env.observation.key: {env_id}'s observation is not a dict")
+        if not isinstance(space, gym.spaces.Box) or len(space.shape) not in (1, 3):
+            raise ConfigError(f"env.id: {env_id} has observation space {space}; supported: "
+                              "a flat Box (1-d), an image Box (height × width × channels), "
+                              "or a Dict with env.observation.key naming one of those")
+        self.key = None if config is None else config.key
+        self.image_shape = tuple(space.shape) if len(space.shape) == 3 else None
+        low, high = space.low.reshape(-1), space.high.reshape(-1)
+        self.keep = None
+        if config is not None and config.keep is not None:
+            if max(config.keep) >= low.size:
+                raise ConfigError(f"env.observation.keep: index {max(config.keep)} is outside "
+                                  f"{env_id}'s {low.size}-entry observation")
+            if self.image_shape is not None:
+                raise ConfigError("env.observation.keep: an image observation keeps every "
+                                  "pixel; keep is for flat observations")
+            self.keep = np.asarray(config.keep)
+            low, high = low[self.keep], high[self.keep]
+        if config is not None and config.low is not None:
+            low = np.full_like(low, config.low)
+        if config is not None and config.high is not None:
+            high = np.full_like(high, config.high)
+        self.observation_space = gym.spaces.Box(low.astype(np.float32),
+                                                high.astype(np.float32), dtype=np.float32)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        if self.key is not None:
+            observation = observation[self.key]
+        row = np.asarray(observation, np.float32).reshape(-1)
+        return row if self.keep is None else row[self.keep]
+
+
+def _dict_entry(space: gym.spaces.Dict, config: ObservationConfig | None,
+                env_id: str) -> gym.Space:
+    keys = sorted(space.spaces)
+    if config is None or config.key is None:
+        raise ConfigError(f"env.observation.key: {env_id}'s observation is a dict of {keys}; "
+                          "name the entry the network sees")
+    if config.key not in space.spaces:
+        raise ConfigError(f"env.observation.key: got {config.key!r}, expected one of {keys}")
+    return space.spaces[config.key]
+
+
 def without_goal(config: EnvConfig) -> EnvConfig:
     """The plain environment: observations as the task gives them (how a policy file is
     played: it appends its own normalised goal)."""
@@ -158,15 +224,34 @@ def make_env(config: EnvConfig) -> gym.Env:
     if config.entry_point and config.id not in gym.registry:
         _register(config)
     if config.id not in gym.registry:
+        _import_registering_package(config.id)
+    if config.id not in gym.registry:
         close = difflib.get_close_matches(config.id, list(gym.registry), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise ConfigError(f"env.id: unknown Gymnasium environment {config.id!r}.{hint}")
     spec = gym.registry[config.id]
     check_make_kwargs(spec, config.make_kwargs)
     env = _construct(config)
-    _check_spaces(env, config.id)
     apply_overrides(env, config.overrides)
+    if config.observation is not None or not _is_flat_box(env.observation_space):
+        env = SelectedObservation(env, config.observation, config.id)
+    _check_spaces(env, config.id)
     return env if config.goal is None else GoalObservation(env, config.goal)
+
+
+def _is_flat_box(space: gym.Space) -> bool:
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+
+
+def _import_registering_package(env_id: str) -> None:
+    """Import the package that registers ``env_id`` (by its prefix), if it is a known one."""
+    for prefix, (package, extra) in REGISTERING_PACKAGES.items():
+        if env_id.startswith(prefix):
+            try:
+                importlib.import_module(package)
+            except ImportError:
+                raise ConfigError(f"env.id: {env_id} needs the {package} package: "
+                                  f"pip install '{extra}'") from None
 
 
 def _construct(config: EnvConfig) -> gym.Env:
@@ -338,7 +423,7 @@ def _check_spaces(env: gym.Env, env_id: str) -> None:
     """Flat Box observations; Discrete actions (DQN) or a 1-d Box with finite bounds
     (SAC: its squashed actor maps onto the bounds, so an unbounded axis has no scale)."""
     obs_space, act_space = env.observation_space, env.action_space
-    if not (isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1):
+    if not _is_flat_box(obs_space):
         raise ConfigError(f"env.id: {env_id} has observation space {obs_space}; "
                           "supported: a flat Box (1-d)")
     if isinstance(act_space, gym.spaces.Discrete) or is_bounded_box(act_space):
@@ -368,6 +453,7 @@ def env_info(config: EnvConfig) -> EnvInfo:
             max_episode_steps=None if spec is None else spec.max_episode_steps,
             action_low=np.asarray(space.low, np.float32) if continuous else None,
             action_high=np.asarray(space.high, np.float32) if continuous else None,
+            image_shape=getattr(env, "image_shape", None),
         )
     finally:
         env.close()
@@ -397,6 +483,8 @@ def check_environments(project: ProjectConfig) -> None:
         except ConfigError as error:
             raise ConfigError(f"{path}.{error}") from None
         _check_algorithm_fits(run.algorithm, info, run.env.id, path)
+        if isinstance(run, SourceConfig):  # a target takes its source's network
+            _check_encoder_fits(run.network, run.algorithm, info, run.env.id, path)
         if run.training.stop_on_threshold and info.reward_threshold is None:
             raise ConfigError(f"{path}.{run.algorithm}.stop_on_threshold: {run.env.id} has no "
                               "reward threshold; set env.reward_threshold or turn it off")
@@ -412,6 +500,24 @@ def _check_algorithm_fits(algorithm: str, info: EnvInfo, env_id: str, path: str)
     if algorithm == "sac" and not info.continuous:
         raise ConfigError(f"{path}.algorithm: got 'sac', but {env_id} has Discrete actions; "
                           "expected 'dqn'")
+
+
+def _check_encoder_fits(network: NetworkConfig, algorithm: str, info: EnvInfo, env_id: str,
+                        path: str) -> None:
+    """A ``cnn`` encoder reads an image observation through convolutions that fit inside
+    it, for DQN (SAC's actor and critic read vectors)."""
+    if network.encoder != "cnn":
+        return
+    if info.image_shape is None:
+        raise ConfigError(f"{path}.network.encoder: got 'cnn', but {env_id}'s observation is "
+                          f"a {info.obs_dim}-entry vector; expected 'mlp'")
+    if algorithm != "dqn":
+        raise ConfigError(f"{path}.network.encoder: 'cnn' trains with DQN; SAC's actor and "
+                          "critic take 'mlp' encoders")
+    try:
+        conv_output_shape(info.image_shape, network.conv)
+    except HindsightRLError as error:
+        raise ConfigError(f"{path}.{error}") from None
 
 
 def _check_registration_settings(config: EnvConfig, path: str) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hindsight_rl.core.config import PART_NAMES, NetworkConfig
+from hindsight_rl.core.config import PART_NAMES, ConvConfig, NetworkConfig
 from hindsight_rl.core.errors import HindsightRLError
 
 
@@ -62,6 +62,89 @@ class MLPEncoder(nn.Sequential):
         return super().forward((obs - self.shift) * self.scale)
 
 
+class StackedConv2d(nn.Module):
+    """``members`` 2-d convolutions of one shape, run as one grouped convolution (group ``k``
+    is member ``k``'s channels). Weights are stored ``(members, out, in, k, k)`` and biases
+    ``(members, out)`` so that every parameter's leading axis is the member, as everywhere
+    else; each member's is initialised exactly as ``nn.Conv2d`` initialises its own."""
+
+    def __init__(self, members: int, in_channels: int, out_channels: int, kernel: int,
+                 stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.weight = nn.Parameter(torch.empty(members, out_channels, in_channels, kernel,
+                                               kernel))
+        self.bias = nn.Parameter(torch.empty(members, out_channels))
+        bound = 1 / math.sqrt(in_channels * kernel * kernel)
+        with torch.no_grad():
+            for k in range(members):
+                nn.init.kaiming_uniform_(self.weight[k], a=math.sqrt(5))
+                nn.init.uniform_(self.bias[k], -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(batch, members · in, h, w)`` → ``(batch, members · out, h', w')``."""
+        members = self.weight.shape[0]
+        return nn.functional.conv2d(x, self.weight.flatten(0, 1), self.bias.flatten(),
+                                    stride=self.stride, groups=members)
+
+
+def conv_output_shape(image_shape: Sequence[int], conv: ConvConfig) -> tuple[int, int, int]:
+    """Channels, height and width after ``conv``'s layers on an image of ``image_shape``
+    (height, width, channels); a clear error when the image is too small for them."""
+    height, width, _ = image_shape
+    for kernel, stride in zip(conv.kernels, conv.strides, strict=True):
+        height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        if height < 1 or width < 1:
+            raise HindsightRLError(f"network.conv: a {image_shape[0]}×{image_shape[1]} image "
+                                   f"is too small for kernels {list(conv.kernels)} with "
+                                   f"strides {list(conv.strides)}")
+    return conv.channels[-1], height, width
+
+
+class ConvEncoder(nn.Module):
+    """Image observation → features: the flat row of pixels (height, width, channels, as
+    the environment gives them) normalised, read as channels-first, convolutions each
+    followed by a ReLU, flattened (channels, height, width), then ``relu(W x + b)`` to the
+    features' width, so the trunk sees what an MLP encoder would give it."""
+
+    def __init__(self, members: int, image_shape: Sequence[int], conv: ConvConfig,
+                 features: int) -> None:
+        super().__init__()
+        self.image_shape = tuple(int(n) for n in image_shape)
+        obs_dim = math.prod(self.image_shape)
+        self.register_buffer("shift", torch.zeros(members, 1, obs_dim))
+        self.register_buffer("scale", torch.ones(members, 1, obs_dim))
+        channels = (self.image_shape[2], *conv.channels)
+        self.convs = nn.ModuleList(
+            StackedConv2d(members, c_in, c_out, kernel, stride)
+            for c_in, c_out, kernel, stride in zip(channels[:-1], channels[1:], conv.kernels,
+                                                   conv.strides, strict=True))
+        self.linear = StackedLinear(members, math.prod(conv_output_shape(image_shape, conv)),
+                                    features)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        members, batch, _ = obs.shape
+        height, width, channels = self.image_shape
+        x = ((obs - self.shift) * self.scale).view(members, batch, height, width, channels)
+        x = x.permute(1, 0, 4, 2, 3).reshape(batch, members * channels, height, width)
+        for conv in self.convs:
+            x = conv(x).relu_()
+        x = x.reshape(batch, members, -1).transpose(0, 1)
+        return self.linear(x).relu_()
+
+
+def make_encoder(members: int, obs_dim: int, config: NetworkConfig,
+                 image_shape: Sequence[int] | None) -> MLPEncoder | ConvEncoder:
+    """The configured encoder type for observations of ``obs_dim`` entries."""
+    if config.encoder == "mlp":
+        return MLPEncoder(members, obs_dim, config.hidden_sizes[0])
+    if image_shape is None or math.prod(image_shape) != obs_dim:
+        raise HindsightRLError("network.encoder: cnn reads image observations (height × "
+                               "width × channels); this task's observation is a "
+                               f"{obs_dim}-entry vector")
+    return ConvEncoder(members, image_shape, config.conv, config.hidden_sizes[0])
+
+
 def stacked_trunk(members: int, sizes: Sequence[int]) -> nn.Sequential:
     """Trunk layers ``sizes[i] → sizes[i+1]``, each followed by a ReLU."""
     layers: list[nn.Module] = []
@@ -70,7 +153,7 @@ def stacked_trunk(members: int, sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def set_normalisation(encoder: MLPEncoder, shift: np.ndarray | None,
+def set_normalisation(encoder: MLPEncoder | ConvEncoder, shift: np.ndarray | None,
                       scale: np.ndarray | None) -> None:
     """The encoder's input shift and scale (every member's), where given."""
     with torch.no_grad():
@@ -110,10 +193,16 @@ class StackedNetwork(nn.Module):
             raise KeyError(f"unknown part {name!r}; parts are {self.PARTS}")
         return getattr(self, name)
 
-    def layers(self) -> list[tuple[str, StackedLinear]]:
-        """Every linear layer in forward order with its state-dict prefix (``trunk.0``...)."""
+    def layers(self) -> list[tuple[str, StackedLinear | StackedConv2d]]:
+        """Every convolution and linear layer in forward order with its state-dict prefix
+        (``encoder.convs.0``, ``trunk.0``...)."""
         return [(name, module) for name, module in self.named_modules()
-                if isinstance(module, StackedLinear)]
+                if isinstance(module, StackedLinear | StackedConv2d)]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int] | None:
+        """The image a ``cnn`` encoder reads (height, width, channels); None for ``mlp``."""
+        return getattr(self.encoder, "image_shape", None)
 
     def part_parameters(self, parts: Sequence[str]) -> list[nn.Parameter]:
         """The parameters of the named parts, in forward order."""
@@ -130,10 +219,10 @@ class QNetwork(StackedNetwork):
 
     def __init__(self, obs_dim: int, n_actions: int, config: NetworkConfig,
                  shift: np.ndarray | None = None, scale: np.ndarray | None = None,
-                 members: int = 1) -> None:
+                 members: int = 1, image_shape: Sequence[int] | None = None) -> None:
         super().__init__()
         sizes = config.hidden_sizes
-        self.encoder = MLPEncoder(members, obs_dim, sizes[0])
+        self.encoder = make_encoder(members, obs_dim, config, image_shape)
         self.trunk = stacked_trunk(members, sizes)
         self.head = StackedLinear(members, sizes[-1], n_actions)
         set_normalisation(self.encoder, shift, scale)
@@ -148,8 +237,13 @@ class QNetwork(StackedNetwork):
         """``head(trunk(encoder(obs)))``, with the layers' parameters used directly: calling
         each submodule would add nn.Module's call machinery to every layer of the three
         passes an update makes. The same arithmetic."""
-        x = (obs - self.encoder.shift) * self.encoder.scale
-        for layer in self._layers[:-1]:
+        if isinstance(self.encoder, ConvEncoder):
+            x = self.encoder(obs)
+            layers = self._layers[len(self.encoder.convs) + 1:-1]
+        else:
+            x = (obs - self.encoder.shift) * self.encoder.scale
+            layers = self._layers[:-1]
+        for layer in layers:
             x = torch.baddbmm(layer.bias, x, layer.weight).relu_()
         head = self._layers[-1]
         return torch.baddbmm(head.bias, x, head.weight)
@@ -158,13 +252,15 @@ class QNetwork(StackedNetwork):
     def stack(cls, networks: Sequence[QNetwork]) -> QNetwork:
         """One network whose member ``k`` is a copy of ``networks[k]`` (each of one member)."""
         first = networks[0]
-        stacked = cls(first.obs_dim, first.n_actions, first.config, members=len(networks))
+        stacked = cls(first.obs_dim, first.n_actions, first.config, members=len(networks),
+                      image_shape=first.image_shape)
         load_stacked(stacked, networks)
         return stacked
 
     def member(self, k: int) -> QNetwork:
         """A network of one member: a copy of member ``k``."""
-        network = QNetwork(self.obs_dim, self.n_actions, self.config)
+        network = QNetwork(self.obs_dim, self.n_actions, self.config,
+                           image_shape=self.image_shape)
         network.load_state_dict(self.member_state(k))
         return network
 
@@ -182,11 +278,18 @@ class NumpyStack:
     def __init__(self, network: QNetwork) -> None:
         self.shift = network.encoder.shift.numpy()
         self.scale = network.encoder.scale.numpy()
-        self.layers = [(layer.weight.detach().numpy(), layer.bias.detach().numpy())
-                       for _, layer in network.layers()]
+        self.image_shape = network.image_shape
+        layers = [(layer, layer.weight.detach().numpy(), layer.bias.detach().numpy())
+                  for _, layer in network.layers()]
+        self.convs = [(weight, bias, layer.stride) for layer, weight, bias in layers
+                      if isinstance(layer, StackedConv2d)]
+        self.layers = [(weight, bias) for layer, weight, bias in layers
+                       if isinstance(layer, StackedLinear)]
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         x = (np.asarray(obs, np.float32) - self.shift) * self.scale
+        if self.convs:
+            x = numpy_convolutions(x, self.image_shape, self.convs)
         for i, (weight, bias) in enumerate(self.layers):
             x = np.matmul(x, weight) + bias
             if i < len(self.layers) - 1:
@@ -197,6 +300,9 @@ class NumpyStack:
         """Member ``k`` alone (still views of the network's current weights)."""
         view = object.__new__(NumpyStack)
         view.shift, view.scale = self.shift[k:k + 1], self.scale[k:k + 1]
+        view.image_shape = self.image_shape
+        view.convs = [(weight[k:k + 1], bias[k:k + 1], stride)
+                      for weight, bias, stride in self.convs]
         view.layers = [(weight[k:k + 1], bias[k:k + 1]) for weight, bias in self.layers]
         return view
 
@@ -206,15 +312,48 @@ class NumpyStack:
         return lambda obs: member(np.asarray(obs)[None])[0]
 
 
+NumpyConv = tuple[np.ndarray, np.ndarray, int]
+"""``(weight (members, out, in, k, k), bias (members, out), stride)`` of one convolution."""
+
+
+def numpy_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
+                 stride: int) -> np.ndarray:
+    """Each member's convolution in numpy alone: ``x`` ``(members, batch, in, h, w)`` →
+    ``(members, batch, out, h', w')``, as ``torch.nn.functional.conv2d`` computes it, by
+    stride tricks: a read-only view of every kernel-sized window, then one contraction."""
+    kernel = weight.shape[-1]
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kernel, kernel), axis=(3, 4))
+    windows = windows[:, :, :, ::stride, ::stride]
+    out = np.einsum("mbchwij,mocij->mbohw", windows, weight, optimize=True)
+    return out + bias[:, None, :, None, None]
+
+
+def numpy_convolutions(x: np.ndarray, image_shape: Sequence[int],
+                       convs: Sequence[NumpyConv]) -> np.ndarray:
+    """A ``cnn`` encoder's convolutions on normalised flat rows ``(members, batch, h·w·c)``:
+    read as channels-first images, each convolution then a ReLU, flattened (channels,
+    height, width) as :class:`ConvEncoder` flattens them."""
+    members, batch, _ = x.shape
+    height, width, channels = image_shape
+    x = x.reshape(members, batch, height, width, channels).transpose(0, 1, 4, 2, 3)
+    for weight, bias, stride in convs:
+        x = np.maximum(numpy_conv2d(x, weight, bias, stride), 0.0)
+    return x.reshape(members, batch, -1)
+
+
 NumpyLayer = tuple[np.ndarray, np.ndarray, str | None]
 """``(weight (out, in), bias, activation)`` of one linear layer; activation ``relu`` or None."""
 
 
 def numpy_forward(obs: np.ndarray, shift: np.ndarray, scale: np.ndarray,
-                  layers: list[NumpyLayer]) -> np.ndarray:
+                  layers: list[NumpyLayer], image_shape: Sequence[int] | None = None,
+                  convs: Sequence[NumpyConv] = ()) -> np.ndarray:
     """One network's forward pass in numpy alone, from a policy file's layer list: how a
-    policy file is played without torch."""
+    policy file is played without torch. ``convs`` (each weight and bias with a leading
+    member axis of 1) come before ``layers`` for an image observation of ``image_shape``."""
     x = (obs - shift) * scale
+    if convs:
+        x = numpy_convolutions(x[None], image_shape, convs)[0]
     for weight, bias, activation in layers:
         x = x @ weight.T + bias
         if activation == "relu":

@@ -4,13 +4,16 @@ The document (header metadata key ``hindsight_rl``) says everything needed to re
 network or to act greedily with numpy alone; see DESIGN.md, "Policy file". Its ``kind`` says
 which network the file holds: a Q-network (discrete actions, played by argmax) or SAC's
 squashed Gaussian actor (continuous actions, played by its mean through tanh). Version-1
-files, from before actors, have no ``kind`` and are Q-networks.
+files, from before actors, have no ``kind`` and are Q-networks. Version 3 adds convolutional
+encoders (``conv2d`` layers over ``observation.image``); a file without one is written as
+version 2, so that readers of version 2 keep reading every file they could.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,18 +32,23 @@ from hindsight_rl.core.config import (
     PART_NAMES,
     EnvConfig,
     GoalConfig,
+    ConvConfig,
     NetworkConfig,
     from_mapping,
 )
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.networks import QNetwork, numpy_forward
+from hindsight_rl.core.networks import QNetwork, StackedConv2d, numpy_forward
 
 FORMAT = "hindsight-rl/q-network"
 """The format's name, kept from version 1 (when it held Q-networks only) so that every reader
 recognises every file; ``kind`` says what a version-2 file holds."""
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-"""Version 1 is version 2 without ``kind`` (always a Q-network): old files keep playing."""
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Version 1 is version 2 without ``kind`` (always a Q-network): old files keep playing.
+Version 3 is version 2 with ``conv2d`` encoder layers; files without them are still written
+as version 2."""
+CONV2D = "conv2d"
+"""A convolutional layer's ``kind`` (a layer without ``kind`` is linear)."""
 Q_NETWORK, SQUASHED_GAUSSIAN = "q_network", "squashed_gaussian"
 KINDS = (Q_NETWORK, SQUASHED_GAUSSIAN)
 SQUASH = "tanh"
@@ -84,6 +92,10 @@ def policy_to_bytes(policy: Policy) -> bytes:
     """Serialise to safetensors bytes; the same policy always gives the same bytes."""
     tensors = {}
     for prefix, layer in _one_member(policy.network).layers():
+        if isinstance(layer, StackedConv2d):  # (out, in, k, k), as torch stores a conv's
+            tensors[f"{prefix}.weight"] = layer.weight[0].detach().contiguous()
+            tensors[f"{prefix}.bias"] = layer.bias[0].detach().contiguous()
+            continue
         tensors[f"{prefix}.weight"] = layer.weight[0].detach().T.contiguous()  # (out, in)
         tensors[f"{prefix}.bias"] = layer.bias[0, 0].detach().contiguous()
     for name, tensor in tensors.items():
@@ -112,11 +124,14 @@ def sha256_of(policy: Policy) -> str:
 def _document(policy: Policy) -> dict[str, Any]:
     network = policy.network
     layers, parts = [], {name: [] for name in PART_NAMES}
-    for index, (prefix, _) in enumerate(network.layers()):
+    for index, (prefix, layer) in enumerate(network.layers()):
         part = prefix.split(".")[0]
         parts[part].append(index)
-        layers.append({"weight": f"{prefix}.weight", "bias": f"{prefix}.bias",
-                       "activation": None if part == "head" else "relu"})
+        entry = {"weight": f"{prefix}.weight", "bias": f"{prefix}.bias",
+                 "activation": None if part == "head" else "relu"}
+        if isinstance(layer, StackedConv2d):
+            entry.update(kind=CONV2D, stride=layer.stride)
+        layers.append(entry)
     env = policy.env.model_dump()
     goal = env.pop("goal")  # the document's own "goal" entry: the env is built without it
     # A file never names code to import: a custom environment's entry point stays in the
@@ -131,12 +146,15 @@ def _document(policy: Policy) -> dict[str, Any]:
     if goal is not None:
         goal = {**goal, "shift": shift[width:], "scale": scale[width:]}
     actor = isinstance(network, GaussianActor)
+    observation = {"shape": [width], "shift": shift[:width], "scale": scale[:width]}
+    if network.image_shape is not None:
+        observation["image"] = list(network.image_shape)
     document = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if network.image_shape is not None else 2,
         "kind": SQUASHED_GAUSSIAN if actor else Q_NETWORK,
         "env": env,
-        "observation": {"shape": [width], "shift": shift[:width], "scale": scale[:width]},
+        "observation": observation,
         "goal": goal,
         "n_actions": None if actor else network.n_actions,
         "layers": layers,
@@ -282,30 +300,45 @@ def _checked_tensors(load: Callable[[bytes], dict[str, Any]], data: bytes,
 
 def _check_names(document: dict[str, Any], source: str) -> None:
     """Each layer's tensors carry its part's name, as the torch network rebuilds them."""
-    layers = document["layers"]
-    for index, layer in enumerate(layers):
-        part = "encoder" if index == 0 else "head" if index == len(layers) - 1 else "trunk"
+    for index, layer in enumerate(document["layers"]):
+        part = _part_of(index, document)
         for key in ("weight", "bias"):
             if not layer[key].startswith(f"{part}."):
                 raise PolicyFileError(f"{source}: layer {index} is the {part}, but its {key} "
                                       f"is named {layer[key]!r}")
 
 
+def _encoder_layers(document: dict[str, Any]) -> int:
+    """How many layers the encoder has: its convolutions, then one linear layer."""
+    return 1 + sum(1 for layer in document["layers"] if layer.get("kind") == CONV2D)
+
+
+def _part_of(index: int, document: dict[str, Any]) -> str:
+    last = len(document["layers"]) - 1
+    return ("encoder" if index < _encoder_layers(document) else "head" if index == last
+            else "trunk")
+
+
 def _check_layout(document: dict[str, Any], source: str) -> None:
-    """The network the format defines: layers in order encoder, trunk..., head, each
-    ``parts`` entry naming its layers, ReLU everywhere but a linear head, and the scalars
-    the readers use typed and in range."""
+    """The network the format defines: layers in order encoder (its convolutions, then a
+    linear layer), trunk..., head, each ``parts`` entry naming its layers, ReLU everywhere
+    but a linear head, and the scalars the readers use typed and in range."""
     layers = document["layers"]
-    if not isinstance(layers, list) or len(layers) < 3:
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        layers = []
+    encoder = _encoder_layers(document) if layers else 1
+    if len(layers) < encoder + 2:
         raise PolicyFileError(f"{source}: layers must list the encoder, at least one trunk "
                               "layer and the head")
     last = len(layers) - 1
-    expected_parts = {"encoder": [0], "trunk": list(range(1, last)), "head": [last]}
+    expected_parts = {"encoder": list(range(encoder)), "trunk": list(range(encoder, last)),
+                      "head": [last]}
     if document["parts"] != expected_parts:
         raise PolicyFileError(f"{source}: parts is {document['parts']!r}; for {len(layers)} "
                               f"layers the format defines {expected_parts}")
+    _check_convolutions(document, encoder, source)
     for index, layer in enumerate(layers):
-        part = "encoder" if index == 0 else "head" if index == last else "trunk"
+        part = _part_of(index, document)
         expected = HEAD_ACTIVATION if index == last else HIDDEN_ACTIVATION
         if layer["activation"] != expected:
             raise PolicyFileError(
@@ -328,6 +361,37 @@ def _check_layout(document: dict[str, Any], source: str) -> None:
         raise PolicyFileError(f"{source}: observation.shape is {shape!r}, expected [width]")
     if not isinstance(document["provenance"], dict):
         raise PolicyFileError(f"{source}: provenance is not a JSON object")
+
+
+def _check_convolutions(document: dict[str, Any], encoder: int, source: str) -> None:
+    """Convolutions come first, only in version 3, each with an integer stride, and read an
+    ``observation.image`` (height, width, channels) whose pixels are the observation."""
+    layers, version = document["layers"], document["format_version"]
+    for index, layer in enumerate(layers):
+        kind = layer.get("kind", "linear")
+        if kind not in ("linear", CONV2D) or (kind == "linear" and "kind" in layer):
+            raise PolicyFileError(f"{source}: layer {index} has kind {kind!r}; the format "
+                                  f"defines {CONV2D!r} (a linear layer has no kind)")
+        if kind == CONV2D and index >= encoder - 1:
+            raise PolicyFileError(f"{source}: layer {index} is a convolution after the "
+                                  "encoder's convolutions; they must come first")
+        if kind == CONV2D and not (type(layer.get("stride")) is int and layer["stride"] >= 1):
+            raise PolicyFileError(f"{source}: layer {index}'s stride is "
+                                  f"{layer.get('stride')!r}, expected an integer >= 1")
+    image = document["observation"].get("image")
+    if encoder > 1 and version < 3:
+        raise PolicyFileError(f"{source}: format_version {version} has no convolutions; "
+                              "they are defined from version 3")
+    if (encoder > 1) != (image is not None):
+        raise PolicyFileError(f"{source}: observation.image is {image!r} with "
+                              f"{encoder - 1} convolutions; convolutions read an image and "
+                              "only they do")
+    if image is not None and not (
+            isinstance(image, list) and len(image) == 3
+            and all(type(n) is int and n >= 1 for n in image)
+            and math.prod(image) == document["observation"]["shape"][0]):
+        raise PolicyFileError(f"{source}: observation.image is {image!r}, expected [height, "
+                              "width, channels] whose product is observation.shape[0]")
 
 
 def _check_actor(document: dict[str, Any], source: str) -> None:
@@ -392,13 +456,16 @@ def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
 
 
 def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Policy:
-    layers = document["layers"]
-    widths = [int(tensors[layer["weight"]].shape[0]) for layer in layers[:-1]]
-    network = _network_of(document, NetworkConfig(hidden_sizes=tuple(widths)))
+    network = _network_of(document, network_config_of(document, tensors))
     with torch.no_grad():
         for prefix, layer in network.layers():
-            layer.weight[0].copy_(tensors[f"{prefix}.weight"].T)
-            layer.bias[0, 0].copy_(tensors[f"{prefix}.bias"])
+            weight, bias = tensors[f"{prefix}.weight"], tensors[f"{prefix}.bias"]
+            if isinstance(layer, StackedConv2d):
+                layer.weight[0].copy_(weight)
+                layer.bias[0].copy_(bias)
+            else:
+                layer.weight[0].copy_(weight.T)
+                layer.bias[0, 0].copy_(bias)
     goal = document["goal"]
     env = env_config_of(document)
     if goal is not None:
@@ -410,12 +477,27 @@ def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
                   provenance=document["provenance"])
 
 
+def network_config_of(document: dict[str, Any], tensors: dict[str, Any]) -> NetworkConfig:
+    """The network's shape as config, read from its layers' tensors: the linear layers'
+    widths, and a ``cnn`` encoder's channels, kernels and strides."""
+    layers = document["layers"]
+    convs = [layer for layer in layers if layer.get("kind") == CONV2D]
+    widths = tuple(int(tensors[layer["weight"]].shape[0]) for layer in layers[len(convs):-1])
+    if not convs:
+        return NetworkConfig(hidden_sizes=widths)
+    conv = ConvConfig(channels=tuple(int(tensors[c["weight"]].shape[0]) for c in convs),
+                      kernels=tuple(int(tensors[c["weight"]].shape[2]) for c in convs),
+                      strides=tuple(int(c["stride"]) for c in convs))
+    return NetworkConfig(hidden_sizes=widths, encoder="cnn", conv=conv)
+
+
 def _network_of(document: dict[str, Any],
                 config: NetworkConfig) -> QNetwork | GaussianActor:
     """The document's kind of network, its weights still to be loaded."""
     shift, scale = (values.astype(np.float32) for values in input_normalisation(document))
     if policy_kind(document) == Q_NETWORK:
-        return QNetwork(len(shift), int(document["n_actions"]), config, shift, scale)
+        return QNetwork(len(shift), int(document["n_actions"]), config, shift, scale,
+                        image_shape=document["observation"].get("image"))
     action = document["action"]
     actor = GaussianActor(len(shift), np.asarray(action["low"], np.float64),
                           np.asarray(action["high"], np.float64), config, shift, scale)
@@ -450,6 +532,11 @@ def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: st
             if layer[key] not in tensors:
                 raise PolicyFileError(
                     f"{source}: tensor {layer[key]!r} named in metadata is missing")
+    layers = document["layers"]
+    convs = _encoder_layers(document) - 1
+    if convs:
+        in_width = _check_conv_tensors(tensors, document, source)
+    for layer in layers[convs:]:
         weight, bias = tensors[layer["weight"]], tensors[layer["bias"]]
         fits = weight.ndim == 2 and weight.shape[1] == in_width
         if not fits or tuple(bias.shape) != (weight.shape[0],):
@@ -466,6 +553,30 @@ def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: st
         if values.shape != (int(observation["shape"][0]),) or not np.isfinite(values).all():
             raise PolicyFileError(f"{source}: observation.{key} must be "
                                   f"{observation['shape'][0]} finite numbers")
+
+
+def _check_conv_tensors(tensors: dict[str, Any], document: dict[str, Any],
+                        source: str) -> int:
+    """Each convolution's weight is ``(out, in, k, k)`` with ``in`` the channels it reads and
+    a kernel that fits the image left; returns the flattened width after the last one."""
+    height, width, channels = document["observation"]["image"]
+    if _goal_width(document):
+        raise PolicyFileError(f"{source}: a goal cannot be appended to an image observation")
+    for layer in document["layers"][:_encoder_layers(document) - 1]:
+        weight, bias = tensors[layer["weight"]], tensors[layer["bias"]]
+        kernel, stride = (int(weight.shape[-1]) if weight.ndim == 4 else 0), layer["stride"]
+        fits = (weight.ndim == 4 and weight.shape[1] == channels
+                and weight.shape[2] == kernel and 1 <= kernel <= min(height, width))
+        if not fits or tuple(bias.shape) != (weight.shape[0],):
+            raise PolicyFileError(
+                f"{source}: {layer['weight']} has shape {tuple(weight.shape)} with bias "
+                f"{tuple(bias.shape)}; expected (out_channels, {channels}, k, k) with k at "
+                f"most {min(height, width)}, and (out_channels,)")
+        if not (np.isfinite(np.asarray(weight)).all() and np.isfinite(np.asarray(bias)).all()):
+            raise PolicyFileError(f"{source}: {layer['weight']} or its bias is not finite")
+        channels = int(weight.shape[0])
+        height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+    return channels * height * width
 
 
 def _check_head_width(width: int, document: dict[str, Any], source: str) -> None:
@@ -560,9 +671,15 @@ class NumpyPolicy:
         goal = self.document["goal"]
         self.desired = np.asarray([] if goal is None else goal["desired"], np.float64)
         self.shift, self.scale = input_normalisation(self.document)
+        layers = self.document["layers"]
+        convs = _encoder_layers(self.document) - 1
+        self.image_shape = self.document["observation"].get("image")
+        self.convs = [(tensors[layer["weight"]].astype(np.float64)[None],
+                       tensors[layer["bias"]].astype(np.float64)[None], layer["stride"])
+                      for layer in layers[:convs]]
         self.layers = [(tensors[layer["weight"]].astype(np.float64),
                         tensors[layer["bias"]].astype(np.float64), layer["activation"])
-                       for layer in self.document["layers"]]
+                       for layer in layers[convs:]]
         if self.kind == SQUASHED_GAUSSIAN:
             self.action_scale, self.action_bias = action_scale_bias(self.document)
 
@@ -571,7 +688,7 @@ class NumpyPolicy:
         obs = np.asarray(obs, np.float64)
         goals = np.broadcast_to(self.desired, (len(obs), len(self.desired)))
         return numpy_forward(np.concatenate([obs, goals], axis=1), self.shift, self.scale,
-                             self.layers)
+                             self.layers, self.image_shape, self.convs)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-values for a batch of observations (B, obs_dim); a Q-network's only."""

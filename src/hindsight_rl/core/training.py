@@ -79,7 +79,8 @@ def fresh_network(env_config: EnvConfig, network_config: NetworkConfig, seed: in
     info = env_info(env_config)
     shift, scale = observation_normaliser(info.obs_low, info.obs_high, observations)
     torch.manual_seed(seed)
-    return QNetwork(info.obs_dim, info.n_actions, network_config, shift, scale)
+    return QNetwork(info.obs_dim, info.n_actions, network_config, shift, scale,
+                    image_shape=info.image_shape)
 
 
 def fresh_actor_critic(env_config: EnvConfig, network_config: NetworkConfig,

@@ -102,6 +102,9 @@ class DagShape(Section):
     continuous: dict[BranchName, TargetShape] = {}
     """The continuous-action targets (``kedro run --pipeline continuous``): SAC, from
     continuous and from Discrete sources."""
+    minigrid: dict[BranchName, TargetShape] = {}
+    """The image-observation targets (``kedro run --pipeline minigrid``): DQN with a
+    convolutional encoder."""
     seeds_per_node: int | None = Field(None, ge=1)
     """Seeds of an arm trained in one node, sharing every update; None for all of them."""
     ablation: AblationShape = AblationShape()
@@ -111,10 +114,11 @@ class DagShape(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> DagShape:
-        for group in ("transfer_suite", "continuous"):
+        groups = ("transfer_suite", "continuous", "minigrid")
+        for i, group in enumerate(groups):
             for name in getattr(self, group):
-                if name in self.targets or (group == "continuous"
-                                            and name in self.transfer_suite):
+                if name in self.targets or any(name in getattr(self, other)
+                                               for other in groups[:i]):
                     raise invalid(f"{group}.{name}", name,
                                   "a name of its own (it is also another pipeline's target)")
         for name in self.ablation.targets:
@@ -125,7 +129,7 @@ class DagShape(Section):
 
     @property
     def all_targets(self) -> dict[str, TargetShape]:
-        return {**self.targets, **self.transfer_suite, **self.continuous}
+        return {**self.targets, **self.transfer_suite, **self.continuous, **self.minigrid}
 
     @staticmethod
     def sources_of(targets: Mapping[str, TargetShape]) -> list[str]:
@@ -376,7 +380,7 @@ def _training_seeds(config: ProjectConfig, shape: DagShape) -> Iterator[tuple[st
     for name, target in config.targets.items():
         yield f"targets.{name}.collect.seed", target.collect.seed
     for name, branch in shape.all_targets.items():
-        group = next((g for g in ("transfer_suite", "continuous")
+        group = next((g for g in ("transfer_suite", "continuous", "minigrid")
                       if name in getattr(shape, g)), "targets")
         for i, seed in enumerate(branch.seeds):
             yield f"{WHERE}: {group}.{name}.seeds[{i}]", seed

@@ -1,0 +1,52 @@
+"""The minigrid pipeline end to end on tiny budgets (conf/smoke): a convolutional DQN source
+on MiniGrid-DoorKey-5x5-v0 carried whole to MiniGrid-DoorKey-8x8-v0 (the same 7×7 view),
+with its hindsight dataset, both arms, evaluation and report; its files play in numpy."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from kedro.framework.project import pipelines
+
+from hindsight_rl import settings
+from hindsight_rl.core.policy_file import NumpyPolicy, policy_from_bytes
+from tests.pipelines.conftest import run_session, versions
+
+TARGETS = settings.DAG_SHAPE["minigrid"]
+
+
+def _latest(project, relative: str):
+    return next(versions(project, relative)[-1].iterdir())
+
+
+def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
+    names = {node.name for node in pipelines["minigrid"].nodes}
+    assert "sources.doorkey.pretrain" in names
+    assert not {n for n in names if n.startswith(("cartpole_long_pole", "suite_", "pendulum"))}
+    run_session(project, pipeline_name="minigrid")
+
+    data = _latest(project, "data/06_models/sources/doorkey/pretrained_policy.safetensors")
+    source = policy_from_bytes(data.read_bytes())
+    player = NumpyPolicy(data.read_bytes())
+    assert player.document["format_version"] == 3
+    assert player.document["observation"]["image"] == [7, 7, 3]
+    views = np.random.default_rng(0).integers(0, 11, (5, 147)).astype(np.float32)
+    with torch.no_grad():
+        torch_q = source.network(torch.from_numpy(views)[None])[0].numpy()
+    assert np.allclose(player.q_values(views), torch_q, atol=1e-5)
+
+    plan = json.loads(_latest(project, "data/03_primary/doorkey_8x8/transfer_plan.json")
+                      .read_text())
+    assert plan["parts"] == ["encoder", "trunk", "head"], "the same view: everything fits"
+    for target in TARGETS:
+        metrics = json.loads(_latest(project, f"data/08_reporting/{target}/"
+                                              "transfer_metrics.json").read_text())
+        assert set(metrics["arms"]) == {"finetuned", "scratch"}
+        assert metrics["budget_env_steps"] == 500
+        finetuned = policy_from_bytes(_latest(
+            project, f"data/06_models/{target}/seed_0/finetuned_policy.safetensors"
+        ).read_bytes())
+        assert finetuned.network.image_shape == (7, 7, 3)
+        assert finetuned.provenance["parent_sha256"] is not None
