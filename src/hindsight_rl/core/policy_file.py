@@ -30,9 +30,9 @@ from hindsight_rl.core.actor_critic import LOG_STD_MAX, LOG_STD_MIN, GaussianAct
 from hindsight_rl.core.artefacts import bounded_json
 from hindsight_rl.core.config import (
     PART_NAMES,
+    ConvConfig,
     EnvConfig,
     GoalConfig,
-    ConvConfig,
     NetworkConfig,
     from_mapping,
 )
