@@ -404,6 +404,7 @@ def test_the_observation_setting_picks_a_dict_entry_hides_entries_and_declares_a
      "got 'view', expected one of"),
     ({"id": "CartPole-v1", "observation": {"key": "image"}}, "observation is not a dict"),
     ({"id": "CartPole-v1", "observation": {"keep": [0, 4]}}, "index 4 is outside"),
+    ({"id": "CartPole-v1", "observation": {"keep": []}}, "one or more distinct indices"),
     ({"id": "CartPole-v1", "observation": {"low": 1.0, "high": 0.0}},
      "expected a number above low")])
 def test_a_wrong_observation_setting_names_the_problem(env, problem):

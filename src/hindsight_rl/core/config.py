@@ -96,8 +96,8 @@ class HERConfig(Section):
 class ObservationConfig(Section):
     """What the network sees of an environment's observation, when not the whole of it.
 
-    ``cartpole_novel`` keeps CartPole's positions and hides its velocities (``keep: [0,
-    2]``): the classic partial-observability benchmark. MiniGrid's observation is a dict;
+    ``keep: [0, 2]`` keeps CartPole's positions and hides its velocities: the classic
+    partial-observability benchmark. MiniGrid's observation is a dict;
     ``key: image`` takes its 7×7×3 view, and ``high: 10`` declares the view's real range
     (its space says 0..255; object indices stop at 10) so it is normalised to about [-1, 1].
     """
@@ -115,8 +115,8 @@ class ObservationConfig(Section):
     def _low_below_high(self) -> ObservationConfig:
         if self.low is not None and self.high is not None and self.low >= self.high:
             raise invalid("high", self.high, f"a number above low ({self.low})")
-        if self.keep is not None and len(set(self.keep)) != len(self.keep):
-            raise invalid("keep", list(self.keep), "distinct indices")
+        if self.keep is not None and (not self.keep or len(set(self.keep)) != len(self.keep)):
+            raise invalid("keep", list(self.keep), "one or more distinct indices")
         return self
 
 

@@ -93,8 +93,7 @@ _MAKE_OWN_KEYWORDS = ("max_episode_steps", "disable_env_checker")
 """Keywords ``gymnasium.make`` takes itself; every other one goes to the env's constructor."""
 _PACKAGE_EXTRAS = {"Box2D": "gymnasium[box2d]", "mujoco": "gymnasium[mujoco]",
                    "ale_py": "gymnasium[atari]", "pygame": "gymnasium[classic-control]"}
-REGISTERING_PACKAGES = {"MiniGrid-": ("minigrid", "hindsight-rl[minigrid]"),
-                        "BabyAI-": ("minigrid", "hindsight-rl[minigrid]")}
+REGISTERING_PACKAGES = {"MiniGrid-": "minigrid", "BabyAI-": "minigrid"}
 """Packages that register their environments with Gymnasium when imported, by the prefix of
 the ids they register: a known list, so that configuration never names code to import."""
 
@@ -245,13 +244,13 @@ def _is_flat_box(space: gym.Space) -> bool:
 
 def _import_registering_package(env_id: str) -> None:
     """Import the package that registers ``env_id`` (by its prefix), if it is a known one."""
-    for prefix, (package, extra) in REGISTERING_PACKAGES.items():
+    for prefix, package in REGISTERING_PACKAGES.items():
         if env_id.startswith(prefix):
             try:
                 importlib.import_module(package)
             except ImportError:
-                raise ConfigError(f"env.id: {env_id} needs the {package} package: "
-                                  f"pip install '{extra}'") from None
+                raise ConfigError(f"env.id: {env_id} needs the {package} package (a "
+                                  f"dependency of hindsight-rl): pip install {package}") from None
 
 
 def _construct(config: EnvConfig) -> gym.Env:
