@@ -88,12 +88,17 @@ class StackedConv2d(nn.Module):
                                     stride=self.stride, groups=members)
 
 
+def convolved(height: int, width: int, kernel: int, stride: int) -> tuple[int, int]:
+    """Height and width after one convolution without padding."""
+    return (height - kernel) // stride + 1, (width - kernel) // stride + 1
+
+
 def conv_output_shape(image_shape: Sequence[int], conv: ConvConfig) -> tuple[int, int, int]:
     """Channels, height and width after ``conv``'s layers on an image of ``image_shape``
     (height, width, channels); a clear error when the image is too small for them."""
     height, width, _ = image_shape
     for kernel, stride in zip(conv.kernels, conv.strides, strict=True):
-        height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        height, width = convolved(height, width, kernel, stride)
         if height < 1 or width < 1:
             raise HindsightRLError(f"network.conv: a {image_shape[0]}×{image_shape[1]} image "
                                    f"is too small for kernels {list(conv.kernels)} with "

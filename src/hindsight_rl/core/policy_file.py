@@ -37,7 +37,7 @@ from hindsight_rl.core.config import (
     from_mapping,
 )
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.networks import QNetwork, StackedConv2d, numpy_forward
+from hindsight_rl.core.networks import QNetwork, StackedConv2d, convolved, numpy_forward
 
 FORMAT = "hindsight-rl/q-network"
 """The format's name, kept from version 1 (when it held Q-networks only) so that every reader
@@ -575,7 +575,7 @@ def _check_conv_tensors(tensors: dict[str, Any], document: dict[str, Any],
         if not (np.isfinite(np.asarray(weight)).all() and np.isfinite(np.asarray(bias)).all()):
             raise PolicyFileError(f"{source}: {layer['weight']} or its bias is not finite")
         channels = int(weight.shape[0])
-        height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+        height, width = convolved(height, width, kernel, stride)
     return channels * height * width
 
 
