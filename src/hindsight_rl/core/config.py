@@ -171,6 +171,9 @@ class ConvConfig(Section):
         return self
 
 
+Encoder = Literal["mlp", "cnn", "gru"]
+
+
 class NetworkConfig(Section):
     """Shape of the network: an encoder to features, then trunk layers, then a linear head.
 
@@ -180,9 +183,11 @@ class NetworkConfig(Section):
     hidden_sizes: Annotated[_list(Annotated[int, Field(ge=1, le=4096)]),
                             Field(min_length=2)] = (128, 128)
     """Width of the encoder output followed by each trunk layer's output."""
-    encoder: Literal["mlp", "cnn"] = "mlp"
+    encoder: Encoder = "mlp"
     """``mlp``: one linear layer over the flat observation; ``cnn``: convolutions over an
-    image observation (height × width × channels), then one linear layer."""
+    image observation (height × width × channels), then one linear layer; ``gru``: a
+    recurrent layer over the episode's observations so far (partly observed tasks), whose
+    hidden state is the features."""
     conv: ConvConfig = ConvConfig()
     """The convolutions of a ``cnn`` encoder (unused by ``mlp``)."""
 
@@ -260,6 +265,19 @@ class TrainingConfig(Section):
         return self
 
 
+class SequenceConfig(Section):
+    """R2D2's sequence replay (Kapturowski et al. 2019) for a recurrent network: each sample
+    is a window of ``burn_in + length`` steps of one episode; the hidden state starts at
+    zero at its first step and the first ``burn_in`` steps only warm it (no loss, no
+    gradient). A window starting at its episode's first step needs no warming: the actor's
+    state was zero there too, so it learns from that step."""
+
+    burn_in: int = Field(8, ge=0, le=1000)
+    """Steps that rebuild the hidden state before the loss starts."""
+    length: int = Field(16, ge=1, le=1000)
+    """Steps of each window that carry the loss."""
+
+
 class DQNConfig(TrainingConfig):
     """Double DQN with a replay buffer and a hard-updated target network."""
 
@@ -275,6 +293,8 @@ class DQNConfig(TrainingConfig):
     """Gradient-norm clip, per member."""
     double_dqn: bool = True
     """Select the next action with the online network, value it with the target."""
+    sequence: SequenceConfig = SequenceConfig()
+    """Replay of stretches of episodes for a ``gru`` encoder (unused by the others)."""
 
 
 class SACConfig(TrainingConfig):
@@ -431,6 +451,8 @@ class SourceConfig(Section):
     @model_validator(mode="after")
     def _budget_includes_collection(self) -> SourceConfig:
         _includes_collection(self.training, self.collect, self.algorithm)
+        if self.network.encoder == "gru":
+            _check_recurrent(self.training, self.algorithm, 0, self.collect)
         if self.collect.policy != "uniform":
             raise invalid("collect.policy", self.collect.policy,
                           "'uniform' (before pretraining there is no network to act with)")
@@ -440,6 +462,24 @@ class SourceConfig(Section):
     def training(self) -> TrainingConfig:
         """The settings of the configured algorithm."""
         return self.sac if self.algorithm == "sac" else self.dqn
+
+
+def _check_recurrent(training: TrainingConfig, algorithm: str, her_k: int,
+                     collect: CollectConfig) -> None:
+    """What a ``gru`` network trains with: DQN over sequence replay, whose windows carry no
+    return-to-go labels or relabelled copies, from a dataset collected without a network
+    (acting through one step by step would drop its memory)."""
+    if algorithm != "dqn":
+        raise invalid("algorithm", algorithm, "'dqn' with a gru encoder (SAC's actor and "
+                      "critic take 'mlp' encoders)")
+    if training.rtg_coef:
+        raise invalid("dqn.rtg_coef", training.rtg_coef, "0 with a gru encoder (sequence "
+                      "replay has no return-to-go labels)")
+    if her_k:
+        raise invalid("her.k", her_k, "0 with a gru encoder (sequence replay keeps "
+                      "episodes as they were played)")
+    if collect.policy != "uniform":
+        raise invalid("collect.policy", collect.policy, "'uniform' with a gru encoder")
 
 
 class TargetConfig(Section):
@@ -466,6 +506,10 @@ class TargetConfig(Section):
     """What stays frozen."""
     her: HERConfig = HERConfig()
     """Goal relabelling of the hindsight dataset and of fine-tuning episodes."""
+    encoder: Encoder | None = None
+    """The target network's encoder type (``gru`` where the target hides part of the
+    state); None: the source's. The trunk and head keep the source's widths, so the trunk
+    carries over whatever the encoder; an encoder carries over only to one of its type."""
 
     @model_validator(mode="after")
     def _consistent(self) -> TargetConfig:
@@ -474,7 +518,14 @@ class TargetConfig(Section):
                           "0 for a task without env.goal (nothing to relabel)")
         _includes_collection(self.training, self.collect, self.algorithm)
         self._collection_fits_algorithm()
+        if self.encoder == "gru":
+            _check_recurrent(self.training, self.algorithm, self.her.k, self.collect)
         return self
+
+    def network(self, source: NetworkConfig) -> NetworkConfig:
+        """The target network's shape: the source network's, with this target's encoder."""
+        return source if self.encoder is None else source.model_copy(
+            update={"encoder": self.encoder})
 
     def _collection_fits_algorithm(self) -> None:
         """Which policy collects the hindsight dataset must exist: a Q-network's (DQN, or a

@@ -20,6 +20,7 @@ from torch import nn
 
 from hindsight_rl.core.config import PART_NAMES, ConvConfig, NetworkConfig
 from hindsight_rl.core.errors import HindsightRLError
+from hindsight_rl.core.recurrent import StackedGRU, numpy_gru_step
 
 
 class StackedLinear(nn.Module):
@@ -138,11 +139,33 @@ class ConvEncoder(nn.Module):
         return self.linear(x).relu_()
 
 
+class GRUEncoder(nn.Module):
+    """Observation sequence → features: each normalised observation into a GRU whose hidden
+    state, the memory of the episode so far, is the features (``hidden_sizes[0]`` wide)."""
+
+    def __init__(self, members: int, obs_dim: int, features: int) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.zeros(members, 1, obs_dim))
+        self.register_buffer("scale", torch.ones(members, 1, obs_dim))
+        self.gru = StackedGRU(members, obs_dim, features)
+
+    def forward(self, obs: torch.Tensor, h0: torch.Tensor | None = None,
+                reset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``obs`` ``(members, batch, T, obs_dim)`` → every step's features ``(members,
+        batch, T, features)`` and the last hidden state (see :meth:`StackedGRU.forward`)."""
+        return self.gru((obs - self.shift[:, :, None]) * self.scale[:, :, None], h0, reset)
+
+
+Encoder = MLPEncoder | ConvEncoder | GRUEncoder
+
+
 def make_encoder(members: int, obs_dim: int, config: NetworkConfig,
-                 image_shape: Sequence[int] | None) -> MLPEncoder | ConvEncoder:
+                 image_shape: Sequence[int] | None) -> Encoder:
     """The configured encoder type for observations of ``obs_dim`` entries."""
     if config.encoder == "mlp":
         return MLPEncoder(members, obs_dim, config.hidden_sizes[0])
+    if config.encoder == "gru":
+        return GRUEncoder(members, obs_dim, config.hidden_sizes[0])
     if image_shape is None or math.prod(image_shape) != obs_dim:
         raise HindsightRLError("network.encoder: cnn reads image observations (height × "
                                "width × channels); this task's observation is a "
@@ -158,7 +181,7 @@ def stacked_trunk(members: int, sizes: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def set_normalisation(encoder: MLPEncoder | ConvEncoder, shift: np.ndarray | None,
+def set_normalisation(encoder: Encoder, shift: np.ndarray | None,
                       scale: np.ndarray | None) -> None:
     """The encoder's input shift and scale (every member's), where given."""
     with torch.no_grad():
@@ -238,10 +261,33 @@ class QNetwork(StackedNetwork):
     def n_actions(self) -> int:
         return self.head.out_features
 
+    @property
+    def recurrent(self) -> bool:
+        """Whether the network reads episodes (a ``gru`` encoder) rather than observations."""
+        return isinstance(self.encoder, GRUEncoder)
+
+    def sequence(self, obs: torch.Tensor, h0: torch.Tensor | None = None,
+                 reset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A recurrent network's Q-values of observation sequences ``(members, batch, T,
+        obs_dim)`` → ``(members, batch, T, n_actions)``, and the last hidden state; ``h0``
+        and ``reset`` as :meth:`GRUEncoder.forward` takes them."""
+        features, hidden = self.encoder(obs, h0, reset)
+        members, batch, steps, width = features.shape
+        x = features.reshape(members, batch * steps, width)
+        for layer in self._layers[:-1]:
+            x = torch.baddbmm(layer.bias, x, layer.weight).relu_()
+        head = self._layers[-1]
+        q = torch.baddbmm(head.bias, x, head.weight)
+        return q.view(members, batch, steps, -1), hidden
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``head(trunk(encoder(obs)))``, with the layers' parameters used directly: calling
         each submodule would add nn.Module's call machinery to every layer of the three
-        passes an update makes. The same arithmetic."""
+        passes an update makes. The same arithmetic. A recurrent network reads sequences
+        (:meth:`sequence`): a lone observation has no episode behind it."""
+        if self.recurrent:
+            raise HindsightRLError("a gru network reads observation sequences: call "
+                                   "QNetwork.sequence")
         if isinstance(self.encoder, ConvEncoder):
             x = self.encoder(obs)
             layers = self._layers[len(self.encoder.convs) + 1:-1]
@@ -270,8 +316,9 @@ class QNetwork(StackedNetwork):
         return network
 
     def numpy_forward(self) -> NumpyStack:
-        """Q-values in numpy on views of the current weights (see :class:`NumpyStack`)."""
-        return NumpyStack(self)
+        """Q-values in numpy on views of the current weights (see :class:`NumpyStack`); a
+        recurrent network's carry its hidden state (:class:`RecurrentNumpyStack`)."""
+        return RecurrentNumpyStack(self) if self.recurrent else NumpyStack(self)
 
 
 class NumpyStack:
@@ -295,11 +342,7 @@ class NumpyStack:
         x = (np.asarray(obs, np.float32) - self.shift) * self.scale
         if self.convs:
             x = numpy_convolutions(x, self.image_shape, self.convs)
-        for i, (weight, bias) in enumerate(self.layers):
-            x = np.matmul(x, weight) + bias
-            if i < len(self.layers) - 1:
-                np.maximum(x, 0.0, out=x)
-        return x
+        return stacked_numpy_layers(x, self.layers)
 
     def member(self, k: int) -> NumpyStack:
         """Member ``k`` alone (still views of the network's current weights)."""
@@ -315,6 +358,79 @@ class NumpyStack:
         """Member ``k``'s Q-values of a batch of observations ``(batch, obs_dim)``."""
         member = self.member(k)
         return lambda obs: member(np.asarray(obs)[None])[0]
+
+
+def stacked_numpy_layers(x: np.ndarray, layers: Sequence[tuple[np.ndarray, np.ndarray]]
+                         ) -> np.ndarray:
+    """Stacked linear layers ``(weight (members, in, out), bias (members, 1, out))`` in
+    numpy, each but the last followed by a ReLU."""
+    for i, (weight, bias) in enumerate(layers):
+        x = np.matmul(x, weight) + bias
+        if i < len(layers) - 1:
+            np.maximum(x, 0.0, out=x)
+    return x
+
+
+class RecurrentNumpyStack:
+    """A recurrent network's Q-values in numpy on views of its parameters (always the
+    current weights), carrying the hidden state from call to call: each call is the next
+    step of the episodes in play. Acting feeds one observation per member per env step and
+    zeroes a member's state when its episode starts (:meth:`reset`)."""
+
+    def __init__(self, network: QNetwork) -> None:
+        encoder = network.encoder
+        self.shift, self.scale = encoder.shift.numpy(), encoder.scale.numpy()
+        gru = encoder.gru
+        # nn.GRUCell's (3·hidden, in) layout, as numpy_gru_step and a policy file take it.
+        self.gru = (np.swapaxes(gru.weight_ih.detach().numpy(), 1, 2),
+                    np.swapaxes(gru.weight_hh.detach().numpy(), 1, 2),
+                    gru.bias_ih.detach().numpy(), gru.bias_hh.detach().numpy())
+        self.layers = [(layer.weight.detach().numpy(), layer.bias.detach().numpy())
+                       for _, layer in network.layers()]
+        self.hidden = np.zeros((len(self.shift), 1, gru.hidden), np.float32)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values ``(members, batch, n_actions)`` of the episodes' next observations
+        ``(members, batch, obs_dim)``; the batch is that of the last :meth:`start`."""
+        x = (np.asarray(obs, np.float32) - self.shift) * self.scale
+        self.hidden = numpy_gru_step(x, self.hidden, *self.gru)
+        return stacked_numpy_layers(self.hidden, self.layers)
+
+    def start(self, batch: int) -> None:
+        """Every member starts ``batch`` new episodes."""
+        self.hidden = np.zeros((len(self.shift), batch, self.hidden.shape[2]), np.float32)
+
+    def reset(self, k: int) -> None:
+        """Member ``k``'s episodes start again."""
+        self.hidden[k] = 0.0
+
+    def member(self, k: int) -> RecurrentNumpyStack:
+        """Member ``k`` alone (views of the network's current weights, a state of its own)."""
+        view = object.__new__(RecurrentNumpyStack)
+        view.shift, view.scale = self.shift[k:k + 1], self.scale[k:k + 1]
+        view.gru = tuple(weight[k:k + 1] for weight in self.gru)
+        view.layers = [(weight[k:k + 1], bias[k:k + 1]) for weight, bias in self.layers]
+        view.hidden = np.zeros_like(self.hidden[k:k + 1])
+        return view
+
+    def q_function(self, k: int = 0) -> RecurrentQFunction:
+        """Member ``k``'s Q-values of a batch of episodes' observations, step by step."""
+        return RecurrentQFunction(self.member(k))
+
+
+class RecurrentQFunction:
+    """One network's Q-values of ``B`` episodes played side by side: :meth:`start` them,
+    then call with each step's observations ``(B, obs_dim)``. How a recurrent network is
+    judged and played (:class:`~hindsight_rl.core.evaluation.GreedyEvaluator`)."""
+
+    def __init__(self, stack: RecurrentNumpyStack) -> None:
+        self.stack = stack
+
+    def start(self, episodes: int) -> None:
+        self.stack.start(episodes)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.stack(np.asarray(obs)[None])[0]
 
 
 NumpyConv = tuple[np.ndarray, np.ndarray, int]

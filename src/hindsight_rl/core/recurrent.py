@@ -127,9 +127,10 @@ def numpy_gru_step(x: np.ndarray, h: np.ndarray, weight_ih: np.ndarray, weight_h
                    bias_ih: np.ndarray, bias_hh: np.ndarray) -> np.ndarray:
     """One GRU step in numpy alone, weights in ``nn.GRUCell``'s layout (a policy file's):
     ``x`` ``(batch, in)``, ``h`` ``(batch, hidden)`` → the next hidden state. How a recurrent
-    policy is played without torch."""
-    gates_x = x @ weight_ih.T + bias_ih
-    gates_h = h @ weight_hh.T + bias_hh
+    policy is played without torch. Leading axes broadcast: members' weights ``(members,
+    3·hidden, in)`` step inputs ``(members, batch, in)``."""
+    gates_x = x @ np.swapaxes(weight_ih, -1, -2) + bias_ih
+    gates_h = h @ np.swapaxes(weight_hh, -1, -2) + bias_hh
     x_r, x_z, x_n = np.split(gates_x, 3, axis=-1)
     h_r, h_z, h_n = np.split(gates_h, 3, axis=-1)
     r = _sigmoid(x_r + h_r)
