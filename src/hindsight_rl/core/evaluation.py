@@ -17,8 +17,31 @@ integers for a discrete task or (B, action_dim) floats for a continuous one."""
 
 
 def greedy(q_values: QFunction) -> Actions:
-    """The argmax policy of a Q-function: how every Q-network is played and judged."""
+    """The argmax policy of a Q-function: how every Q-network is played and judged. A
+    recurrent Q-function's (one with ``start``) keeps its episodes' memory."""
+    if remembers(q_values):
+        return RecurrentGreedy(q_values)
     return lambda obs: q_values(obs).argmax(axis=1)
+
+
+def remembers(policy: Callable[..., Any]) -> bool:
+    """Whether a policy or Q-function carries a memory of its episodes (a recurrent one):
+    it has ``start(episodes)``, which begins that many episodes, and then every call is the
+    next step of all of them, in the same order."""
+    return callable(getattr(policy, "start", None))
+
+
+class RecurrentGreedy:
+    """The argmax policy of a recurrent Q-function, passing on its :meth:`start`."""
+
+    def __init__(self, q_values: Any) -> None:
+        self.q_values = q_values
+
+    def start(self, episodes: int) -> None:
+        self.q_values.start(episodes)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return self.q_values(obs).argmax(axis=1)
 
 
 def env_action(action: np.ndarray) -> int | np.ndarray:
@@ -42,14 +65,22 @@ class GreedyEvaluator:
         self.envs = [make_env(env_config) for _ in self.seeds]
 
     def run(self, actions: Actions) -> np.ndarray:
-        """Undiscounted return of one episode of ``actions`` per seed."""
+        """Undiscounted return of one episode of ``actions`` per seed. A policy with a
+        memory (:func:`remembers`) sees every episode's observation at every step, ended
+        ones too (their actions are dropped), so its batch rows stay its episodes."""
         obs = np.stack([env.reset(seed=seed)[0]
                         for env, seed in zip(self.envs, self.seeds, strict=True)])
         returns = np.zeros(len(self.envs))
         active = np.ones(len(self.envs), dtype=bool)
+        recurrent = remembers(actions)
+        if recurrent:
+            actions.start(len(self.envs))
         while active.any():
             playing = np.flatnonzero(active)
-            chosen = actions(obs[playing].astype(np.float32))
+            if recurrent:
+                chosen = actions(obs.astype(np.float32))[playing]
+            else:
+                chosen = actions(obs[playing].astype(np.float32))
             for i, action in zip(playing, chosen, strict=True):
                 obs[i], reward, terminated, truncated, _ = self.envs[i].step(env_action(action))
                 returns[i] += reward
