@@ -1,5 +1,5 @@
 """Project pipelines: the four stages, all of them as ``__default__``, ``retrain``,
-``ablation``, ``transfer_suite``, ``continuous``, ``minigrid``, ``tune`` and
+``ablation``, ``transfer_suite``, ``continuous``, ``minigrid``, ``recurrent``, ``tune`` and
 ``export_minari``, built
 from the DAG's shape (``DAG_SHAPE`` in settings) and nothing else."""
 
@@ -42,6 +42,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     stages["transfer_suite"] = suite.create_pipeline(shape)
     stages["continuous"] = every_stage(shape, shape.continuous)
     stages["minigrid"] = every_stage(shape, shape.minigrid)
+    stages["recurrent"] = every_stage(shape, shape.recurrent)
     stages["tune"] = tune.create_pipeline(shape)
     stages["export_minari"] = export.create_pipeline(targets)
     return stages

@@ -66,6 +66,11 @@ DAG_SHAPE = {
     "minigrid": {
         "doorkey_8x8": {"sources": ["doorkey"], "seeds": [0, 1, 2]},
     },
+    # `kedro run --pipeline recurrent`: CartPole with its velocities hidden, a gru encoder
+    # over the episode so far, the trunk carried over from the CartPole MLP.
+    "recurrent": {
+        "cartpole_novel": {"sources": ["cartpole"], "seeds": [0, 1, 2]},
+    },
     # Seeds of an arm trained in one node, sharing each update (same weights in any grouping);
     # None: all of a target's seeds. 1 gives one task per seed, for a cluster with more
     # workers than arms.

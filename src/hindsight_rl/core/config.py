@@ -464,6 +464,11 @@ class SourceConfig(Section):
         return self.sac if self.algorithm == "sac" else self.dqn
 
 
+def with_encoder(network: NetworkConfig, encoder: Encoder | None) -> NetworkConfig:
+    """``network`` with another encoder type (None: as it is)."""
+    return network if encoder is None else network.model_copy(update={"encoder": encoder})
+
+
 def _check_recurrent(training: TrainingConfig, algorithm: str, her_k: int,
                      collect: CollectConfig) -> None:
     """What a ``gru`` network trains with: DQN over sequence replay, whose windows carry no
@@ -524,8 +529,8 @@ class TargetConfig(Section):
 
     def network(self, source: NetworkConfig) -> NetworkConfig:
         """The target network's shape: the source network's, with this target's encoder."""
-        return source if self.encoder is None else source.model_copy(
-            update={"encoder": self.encoder})
+        return with_encoder(source, self.encoder)
+
 
     def _collection_fits_algorithm(self) -> None:
         """Which policy collects the hindsight dataset must exist: a Q-network's (DQN, or a

@@ -235,8 +235,7 @@ class MemberRun:
         self.rng = np.random.default_rng(member.seed)
         self.env = make_env(spec.env_config)
         self.env.action_space.seed(member.seed)
-        self.buffer = ReplayBuffer(replay_capacity(spec.config, spec.her_k), obs_dim,
-                                   self.rng, spec.config.gamma, action_dim)
+        self.buffer = self.new_buffer(spec, obs_dim, action_dim)
         self.history = History()
         self.best_return = -np.inf
         self.best_state: dict[str, torch.Tensor] | None = None
@@ -246,27 +245,50 @@ class MemberRun:
         self.episode_start: dict[str, Any] | None = None
         """The env's RNG state before this episode's reset; None for the first, seeded one."""
         self.obs, _ = self.env.reset(seed=member.seed)
-        warm_start = member.warm_start
-        if warm_start is not None and len(warm_start):
-            self.buffer.extend(warm_start.obs, warm_start.action, warm_start.reward,
-                               warm_start.next_obs, warm_start.terminated,
-                               warm_start.return_to_go, warm_start.rtg_valid,
-                               warm_start.bootstrap(spec.config.gamma, spec.config.n_step))
+        if member.warm_start is not None and len(member.warm_start):
+            self.preload(member.warm_start, spec)
+
+    def new_buffer(self, spec: RunSpec, obs_dim: int,
+                   action_dim: int | None) -> ReplayBuffer | Any:
+        """This member's replay: transitions, with room for HER's copies."""
+        return ReplayBuffer(replay_capacity(spec.config, spec.her_k), obs_dim, self.rng,
+                            spec.config.gamma, action_dim)
+
+    def preload(self, warm_start: WarmStart, spec: RunSpec) -> None:
+        """The warm start's rows into the replay, with their hindsight labels."""
+        self.buffer.extend(warm_start.obs, warm_start.action, warm_start.reward,
+                           warm_start.next_obs, warm_start.terminated,
+                           warm_start.return_to_go, warm_start.rtg_valid,
+                           warm_start.bootstrap(spec.config.gamma, spec.config.n_step))
 
     def step_env(self, action: int | np.ndarray, step: int, spec: RunSpec) -> None:
         """One env step with ``action``, stored in the buffer; an ended episode is labelled
         (and relabelled with HER) before the env resets. ``step`` counts this one."""
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
-        self.episode_slots.append(self.buffer.add(self.obs, action, reward, next_obs,
-                                                  terminated))
+        self.episode_slots.append(self.store(action, reward, next_obs, terminated,
+                                             truncated))
         if not (terminated or truncated):
             self.obs = next_obs
             return
+        self.end_episode(step, self.finish_episode(terminated, truncated, spec))
+
+    def store(self, action: int | np.ndarray, reward: float, next_obs: np.ndarray,
+              terminated: bool, truncated: bool) -> int:
+        """The step from the current observation into the replay; returns its slot."""
+        return self.buffer.add(self.obs, action, reward, next_obs, terminated)
+
+    def finish_episode(self, terminated: bool, truncated: bool, spec: RunSpec) -> float:
+        """Label the episode that just ended in hindsight (and relabel it with HER);
+        returns its return."""
         rewards = label_episode(self.buffer, self.episode_slots, terminated, spec.config)
         if spec.her_k:
             _add_relabelled(self, spec.env_config, spec.her_k, spec.config.gamma, truncated)
-        self.history.add(step, "episode_return", rewards.sum())
-        self.recent_return = float(rewards.sum())
+        return float(rewards.sum())
+
+    def end_episode(self, step: int, episode_return: float) -> None:
+        """Record the ended episode's return and start the next episode."""
+        self.history.add(step, "episode_return", episode_return)
+        self.recent_return = episode_return
         self.episode_slots = []
         self.episode_start = copy.deepcopy(self.env.unwrapped.np_random.bit_generator.state)
         self.obs, _ = self.env.reset()
@@ -317,7 +339,11 @@ class MemberRun:
             self.env.unwrapped.np_random.bit_generator.state = self.episode_start
             self.obs, _ = self.env.reset()
         for action in self.buffer.action[self.episode_slots]:
-            self.obs, *_ = self.env.step(action if self.buffer.continuous else int(action[0]))
+            self.obs, *_ = self.env.step(self.env_action(action))
+
+    def env_action(self, stored: np.ndarray) -> int | np.ndarray:
+        """A stored action as the env takes it."""
+        return stored if self.buffer.continuous else int(stored[0])
 
     def close(self) -> None:
         self.env.close()
@@ -409,6 +435,8 @@ def _or(value: float | None, default: float) -> float:
 class _StackRun:
     """Everything the training loop changes: exactly what a checkpoint holds."""
 
+    member_run = _MemberRun
+
     def __init__(self, members: Sequence[Member], spec: RunSpec) -> None:
         self.spec = spec
         self.online = QNetwork.stack([m.network for m in members])
@@ -418,12 +446,23 @@ class _StackRun:
         self.optimizer = StackedOptimizer(self.online, spec.finetune.frozen,
                                           spec.config.learning_rate, spec.config.max_grad_norm)
         self.acting = self.online.numpy_forward()
-        self.members = [_MemberRun(k, member, spec, self.acting)
+        self.members = [self.member_run(k, member, spec, self.acting)
                         for k, member in enumerate(members)]
         self.sample_arrays, self.batch = batch_arrays(len(members), spec.config.batch_size,
                                                       self.online.obs_dim)
         self.step = min(members[0].warm_start.steps_taken if members[0].warm_start else 0,
                         spec.config.total_steps)
+
+    def burst(self) -> None:
+        """One training burst on transitions sampled from each member's replay."""
+        table, action = self.sample_arrays
+
+        def loss_of_batch() -> torch.Tensor:
+            for k, member in enumerate(self.members):
+                member.buffer.sample_into(table[k], action[k])
+            return dqn_loss(self.batch, self.online, self.target, self.spec.config,
+                            self.guidance)
+        train_burst(self, loss_of_batch)
 
     @property
     def played(self) -> QNetwork:
@@ -446,7 +485,7 @@ class _StackRun:
         """The updates due at this env step: a burst, and the target's copy."""
         config = self.spec.config
         if self.step % config.train_freq == 0 and self.step >= config.learning_starts:
-            _train_burst(self, config)
+            self.burst()
         if self.step % config.target_update_interval == 0:
             self.sync_target()
 
@@ -549,7 +588,10 @@ def subnormals_flushed() -> Iterator[None]:
 def _train_stack(members: Sequence[Member], spec: RunSpec,
                  checkpoints: Checkpoints | None) -> list[TrainResult]:
     check_warm_starts(members, spec)
-    return train_stack(_StackRun(members, spec), checkpoints, training_run_key(members, spec))
+    from hindsight_rl.core.drqn import RecurrentStackRun  # builds on this module's run
+
+    run = (RecurrentStackRun if members[0].network.recurrent else _StackRun)(members, spec)
+    return train_stack(run, checkpoints, training_run_key(members, spec))
 
 
 def train_stack(run: Any, checkpoints: Checkpoints | None, key: str) -> list[TrainResult]:
@@ -665,17 +707,16 @@ def training_run_key(members: Sequence[Member] | Sequence[Any], spec: RunSpec) -
     return run_key(settings, arrays)
 
 
-def _train_burst(run: _StackRun, config: DQNConfig) -> None:
-    """``gradient_steps`` updates of every member, then one check that each mean loss and
-    the weights are finite; records the losses, or stops the run naming the member, the
-    step and its last finite loss."""
+def train_burst(run: _StackRun | Any, loss_of_batch: Callable[[], torch.Tensor]) -> None:
+    """``gradient_steps`` updates of every member on the losses ``loss_of_batch`` gives
+    (each call a fresh sample), then one check that each mean loss and the weights are
+    finite; records the losses, or stops the run naming the member, the step and its last
+    finite loss."""
+    config = run.spec.config
     total = torch.zeros(len(run.members))
-    table, action = run.sample_arrays
     run.guidance.at_step(run.step, config.total_steps)
     for _ in range(config.gradient_steps):
-        for k, member in enumerate(run.members):
-            member.buffer.sample_into(table[k], action[k])
-        loss = dqn_loss(run.batch, run.online, run.target, config, run.guidance)
+        loss = loss_of_batch()
         run.optimizer.step(loss.sum())
         total += loss.detach()
     record_losses(run.members, (total / config.gradient_steps).tolist(),

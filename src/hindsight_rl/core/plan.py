@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from hindsight_rl.core.config import PART_NAMES, EnvConfig, FinetuneConfig, TargetConfig
+from hindsight_rl.core.config import (
+    PART_NAMES,
+    Encoder,
+    EnvConfig,
+    FinetuneConfig,
+    TargetConfig,
+    with_encoder,
+)
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.evaluation import evaluate_greedy, greedy
 from hindsight_rl.core.networks import transfer_parts
@@ -93,14 +100,17 @@ class TransferPlan:
 
 
 def probe_sources(candidates: Mapping[str, Policy], target: EnvConfig,
-                  seeds: Sequence[int]) -> tuple[dict[str, Probe], float]:
-    """Each candidate's transferred network played greedily on ``seeds``, and a
-    uniform-random policy on the same seeds (its mean return: chance)."""
+                  seeds: Sequence[int], encoder: Encoder | None = None
+                  ) -> tuple[dict[str, Probe], float]:
+    """Each candidate's transferred network (with ``encoder``, if given) played greedily
+    on ``seeds``, and a uniform-random policy on the same seeds (its mean return:
+    chance)."""
     info = env_info(target)
     observations = np.zeros((0, info.obs_dim), np.float32)
     probes = {}
     for name, policy in candidates.items():
-        network = fresh_network(target, policy.network.config, seeds[0], observations)
+        network = fresh_network(target, with_encoder(policy.network.config, encoder),
+                                seeds[0], observations)
         parts = tuple(transfer_parts(policy.network, network))
         returns = evaluate_greedy(target, greedy(network.numpy_forward().q_function(0)), seeds)
         probes[name] = Probe(parts, float(returns.mean()))

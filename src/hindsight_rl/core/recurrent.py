@@ -17,7 +17,7 @@ so that a member's weights mean the same in ``nn.GRUCell``, a policy file and
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -83,29 +83,24 @@ class StackedGRU(nn.Module):
         # The input's share of the gates needs no recurrence: one product for every step.
         gates_x = torch.baddbmm(self.bias_ih, x.reshape(members, batch * steps, -1),
                                 self.weight_ih).view(members, batch, steps, -1)
-        keep = None if reset is None else (~reset.bool()).to(x.dtype)
-        if keep is not None and keep.dim() == 2:
-            keep = keep.unsqueeze(0)
-        outputs = []
-        for t in range(steps):
-            if keep is not None:
-                h = h * keep[:, :, t, None]
-            h = self.step(gates_x[:, :, t], h)
-            outputs.append(h)
-        if not outputs:
+        keep = (x.new_ones(1, batch, steps) if reset is None
+                else (~reset.bool()).to(x.dtype))
+        keep = keep.expand(members, batch, steps).contiguous()
+        if steps == 0:
             return x.new_zeros(members, batch, 0, self.hidden), h
+        if torch.is_grad_enabled():
+            outputs = GRUSequence.apply(gates_x, h, keep, self.weight_hh, self.bias_hh)
+            return outputs, outputs[:, :, -1]
+        outputs = []  # nothing to differentiate: no state kept for a backward pass
+        for t in range(steps):
+            h = self.step(gates_x[:, :, t], h * keep[:, :, t, None])
+            outputs.append(h)
         return torch.stack(outputs, dim=2), h
 
     def step(self, gates_x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """One step from the input's share of the gates ``W_i x + b_i`` ``(members, batch,
         3·hidden)`` and the hidden state ``(members, batch, hidden)``."""
-        gates_h = torch.baddbmm(self.bias_hh, h, self.weight_hh)
-        x_r, x_z, x_n = gates_x.chunk(3, dim=-1)
-        h_r, h_z, h_n = gates_h.chunk(3, dim=-1)
-        r = torch.sigmoid(x_r + h_r)
-        z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
-        return n + z * (h - n)  # (1 − z) n + z h
+        return gru_step(gates_x, h, self.weight_hh, self.bias_hh)[0]
 
     def member(self, k: int) -> GRUWeights:
         """Member ``k``'s weights, copied, in ``nn.GRUCell``'s layout."""
@@ -121,6 +116,72 @@ class StackedGRU(nn.Module):
             self.weight_hh[k].copy_(torch.as_tensor(weights.weight_hh).T)
             self.bias_ih[k, 0].copy_(torch.as_tensor(weights.bias_ih))
             self.bias_hh[k, 0].copy_(torch.as_tensor(weights.bias_hh))
+
+
+def gru_step(gates_x: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor,
+             bias_hh: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """One step of stacked GRUs from the input's share of the gates ``W_i x + b_i``
+    ``(members, batch, 3·hidden)`` and the state ``(members, batch, hidden)``: the next
+    state, and the gates ``r, z, n`` with ``W_hn h + b_hn`` (what the backward pass needs)."""
+    hidden = h.shape[-1]
+    gates_h = torch.baddbmm(bias_hh, h, weight_hh)
+    r, z = torch.sigmoid(gates_x[..., :2 * hidden] + gates_h[..., :2 * hidden]).chunk(2, -1)
+    hn = gates_h[..., 2 * hidden:]
+    n = torch.tanh(gates_x[..., 2 * hidden:] + r * hn)
+    return n + z * (h - n), (r, z, n, hn)  # (1 − z) n + z h
+
+
+class GRUSequence(torch.autograd.Function):
+    """The recurrent half of a stacked GRU over a sequence, with backpropagation through
+    time written out: autograd would record a dozen small operations per step and replay
+    them one by one, where this records one node and runs the backward pass as a loop of
+    fused steps (``benchmarks/``: the update against a plain ``nn.GRU`` loop). Inputs are
+    the input's share of the gates ``(members, batch, T, 3·hidden)``, the start state, a
+    mask ``(members, batch, T)`` that is 0 where the state is zeroed before a step, and the
+    recurrent weights; the output is every step's hidden state."""
+
+    @staticmethod
+    def forward(ctx: Any, gates_x: torch.Tensor, h0: torch.Tensor, keep: torch.Tensor,
+                weight_hh: torch.Tensor, bias_hh: torch.Tensor) -> torch.Tensor:
+        members, batch, steps, _ = gates_x.shape
+        hidden = weight_hh.shape[1]
+        previous = gates_x.new_empty(members, batch, steps, hidden)  # each step's h, masked
+        saved = gates_x.new_empty(members, batch, steps, 4 * hidden)  # r, z, n, W_hn h + b_hn
+        outputs = gates_x.new_empty(members, batch, steps, hidden)
+        h = h0
+        for t in range(steps):
+            h = h * keep[:, :, t, None]
+            previous[:, :, t] = h
+            h, gates = gru_step(gates_x[:, :, t], h, weight_hh, bias_hh)
+            outputs[:, :, t] = h
+            torch.cat(gates, dim=-1, out=saved[:, :, t])
+        ctx.save_for_backward(previous, saved, keep, weight_hh)
+        return outputs
+
+    @staticmethod
+    def backward(ctx: Any, grad_outputs: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        previous, saved, keep, weight_hh = ctx.saved_tensors
+        members, batch, steps, hidden = previous.shape
+        grad_gates_x = grad_outputs.new_empty(members, batch, steps, 3 * hidden)
+        grad_gates_h = grad_outputs.new_empty(members, batch, steps, 3 * hidden)
+        weight_hh_t = weight_hh.transpose(1, 2)
+        carried = grad_outputs.new_zeros(members, batch, hidden)
+        for t in reversed(range(steps)):
+            r, z, n, hn = saved[:, :, t].chunk(4, dim=-1)
+            h_prev = previous[:, :, t]
+            dh = grad_outputs[:, :, t] + carried
+            d_n = dh * (1 - z) * (1 - n * n)
+            d_z = dh * (h_prev - n) * z * (1 - z)
+            d_r = d_n * hn * r * (1 - r)
+            grad_gates_x[:, :, t] = torch.cat([d_r, d_z, d_n], dim=-1)
+            grad_gates_h[:, :, t] = torch.cat([d_r, d_z, d_n * r], dim=-1)
+            carried = (dh * z + torch.bmm(grad_gates_h[:, :, t], weight_hh_t)) \
+                * keep[:, :, t, None]
+        flat_h = previous.reshape(members, batch * steps, hidden)
+        flat_gates = grad_gates_h.reshape(members, batch * steps, 3 * hidden)
+        grad_weight = torch.bmm(flat_h.transpose(1, 2), flat_gates)
+        grad_bias = flat_gates.sum(dim=1, keepdim=True)
+        return grad_gates_x, carried, None, grad_weight, grad_bias
 
 
 def numpy_gru_step(x: np.ndarray, h: np.ndarray, weight_ih: np.ndarray, weight_hh: np.ndarray,

@@ -16,6 +16,7 @@ from hindsight_rl.core.config import (
     CollectConfig,
     ConfigError,
     DQNConfig,
+    Encoder,
     EnvConfig,
     EvalConfig,
     FinetuneConfig,
@@ -23,6 +24,7 @@ from hindsight_rl.core.config import (
     NetworkConfig,
     SACConfig,
     TargetConfig,
+    with_encoder,
 )
 from hindsight_rl.core.dqn import CurveCallback, Member, TrainResult, WarmStart, train_dqn
 from hindsight_rl.core.envs import env_info
@@ -110,11 +112,14 @@ def transferred_actor_critic(pretrained: Policy, env_config: EnvConfig, config: 
 
 
 def transferred_network(pretrained: Policy, env_config: EnvConfig, seed: int,
-                        observations: np.ndarray) -> tuple[QNetwork, list[str]]:
-    """The target network: every part of ``pretrained`` whose shape fits (the encoder with
-    its input normalisation, which its weights only make sense with), the rest fresh."""
+                        observations: np.ndarray, encoder: Encoder | None = None
+                        ) -> tuple[QNetwork, list[str]]:
+    """The target network (the source's shape, with ``encoder`` if given): every part of
+    ``pretrained`` whose type and shape fit (the encoder with its input normalisation,
+    which its weights only make sense with), the rest fresh."""
     source = pretrained.network
-    network = fresh_network(env_config, source.config, seed, observations)
+    network = fresh_network(env_config, with_encoder(source.config, encoder), seed,
+                            observations)
     return network, transfer_parts(source, network)
 
 
@@ -164,11 +169,13 @@ def finetune_from(pretrained: Policy, env_config: EnvConfig,
                   finetune_config: FinetuneConfig, seeds: Sequence[int], hindsight: pd.DataFrame,
                   eval_seeds: Sequence[int], label: str,
                   checkpoints: Checkpoints | None = None,
-                  her: HERConfig | None = None) -> list[tuple[Policy, pd.DataFrame]]:
+                  her: HERConfig | None = None,
+                  encoder: Encoder | None = None) -> list[tuple[Policy, pd.DataFrame]]:
     """Transfer ``pretrained`` once per seed (into an actor and critics, given a
-    :class:`SACConfig`), freeze the configured parts, fine-tune with hindsight data
-    (relabelling each new episode's goals too when ``her.k`` > 0); every seed shares the
-    updates. Returns each seed's policy and history, in seed order."""
+    :class:`SACConfig`; into a network with ``encoder``, if given), freeze the configured
+    parts, fine-tune with hindsight data (relabelling each new episode's goals too when
+    ``her.k`` > 0); every seed shares the updates. Returns each seed's policy and history,
+    in seed order."""
     warm_start = warm_start_from_table(hindsight)
     train = train_dqn
     if isinstance(dqn_config, SACConfig):
@@ -179,8 +186,8 @@ def finetune_from(pretrained: Policy, env_config: EnvConfig,
         members = [SACMember(actor, critic, seed, warm_start)
                    for (actor, critic, _), seed in zip(transfers, seeds, strict=True)]
     else:
-        transfers = [transferred_network(pretrained, env_config, seed, warm_start.obs)
-                     for seed in seeds]
+        transfers = [transferred_network(pretrained, env_config, seed, warm_start.obs,
+                                         encoder) for seed in seeds]
         members = [Member(network, seed, warm_start)
                    for (network, _), seed in zip(transfers, seeds, strict=True)]
     results = train(members, env_config, dqn_config, eval_seeds, label=label,

@@ -92,6 +92,10 @@ class TargetShape(Section):
         return self
 
 
+PIPELINE_GROUPS = ("transfer_suite", "continuous", "minigrid", "recurrent")
+"""The groups of targets with a pipeline of their own (``kedro run --pipeline <group>``)."""
+
+
 class DagShape(Section):
     """The branches of the DAG (``DAG_SHAPE`` in settings)."""
 
@@ -105,6 +109,9 @@ class DagShape(Section):
     minigrid: dict[BranchName, TargetShape] = {}
     """The image-observation targets (``kedro run --pipeline minigrid``): DQN with a
     convolutional encoder."""
+    recurrent: dict[BranchName, TargetShape] = {}
+    """The partly observed targets (``kedro run --pipeline recurrent``): DQN with a
+    recurrent encoder."""
     seeds_per_node: int | None = Field(None, ge=1)
     """Seeds of an arm trained in one node, sharing every update; None for all of them."""
     ablation: AblationShape = AblationShape()
@@ -114,7 +121,7 @@ class DagShape(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> DagShape:
-        groups = ("transfer_suite", "continuous", "minigrid")
+        groups = PIPELINE_GROUPS
         for i, group in enumerate(groups):
             for name in getattr(self, group):
                 if name in self.targets or any(name in getattr(self, other)
@@ -129,7 +136,8 @@ class DagShape(Section):
 
     @property
     def all_targets(self) -> dict[str, TargetShape]:
-        return {**self.targets, **self.transfer_suite, **self.continuous, **self.minigrid}
+        return {**self.targets, **{name: branch for group in PIPELINE_GROUPS
+                                   for name, branch in getattr(self, group).items()}}
 
     @staticmethod
     def sources_of(targets: Mapping[str, TargetShape]) -> list[str]:
@@ -380,8 +388,7 @@ def _training_seeds(config: ProjectConfig, shape: DagShape) -> Iterator[tuple[st
     for name, target in config.targets.items():
         yield f"targets.{name}.collect.seed", target.collect.seed
     for name, branch in shape.all_targets.items():
-        group = next((g for g in ("transfer_suite", "continuous", "minigrid")
-                      if name in getattr(shape, g)), "targets")
+        group = next((g for g in PIPELINE_GROUPS if name in getattr(shape, g)), "targets")
         for i, seed in enumerate(branch.seeds):
             yield f"{WHERE}: {group}.{name}.seeds[{i}]", seed
     for i, seed in enumerate(shape.ablation.seeds):

@@ -36,7 +36,8 @@ def finetune(source_policy: Policy, transfer_plan: dict[str, Any],
         source_policy, target.env, target.training, plan.finetune(target.finetune), seeds,
         hindsight_dataset,
         curve_seeds(evaluation, target.training.eval_episodes),
-        label=f"finetune {target.env.id}", checkpoints=checkpoints_for(runtime), her=target.her)
+        label=f"finetune {target.env.id}", checkpoints=checkpoints_for(runtime), her=target.her,
+        encoder=target.encoder)
     return _per_seed_outputs(runs, seeds)
 
 
@@ -46,7 +47,7 @@ def train_scratch(source_policy: Policy, target: TargetConfig, evaluation: EvalC
     transferred (only the source network's layer widths are read). Each replay buffer
     starts from uniform-random rollouts as large as the hindsight dataset."""
     runs = train_from_scratch(
-        target.env, source_policy.network.config, target.training,
+        target.env, target.network(source_policy.network.config), target.training,
         {seed: uniform_warm_start(target.env, target.collect.steps, seed) for seed in seeds},
         curve_seeds(evaluation, target.training.eval_episodes),
         label=f"scratch {target.env.id}", checkpoints=checkpoints_for(runtime))

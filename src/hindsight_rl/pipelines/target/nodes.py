@@ -33,9 +33,11 @@ def plan_transfer(target: TargetConfig, evaluation: EvalConfig, *candidates: Pol
     replay buffer. Returns the hindsight dataset, the chosen source's policy and the plan."""
     policies = dict(zip(sources, candidates, strict=True))
     continuous = target.algorithm == "sac"
-    probe = probe_continuous_sources if continuous else probe_sources
-    probes, chance = probe(policies, target if continuous else target.env,
-                           probe_seeds(evaluation))
+    if continuous:
+        probes, chance = probe_continuous_sources(policies, target, probe_seeds(evaluation))
+    else:
+        probes, chance = probe_sources(policies, target.env, probe_seeds(evaluation),
+                                       target.encoder)
     chosen = choose_transfer(probes, chance, target)
     source = policies[chosen.source]
     info = env_info(target.env)
@@ -48,7 +50,7 @@ def plan_transfer(target: TargetConfig, evaluation: EvalConfig, *candidates: Pol
                                    rng)
     else:
         network, _ = transferred_network(source, target.env, target.collect.seed,
-                                         observations)
+                                         observations, target.encoder)
         act = behaviour_policy(target.collect, info, network, rng)
     transitions = collect_rollouts(target.env, target.collect.steps, act, target.collect.seed)
     table = label_hindsight(transitions, target.training.gamma, target.env.success,
