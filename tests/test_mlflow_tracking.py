@@ -77,3 +77,25 @@ def test_an_actor_models_signature_and_predictions_are_its_mean_actions(tmp_path
         expected = actor.deterministic(torch.from_numpy(obs)[None])[0].numpy()
     assert list(predicted) == ["action"]
     np.testing.assert_allclose(predicted["action"], expected, atol=1e-5)
+
+
+def test_a_gru_policy_file_is_refused_as_a_model(tmp_path):
+    from types import SimpleNamespace
+
+    import pytest
+    import torch
+
+    from hindsight_rl.core.config import EnvConfig, NetworkConfig
+    from hindsight_rl.core.networks import QNetwork
+    from hindsight_rl.core.policy_file import Policy, PolicyFileError, policy_to_bytes
+    from hindsight_rl.mlflow_tracking import POLICY_ARTIFACT
+    from hindsight_rl.policy_model import GreedyPolicy
+
+    torch.manual_seed(0)
+    network = QNetwork(2, 3, NetworkConfig(hidden_sizes=(8, 8), encoder="gru"))
+    path = tmp_path / "gru.safetensors"
+    path.write_bytes(policy_to_bytes(Policy(network=network, env=EnvConfig(id="MountainCar-v0"),
+                                            gamma=0.99)))
+    with pytest.raises(PolicyFileError, match="gru.safetensors: a gru policy remembers its "
+                                              "episode.*python -m hindsight_rl.play"):
+        GreedyPolicy().load_context(SimpleNamespace(artifacts={POLICY_ARTIFACT: str(path)}))

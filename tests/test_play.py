@@ -10,7 +10,8 @@ import safetensors.numpy
 import torch
 
 from hindsight_rl.core.actor_critic import GaussianActor
-from hindsight_rl.core.config import EnvConfig, NetworkConfig
+from hindsight_rl.core.config import EnvConfig, NetworkConfig, ObservationConfig
+from hindsight_rl.core.evaluation import evaluate_greedy
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import (
     NumpyPolicy,
@@ -316,3 +317,61 @@ def test_an_actor_file_on_a_discrete_env_is_one_error_line(tmp_path, capsys):
     assert _one_error_line(capsys) == (
         f"Error: {path}: the network is a squashed Gaussian actor, which plays continuous "
         "actions, but MountainCar-v0 has 3 discrete actions")
+
+
+# --- A recurrent (gru) Q-network's file -------------------------------------------------------
+
+CARTPOLE_POSITIONS = EnvConfig(id="CartPole-v1", observation=ObservationConfig(keep=[0, 2]))
+"""CartPole with its velocities hidden: what a gru network is for."""
+
+
+def _gru_file(tmp_path) -> tuple[Path, QNetwork]:
+    """An untrained gru network whose actions follow the state, so episodes differ in length
+    (most random networks push one way whatever they see)."""
+    torch.manual_seed(5)
+    network = QNetwork(2, 2, NetworkConfig(hidden_sizes=(16, 8), encoder="gru"),
+                       scale=np.array([10.0, 20.0], np.float32))
+    with torch.no_grad():
+        network.trunk[0].bias.zero_()
+        network.head.bias.zero_()
+    path = tmp_path / "gru.safetensors"
+    path.write_bytes(policy_to_bytes(Policy(network=network, env=CARTPOLE_POSITIONS,
+                                            gamma=0.99)))
+    return path, network
+
+
+def _torch_gru_return(network: QNetwork, seed: int) -> float:
+    """The network's greedy episode from ``seed`` on a plain ``gymnasium.make`` CartPole,
+    shown the positions only, stepped by ``QNetwork.sequence`` carrying its hidden state."""
+    env, hidden = gym.make("CartPole-v1"), None
+    obs, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        with torch.no_grad():
+            q_values, hidden = network.sequence(
+                torch.as_tensor(obs[[0, 2]], dtype=torch.float32).view(1, 1, 1, 2), hidden)
+        obs, reward, terminated, truncated, _ = env.step(int(q_values.argmax()))
+        total += float(reward)
+        done = terminated or truncated
+    env.close()
+    return total
+
+
+def test_a_gru_file_is_evaluated_with_its_memory_episode_by_episode(tmp_path):
+    path, network = _gru_file(tmp_path)
+    seeds = [11, 12, 13, 14, 17]
+    returns = evaluate_greedy(CARTPOLE_POSITIONS, NumpyPolicy(path.read_bytes()).player(),
+                              seeds)
+    assert np.isfinite(returns).all() and returns.max() > 2 * returns.min()
+    assert returns.tolist() == [_torch_gru_return(network, seed) for seed in seeds]
+
+
+def test_play_and_record_a_gru_file(tmp_path, capsys):
+    path, network = _gru_file(tmp_path)
+    gif = tmp_path / "gru.gif"
+    assert main([str(path), "--episodes", "3", "--seed", "13", "--record", str(gif)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    expected = np.array([_torch_gru_return(network, seed) for seed in (13, 14, 15)])
+    assert report["env"] == "CartPole-v1" and report["episodes"] == 3
+    assert report["mean"] == round(float(expected.mean()), 2)
+    assert report["recorded"]["return"] == expected[0] == report["recorded"]["frames"] - 1

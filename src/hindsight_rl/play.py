@@ -151,16 +151,17 @@ def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
         raise HindsightRLError(f"{path}: {error}") from None
     check_fits_env(policy.document, env.id, info, str(path))
     seeds = range(args.seed, args.seed + args.episodes)
+    actions = policy.player()
     summary: dict[str, object] = {"file": str(path), "env": env.id, "overrides": env.overrides}
     if args.record is not None:
-        frames, episode_return = episode_frames(env, policy.actions, args.seed)
+        frames, episode_return = episode_frames(env, actions, args.seed)
         write_recording(frames, args.record, args.fps)
         summary["recorded"] = {"file": str(args.record), "frames": len(frames),
                                "return": episode_return}
     if args.render:
-        returns = watch_episodes(env, policy.actions, seeds)
+        returns = watch_episodes(env, actions, seeds)
     else:
-        returns = evaluate_greedy(env, policy.actions, seeds)
+        returns = evaluate_greedy(env, actions, seeds)
     return {**summary, "episodes": args.episodes, "mean": round(float(returns.mean()), 2),
             "std": round(float(returns.std()), 2), "min": float(returns.min())}
 

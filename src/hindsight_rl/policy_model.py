@@ -2,7 +2,9 @@
 the model and runs it on ``mlflow.pyfunc.load_model``, so nothing of ours is pickled. The
 model's one artifact is the ``.safetensors`` policy file itself, played by the project's
 numpy player (:class:`~hindsight_rl.core.policy_file.NumpyPolicy`): loading needs
-hindsight-rl installed, as playing the file does.
+hindsight-rl installed, as playing the file does. A ``gru`` file is refused on load: its
+actions depend on the episode so far, which a batch of unrelated observations does not carry
+(``python -m hindsight_rl.play`` plays it).
 
 Never imported by the project (it imports mlflow): ``hindsight_rl.mlflow_tracking`` logs
 it by path.
@@ -16,7 +18,7 @@ import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from hindsight_rl.core.policy_file import Q_NETWORK, NumpyPolicy
+from hindsight_rl.core.policy_file import Q_NETWORK, NumpyPolicy, PolicyFileError
 from hindsight_rl.mlflow_tracking import POLICY_ARTIFACT
 
 
@@ -27,6 +29,11 @@ class GreedyPolicy(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
         path = Path(context.artifacts[POLICY_ARTIFACT])
         self.policy = NumpyPolicy(path.read_bytes(), source=str(path))
+        if self.policy.recurrent:
+            raise PolicyFileError(f"{path}: a gru policy remembers its episode, so a batch of "
+                                  "observations does not decide its actions; a pyfunc model "
+                                  "serves policies without memory (play it with python -m "
+                                  "hindsight_rl.play)")
 
     def predict(self, context: PythonModelContext, model_input: np.ndarray,
                 params: dict[str, Any] | None = None) -> dict[str, np.ndarray]:

@@ -18,8 +18,10 @@ from hindsight_rl.core.comparison import (
     task_title,
     verdict,
 )
-from hindsight_rl.core.config import EnvConfig, EvalConfig, NetworkConfig
-from hindsight_rl.core.policy_file import Policy, PolicyFileError
+from hindsight_rl.core.config import EnvConfig, EvalConfig, NetworkConfig, ObservationConfig
+from hindsight_rl.core.evaluation import evaluate_greedy
+from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.policy_file import NumpyPolicy, Policy, PolicyFileError, policy_to_bytes
 from hindsight_rl.core.training import fresh_network
 
 
@@ -214,3 +216,18 @@ def test_a_task_is_named_by_its_id_and_what_its_overrides_change():
     assert task_title(EnvConfig(id="CartPole-v1")) == "CartPole-v1"
     long_pole = EnvConfig(id="CartPole-v1", overrides={"length": 1.0, "masspole": 0.2})
     assert task_title(long_pole) == "CartPole-v1 (length 1.0, masspole 0.2)"
+
+
+def test_a_gru_policy_is_scored_and_recorded_with_its_memory():
+    positions = EnvConfig(id="CartPole-v1", observation=ObservationConfig(keep=[0, 2]))
+    torch.manual_seed(5)
+    network = QNetwork(2, 2, NetworkConfig(hidden_sizes=(16, 8), encoder="gru"),
+                       scale=np.array([10.0, 20.0], np.float32))
+    policies = {"seed_0": Policy(network=network, env=positions, gamma=0.99)}
+    config = EvalConfig(episodes=3, seed=100, gif_frames=3, gif_fps=10)
+    scores = score_policies(policies, positions, config)
+    player = NumpyPolicy(policy_to_bytes(policies["seed_0"])).player()
+    expected = evaluate_greedy(positions, player, [100, 101, 102])
+    assert scores["seed_0"].tolist() == expected.tolist()
+    _, caption = record_episodes(policies, positions, config)["seed_0"]
+    assert caption.startswith(f"return {expected[0]:.1f} from seed 100")

@@ -19,6 +19,8 @@ from hindsight_rl.core.config import (
     NetworkConfig,
     ObservationConfig,
 )
+from hindsight_rl.core.errors import HindsightRLError
+from hindsight_rl.core.evaluation import remembers
 from hindsight_rl.core.networks import QNetwork, TransferError, transfer_parts
 from hindsight_rl.core.policy_file import (
     NumpyPolicy,
@@ -560,3 +562,203 @@ def test_a_broken_conv_file_is_an_error_naming_the_problem(conv_policy, damage, 
     for reader in (policy_from_bytes, NumpyPolicy):
         with pytest.raises(PolicyFileError, match=problem):
             reader(data)
+
+
+# --- Version 4: a recurrent (gru) Q-network ----------------------------------------------------
+
+def _gru_policy(obs_width: int, hidden: int, trunk: tuple[int, ...], goal: GoalConfig | None,
+                seed: int = 0) -> Policy:
+    """A gru Q-network with random weights and input normalisation (no training); the goal's
+    desired entries are appended to the observation, as for an mlp network."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    width = obs_width + (0 if goal is None else len(goal.desired))
+    network = QNetwork(width, 3, NetworkConfig(hidden_sizes=(hidden, *trunk), encoder="gru"),
+                       shift=rng.normal(size=width).astype(np.float32),
+                       scale=rng.uniform(0.5, 2.0, size=width).astype(np.float32))
+    return Policy(network=network, env=EnvConfig(id="MountainCar-v0", goal=goal), gamma=0.98,
+                  frozen=("trunk",), provenance={"seed": seed})
+
+
+GRU_SHAPES = [(2, 8, (8,), None), (5, 32, (16, 8), None),
+              (2, 32, (4, 4), GoalConfig(achieved=(0,), desired=(0.5,))),
+              (5, 8, (6,), GoalConfig(achieved=(0, 1), desired=(0.5, 0.0)))]
+
+
+@pytest.mark.parametrize(("obs_width", "hidden", "trunk", "goal"), GRU_SHAPES)
+def test_a_gru_policy_round_trips_bit_for_bit(obs_width, hidden, trunk, goal):
+    policy = _gru_policy(obs_width, hidden, trunk, goal)
+    data = policy_to_bytes(policy)
+    document = read_document(data)
+    assert document["format_version"] == 4
+    assert document["layers"][0] == {
+        "kind": "gru", "hidden": hidden, "weight_ih": "encoder.gru.weight_ih",
+        "weight_hh": "encoder.gru.weight_hh", "bias_ih": "encoder.gru.bias_ih",
+        "bias_hh": "encoder.gru.bias_hh"}
+    assert document["parts"] == {"encoder": [0], "trunk": list(range(1, len(trunk) + 1)),
+                                 "head": [len(trunk) + 1]}
+    in_width = obs_width + (0 if goal is None else len(goal.desired))
+    tensors = load_torch_bytes(data)
+    weights = policy.network.encoder.gru.member(0)
+    assert tuple(tensors["encoder.gru.weight_ih"].shape) == (3 * hidden, in_width)
+    assert tuple(tensors["encoder.gru.weight_hh"].shape) == (3 * hidden, hidden)
+    assert all(torch.equal(tensors[f"encoder.gru.{name}"], getattr(weights, name))
+               for name in weights._fields)
+    loaded = policy_from_bytes(data)
+    assert loaded.network.config == NetworkConfig(hidden_sizes=(hidden, *trunk), encoder="gru")
+    original, rebuilt = policy.network.state_dict(), loaded.network.state_dict()
+    assert original.keys() == rebuilt.keys()
+    assert all(torch.equal(original[key], rebuilt[key]) for key in original)
+    assert policy_to_bytes(loaded) == data
+    assert (loaded.env, loaded.frozen, loaded.provenance) == (policy.env, ("trunk",),
+                                                              {"seed": 0})
+
+
+def _episodes(policy: Policy, episodes: int, steps: int = 10) -> np.ndarray:
+    """Raw observations (episodes, steps, obs width): what the environment would give."""
+    width = policy.network.obs_dim - len(policy.env.goal.desired if policy.env.goal else ())
+    return np.random.default_rng(7).normal(0, 2, size=(episodes, steps, width)).astype(
+        np.float32)
+
+
+def _torch_q_values(policy: Policy, obs: np.ndarray) -> np.ndarray:
+    """``QNetwork.sequence`` of whole episodes, the desired goal appended at every step."""
+    desired = np.asarray(policy.env.goal.desired if policy.env.goal else (), np.float32)
+    inputs = np.concatenate([obs, np.broadcast_to(desired, (*obs.shape[:2], len(desired)))],
+                            axis=2)
+    with torch.no_grad():
+        q_values, _ = policy.network.sequence(torch.from_numpy(inputs)[None])
+    return q_values[0].numpy()
+
+
+def _played_q_values(player, obs: np.ndarray) -> np.ndarray:
+    """The numpy player's Q-values of episodes played side by side, step by step."""
+    player.start(len(obs))
+    return np.stack([player.q_values(obs[:, t]) for t in range(obs.shape[1])], axis=1)
+
+
+@pytest.mark.parametrize(("obs_width", "hidden", "trunk", "goal"), GRU_SHAPES)
+def test_the_numpy_player_carries_the_gru_state_as_torch_does(obs_width, hidden, trunk, goal):
+    policy = _gru_policy(obs_width, hidden, trunk, goal, seed=obs_width + hidden)
+    player = NumpyPolicy(policy_to_bytes(policy)).player()
+    assert remembers(player)
+    obs = _episodes(policy, 3)
+    np.testing.assert_allclose(_played_q_values(player, obs), _torch_q_values(policy, obs),
+                               rtol=0, atol=1e-5)
+
+
+def test_start_forgets_the_episodes_before(policy):
+    gru_policy = _gru_policy(2, 8, (8,), None)
+    data = policy_to_bytes(gru_policy)
+    episodes = _episodes(gru_policy, 2)
+    first, second = episodes[:1], episodes[1:]
+    alone = [_played_q_values(NumpyPolicy(data).player(), episode) for episode in (first, second)]
+    player = NumpyPolicy(data).player()
+    in_a_row = [_played_q_values(player, episode) for episode in (first, second)]
+    assert np.array_equal(alone[0], in_a_row[0]) and np.array_equal(alone[1], in_a_row[1])
+    np.testing.assert_allclose(in_a_row[1][0], _torch_q_values(gru_policy, second)[0],
+                               atol=1e-5)
+    remembering = player.q_values(first[:, 0])  # no start: the second episode's 11th step
+    assert not np.allclose(remembering, alone[0][:, 0])
+    actions = player(second[:, 0])
+    assert actions.shape == (1,) and actions.dtype.kind == "i"
+    assert not remembers(NumpyPolicy(policy_to_bytes(policy)).player())
+
+
+def test_a_gru_file_is_played_only_with_its_memory():
+    player = NumpyPolicy(policy_to_bytes(_gru_policy(2, 8, (8,), None)), source="gru.st")
+    obs = np.zeros((2, 2), np.float32)
+    for play in (player.q_values, player.actions, lambda o: player.act(o[0])):
+        with pytest.raises(PolicyFileError, match="gru.st: a gru policy remembers its episode"):
+            play(obs)
+    recurrent = player.player()
+    with pytest.raises(HindsightRLError, match=r"2 observations for the episodes started "
+                                               r"\(none\); call start\(episodes\)"):
+        recurrent(obs)
+    recurrent.start(3)
+    with pytest.raises(HindsightRLError, match=r"started \(3\)"):
+        recurrent(obs)
+
+
+def _with_tensor(name: str, tensor: torch.Tensor):
+    """The file with one tensor replaced (the document unchanged)."""
+    def damage(data: bytes) -> bytes:
+        header, _, _ = _split(data)
+        return save_torch_bytes({**load_torch_bytes(data), name: tensor},
+                                metadata=header["__metadata__"])
+    return damage
+
+
+def _with_gru_tensor_renamed(key: str, name: str):
+    """The gru layer's ``key`` tensor renamed ``name`` in the document and the tensors alike."""
+    def damage(data: bytes) -> bytes:
+        _, document, _ = _split(data)
+        tensors = load_torch_bytes(data)
+        tensors[name] = tensors.pop(document["layers"][0][key])
+        document["layers"][0][key] = name
+        return save_torch_bytes(tensors, metadata={"hindsight_rl": json.dumps(document)})
+    return damage
+
+
+def _document_edit(edit):
+    return lambda data: _with_document(data, edit)
+
+
+def _swap_first_layers(document: dict) -> None:
+    document["layers"][:2] = document["layers"][1::-1]
+
+
+BROKEN_GRU_FILES = {
+    "gru in version 3": (_document_edit(lambda doc: doc.update(format_version=3)),
+                         "format_version 3 has no gru layers; they are defined from version 4"),
+    "gru at index 1": (_document_edit(_swap_first_layers),
+                       "layer 1 is a gru layer; the format defines one, layer 0"),
+    "wrong weight_hh shape": (
+        _with_tensor("encoder.gru.weight_hh", torch.zeros(24, 7)),
+        r"encoder.gru.weight_hh has shape \(24, 7\); expected \(24, 8\): a gru of hidden 8 "
+        r"over 2-entry inputs"),
+    "hidden mismatch": (_document_edit(lambda doc: doc["layers"][0].update(hidden=16)),
+                        r"encoder.gru.weight_ih has shape \(24, 2\); expected \(48, 2\)"),
+    "trunk reads another width": (
+        _with_tensor("trunk.0.weight", torch.zeros(6, 9)),
+        r"trunk.0.weight has shape \(6, 9\).*expected \(out_features, 8\)"),
+    "hidden not an integer": (_document_edit(lambda doc: doc["layers"][0].update(hidden=8.0)),
+                              "layer 0's hidden is 8.0, expected an integer >= 1"),
+    "hidden zero": (_document_edit(lambda doc: doc["layers"][0].update(hidden=0)),
+                    "layer 0's hidden is 0, expected an integer >= 1"),
+    "gru with an activation": (
+        _document_edit(lambda doc: doc["layers"][0].update(activation="relu")),
+        r"layer 0 \(gru\) has activation 'relu'; the format defines none"),
+    "gru beside convolutions": (
+        _document_edit(lambda doc: doc["layers"].insert(1, {**doc["layers"][1],
+                                                            "kind": "conv2d", "stride": 1})),
+        "a gru encoder reads observation vectors; the format defines no conv2d"),
+    "gru in an actor": (
+        _document_edit(lambda doc: doc.update(kind="squashed_gaussian", n_actions=None)),
+        "a squashed_gaussian network has a gru layer; the format defines gru encoders for "
+        "Q-networks only"),
+    "non-finite gru tensor": (
+        _with_tensor("encoder.gru.bias_hh", torch.full((24,), float("nan"))),
+        "encoder.gru.bias_hh is not finite"),
+    "missing gru tensor": (
+        _document_edit(lambda doc: doc["layers"][0].update(weight_hh="encoder.gru.w")),
+        "tensor 'encoder.gru.w' named in metadata is missing"),
+    "gru tensor named after the trunk": (
+        _with_gru_tensor_renamed("bias_ih", "trunk.gru.bias_ih"),
+        "layer 0 is the encoder, but its bias_ih is named 'trunk.gru.bias_ih'"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_GRU_FILES)
+def test_a_broken_gru_file_is_an_error_naming_the_problem(case):
+    damage, problem = BROKEN_GRU_FILES[case]
+    data = damage(policy_to_bytes(_gru_policy(2, 8, (6,), None)))
+    for reader in (policy_from_bytes, NumpyPolicy):
+        with pytest.raises(PolicyFileError, match=problem) as error:
+            reader(data, source="runs/gru.safetensors")
+        assert str(error.value).startswith("runs/gru.safetensors: ")
+
+
+def test_files_without_a_gru_keep_their_versions(policy, conv_policy):
+    assert read_document(policy_to_bytes(policy))["format_version"] == 2
+    assert read_document(policy_to_bytes(conv_policy))["format_version"] == 3

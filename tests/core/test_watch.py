@@ -66,3 +66,26 @@ def test_an_episode_gif_says_how_much_it_shows_or_why_there_is_none(monkeypatch)
         assert image.n_frames == 1
     assert caption == "not recorded: CartPole-v1 draws no RGB frames " \
                       "(render_mode='rgb_array' gave NoneType)"
+
+
+class _RightThenLeft:
+    """A policy with a memory: pushes right for its episode's first 5 steps, then left."""
+
+    def __init__(self) -> None:
+        self.steps: np.ndarray | None = None
+
+    def start(self, episodes: int) -> None:
+        self.steps = np.zeros(episodes, int)
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        self.steps += 1
+        return (self.steps <= 5).astype(int)
+
+
+def test_a_policy_with_a_memory_starts_each_episode_it_plays(monkeypatch):
+    policy, cartpole = _RightThenLeft(), EnvConfig(id="CartPole-v1")
+    _, first = watch.episode_frames(cartpole, policy, seed=0, max_frames=1)
+    _, again = watch.episode_frames(cartpole, policy, seed=0, max_frames=1)
+    assert first == again and policy.steps.shape == (1,) and policy.steps[0] == first
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # pygame's window, with no display here
+    assert watch.watch_episodes(cartpole, policy, [0, 0]).tolist() == [first, first]

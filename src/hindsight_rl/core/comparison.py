@@ -55,13 +55,13 @@ def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
     fit the environment is refused before any episode."""
     env = without_goal(env_config)
     info = env_info(env)
-    players = {name: NumpyPolicy(policy_to_bytes(policy), name)
-               for name, policy in policies.items()}
-    for name, player in players.items():
-        check_fits_env(player.document, env.id, info, name)
+    files = {name: NumpyPolicy(policy_to_bytes(policy), name)
+             for name, policy in policies.items()}
+    for name, file in files.items():
+        check_fits_env(file.document, env.id, info, name)
     evaluator = GreedyEvaluator(env, eval_seeds(config))
     try:
-        return {name: evaluator.run(player.actions) for name, player in players.items()}
+        return {name: evaluator.run(file.player()) for name, file in files.items()}
     finally:
         evaluator.close()
 
@@ -71,7 +71,7 @@ def record_episodes(policies: dict[str, Policy], env_config: EnvConfig,
     """Each policy's first evaluation episode as a short GIF with its caption, played from
     the file bytes as :func:`score_policies` plays them."""
     env = without_goal(env_config)
-    return {name: episode_gif(env, NumpyPolicy(policy_to_bytes(policy), name).actions,
+    return {name: episode_gif(env, NumpyPolicy(policy_to_bytes(policy), name).player(),
                               config.seed, config.gif_frames, config.gif_fps)
             for name, policy in policies.items()}
 

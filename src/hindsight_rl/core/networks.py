@@ -475,6 +475,12 @@ def numpy_forward(obs: np.ndarray, shift: np.ndarray, scale: np.ndarray,
     x = (obs - shift) * scale
     if convs:
         x = numpy_convolutions(x[None], image_shape, convs)[0]
+    return numpy_layers(x, layers)
+
+
+def numpy_layers(x: np.ndarray, layers: Sequence[NumpyLayer]) -> np.ndarray:
+    """A policy file's linear layers on features ``(batch, in)``: also what a ``gru``
+    encoder's hidden state goes through."""
     for weight, bias, activation in layers:
         x = x @ weight.T + bias
         if activation == "relu":

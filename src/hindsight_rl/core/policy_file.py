@@ -5,8 +5,9 @@ network or to act greedily with numpy alone; see DESIGN.md, "Policy file". Its `
 which network the file holds: a Q-network (discrete actions, played by argmax) or SAC's
 squashed Gaussian actor (continuous actions, played by its mean through tanh). Version-1
 files, from before actors, have no ``kind`` and are Q-networks. Version 3 adds convolutional
-encoders (``conv2d`` layers over ``observation.image``); a file without one is written as
-version 2, so that readers of version 2 keep reading every file they could.
+encoders (``conv2d`` layers over ``observation.image``), version 4 a Q-network's recurrent
+encoder (one ``gru`` layer, whose hidden state is the features); a file with neither is
+written as version 2, so that readers of version 2 keep reading every file they could.
 """
 
 from __future__ import annotations
@@ -37,18 +38,29 @@ from hindsight_rl.core.config import (
     from_mapping,
 )
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.networks import QNetwork, StackedConv2d, convolved, numpy_forward
+from hindsight_rl.core.networks import (
+    GRUEncoder,
+    QNetwork,
+    StackedConv2d,
+    StackedLinear,
+    convolved,
+    numpy_forward,
+    numpy_layers,
+)
+from hindsight_rl.core.recurrent import GRUWeights, StackedGRU, numpy_gru_step
 
 FORMAT = "hindsight-rl/q-network"
 """The format's name, kept from version 1 (when it held Q-networks only) so that every reader
 recognises every file; ``kind`` says what a version-2 file holds."""
-FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 """Version 1 is version 2 without ``kind`` (always a Q-network): old files keep playing.
-Version 3 is version 2 with ``conv2d`` encoder layers; files without them are still written
-as version 2."""
-CONV2D = "conv2d"
-"""A convolutional layer's ``kind`` (a layer without ``kind`` is linear)."""
+Version 3 is version 2 with ``conv2d`` encoder layers, version 4 with a ``gru`` encoder;
+files with neither are still written as version 2."""
+CONV2D, GRU = "conv2d", "gru"
+"""A convolutional and a recurrent layer's ``kind`` (a layer without ``kind`` is linear)."""
+GRU_TENSORS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+"""A gru layer's tensors, named as ``nn.GRUCell`` names them and in its layout."""
 Q_NETWORK, SQUASHED_GAUSSIAN = "q_network", "squashed_gaussian"
 KINDS = (Q_NETWORK, SQUASHED_GAUSSIAN)
 SQUASH = "tanh"
@@ -91,13 +103,8 @@ class Policy:
 def policy_to_bytes(policy: Policy) -> bytes:
     """Serialise to safetensors bytes; the same policy always gives the same bytes."""
     tensors = {}
-    for prefix, layer in _one_member(policy.network).layers():
-        if isinstance(layer, StackedConv2d):  # (out, in, k, k), as torch stores a conv's
-            tensors[f"{prefix}.weight"] = layer.weight[0].detach().contiguous()
-            tensors[f"{prefix}.bias"] = layer.bias[0].detach().contiguous()
-            continue
-        tensors[f"{prefix}.weight"] = layer.weight[0].detach().T.contiguous()  # (out, in)
-        tensors[f"{prefix}.bias"] = layer.bias[0, 0].detach().contiguous()
+    for prefix, layer in _file_layers(_one_member(policy.network)):
+        tensors.update(_layer_tensors(prefix, layer))
     for name, tensor in tensors.items():
         if not torch.isfinite(tensor).all():
             raise PolicyFileError(f"refusing to save a policy whose {name} is not finite")
@@ -107,6 +114,32 @@ def policy_to_bytes(policy: Policy) -> bytes:
         raise PolicyFileError(f"refusing to save a policy whose metadata is not JSON "
                               f"({error}; provenance {policy.provenance!r})") from None
     return save_torch_bytes(tensors, metadata={METADATA_KEY: text})
+
+
+FileLayer = StackedLinear | StackedConv2d | StackedGRU
+
+
+def _file_layers(network: QNetwork | GaussianActor) -> list[tuple[str, FileLayer]]:
+    """The network's layers in the file's order with their state-dict prefixes: a ``gru``
+    encoder's GRU (which ``layers()`` leaves out, being no linear layer), then every
+    convolution and linear layer."""
+    encoder = network.encoder
+    gru = [("encoder.gru", encoder.gru)] if isinstance(encoder, GRUEncoder) else []
+    return gru + network.layers()
+
+
+def _layer_tensors(prefix: str, layer: FileLayer) -> dict[str, torch.Tensor]:
+    """One layer's tensors as the file holds them, in torch's own layouts: a GRU's as
+    ``nn.GRUCell`` holds them ``(3·hidden, in)``, a convolution's ``(out, in, k, k)``, a
+    linear layer's ``(out, in)``."""
+    if isinstance(layer, StackedGRU):
+        return {f"{prefix}.{name}": tensor.contiguous()
+                for name, tensor in layer.member(0)._asdict().items()}
+    if isinstance(layer, StackedConv2d):
+        return {f"{prefix}.weight": layer.weight[0].detach().contiguous(),
+                f"{prefix}.bias": layer.bias[0].detach().contiguous()}
+    return {f"{prefix}.weight": layer.weight[0].detach().T.contiguous(),
+            f"{prefix}.bias": layer.bias[0, 0].detach().contiguous()}
 
 
 def _one_member(network: QNetwork | GaussianActor) -> QNetwork | GaussianActor:
@@ -124,14 +157,10 @@ def sha256_of(policy: Policy) -> str:
 def _document(policy: Policy) -> dict[str, Any]:
     network = policy.network
     layers, parts = [], {name: [] for name in PART_NAMES}
-    for index, (prefix, layer) in enumerate(network.layers()):
+    for index, (prefix, layer) in enumerate(_file_layers(network)):
         part = prefix.split(".")[0]
         parts[part].append(index)
-        entry = {"weight": f"{prefix}.weight", "bias": f"{prefix}.bias",
-                 "activation": None if part == "head" else "relu"}
-        if isinstance(layer, StackedConv2d):
-            entry.update(kind=CONV2D, stride=layer.stride)
-        layers.append(entry)
+        layers.append(_layer_entry(prefix, layer, part))
     env = policy.env.model_dump()
     goal = env.pop("goal")  # the document's own "goal" entry: the env is built without it
     # A file never names code to import: a custom environment's entry point stays in the
@@ -151,7 +180,7 @@ def _document(policy: Policy) -> dict[str, Any]:
         observation["image"] = list(network.image_shape)
     document = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION if network.image_shape is not None else 2,
+        "format_version": _format_version(network),
         "kind": SQUASHED_GAUSSIAN if actor else Q_NETWORK,
         "env": env,
         "observation": observation,
@@ -167,6 +196,27 @@ def _document(policy: Policy) -> dict[str, Any]:
         document.update(action=_action_entry(network), log_std_bounds=list(LOG_STD_BOUNDS),
                         squash=SQUASH)
     return document
+
+
+def _layer_entry(prefix: str, layer: FileLayer, part: str) -> dict[str, Any]:
+    """A layer's entry in the document: its tensors' names, its activation (ReLU but for
+    the head; a GRU has none, its hidden state being the features) and its kind."""
+    if isinstance(layer, StackedGRU):
+        return {"kind": GRU, "hidden": layer.hidden,
+                **{name: f"{prefix}.{name}" for name in GRU_TENSORS}}
+    entry = {"weight": f"{prefix}.weight", "bias": f"{prefix}.bias",
+             "activation": None if part == "head" else "relu"}
+    if isinstance(layer, StackedConv2d):
+        entry.update(kind=CONV2D, stride=layer.stride)
+    return entry
+
+
+def _format_version(network: QNetwork | GaussianActor) -> int:
+    """The oldest version that defines the network: 4 for a gru encoder, 3 for a cnn one,
+    2 otherwise (so that readers of version 2 read every file they could)."""
+    if isinstance(network.encoder, GRUEncoder):
+        return FORMAT_VERSION
+    return 3 if network.image_shape is not None else 2
 
 
 def _action_entry(actor: GaussianActor) -> dict[str, Any]:
@@ -302,15 +352,31 @@ def _check_names(document: dict[str, Any], source: str) -> None:
     """Each layer's tensors carry its part's name, as the torch network rebuilds them."""
     for index, layer in enumerate(document["layers"]):
         part = _part_of(index, document)
-        for key in ("weight", "bias"):
+        for key in _tensor_keys(layer):
             if not layer[key].startswith(f"{part}."):
                 raise PolicyFileError(f"{source}: layer {index} is the {part}, but its {key} "
                                       f"is named {layer[key]!r}")
 
 
+def _tensor_keys(layer: dict[str, Any]) -> tuple[str, ...]:
+    """The keys of a layer's entry that name its tensors."""
+    return GRU_TENSORS if layer.get("kind") == GRU else ("weight", "bias")
+
+
+def _tensor_names(document: dict[str, Any]) -> list[str]:
+    """Every tensor the document's layers name, in layer order."""
+    return [layer[key] for layer in document["layers"] for key in _tensor_keys(layer)]
+
+
 def _encoder_layers(document: dict[str, Any]) -> int:
-    """How many layers the encoder has: its convolutions, then one linear layer."""
+    """How many layers the encoder has: its convolutions, then one linear layer; or one
+    gru layer (never beside convolutions, :func:`_check_gru`)."""
     return 1 + sum(1 for layer in document["layers"] if layer.get("kind") == CONV2D)
+
+
+def _first_linear(document: dict[str, Any]) -> int:
+    """The index of the first linear layer: after the convolutions or the gru layer."""
+    return sum(1 for layer in document["layers"] if layer.get("kind") in (CONV2D, GRU))
 
 
 def _part_of(index: int, document: dict[str, Any]) -> str:
@@ -326,6 +392,8 @@ def _check_layout(document: dict[str, Any], source: str) -> None:
     layers = document["layers"]
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
         layers = []
+    if layers:
+        _check_gru(document, source)
     encoder = _encoder_layers(document) if layers else 1
     if len(layers) < encoder + 2:
         raise PolicyFileError(f"{source}: layers must list the encoder, at least one trunk "
@@ -338,6 +406,8 @@ def _check_layout(document: dict[str, Any], source: str) -> None:
                               f"layers the format defines {expected_parts}")
     _check_convolutions(document, encoder, source)
     for index, layer in enumerate(layers):
+        if layer.get("kind") == GRU:
+            continue
         part = _part_of(index, document)
         expected = HEAD_ACTIVATION if index == last else HIDDEN_ACTIVATION
         if layer["activation"] != expected:
@@ -369,9 +439,10 @@ def _check_convolutions(document: dict[str, Any], encoder: int, source: str) -> 
     layers, version = document["layers"], document["format_version"]
     for index, layer in enumerate(layers):
         kind = layer.get("kind", "linear")
-        if kind not in ("linear", CONV2D) or (kind == "linear" and "kind" in layer):
+        if kind not in ("linear", CONV2D, GRU) or (kind == "linear" and "kind" in layer):
             raise PolicyFileError(f"{source}: layer {index} has kind {kind!r}; the format "
-                                  f"defines {CONV2D!r} (a linear layer has no kind)")
+                                  f"defines {CONV2D!r} and {GRU!r} (a linear layer has no "
+                                  "kind)")
         if kind == CONV2D and index >= encoder - 1:
             raise PolicyFileError(f"{source}: layer {index} is a convolution after the "
                                   "encoder's convolutions; they must come first")
@@ -392,6 +463,36 @@ def _check_convolutions(document: dict[str, Any], encoder: int, source: str) -> 
             and math.prod(image) == document["observation"]["shape"][0]):
         raise PolicyFileError(f"{source}: observation.image is {image!r}, expected [height, "
                               "width, channels] whose product is observation.shape[0]")
+
+
+def _check_gru(document: dict[str, Any], source: str) -> None:
+    """A gru layer, from version 4, is a Q-network's whole encoder: layer 0, no
+    convolutions beside it, an integer ``hidden`` width >= 1 and no activation (its hidden
+    state is the features)."""
+    layers, version = document["layers"], document["format_version"]
+    grus = [index for index, layer in enumerate(layers) if layer.get("kind") == GRU]
+    if not grus:
+        return
+    if version < 4:
+        raise PolicyFileError(f"{source}: format_version {version} has no gru layers; they "
+                              "are defined from version 4")
+    if grus != [0]:
+        raise PolicyFileError(f"{source}: layer {grus[-1]} is a gru layer; the format "
+                              "defines one, layer 0, the whole encoder")
+    if any(layer.get("kind") == CONV2D for layer in layers):
+        raise PolicyFileError(f"{source}: a gru encoder reads observation vectors; the "
+                              "format defines no conv2d layers beside it")
+    if policy_kind(document) != Q_NETWORK:
+        raise PolicyFileError(f"{source}: a {policy_kind(document)} network has a gru "
+                              "layer; the format defines gru encoders for Q-networks only")
+    gru = layers[0]
+    if not (type(gru.get("hidden")) is int and gru["hidden"] >= 1):
+        raise PolicyFileError(f"{source}: layer 0's hidden is {gru.get('hidden')!r}, "
+                              "expected an integer >= 1 (the gru's hidden width)")
+    if "activation" in gru:
+        raise PolicyFileError(f"{source}: layer 0 (gru) has activation "
+                              f"{gru['activation']!r}; the format defines none for a gru "
+                              "layer (its hidden state is the features)")
 
 
 def _check_actor(document: dict[str, Any], source: str) -> None:
@@ -433,7 +534,7 @@ def _check_dtypes(data: bytes, document: dict[str, Any], source: str) -> None:
     """Every tensor is float32 and named by a layer: read from the header, before any tensor
     is loaded (numpy cannot even hold bfloat16; torch would cast it silently)."""
     header = safetensors_header(data)
-    named = [layer[key] for layer in document["layers"] for key in ("weight", "bias")]
+    named = _tensor_names(document)
     for name in named:
         if name not in header:
             raise PolicyFileError(f"{source}: tensor {name!r} named in metadata is missing")
@@ -457,15 +558,8 @@ def policy_from_bytes(data: bytes, source: str = "<bytes>") -> Policy:
 
 def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Policy:
     network = _network_of(document, network_config_of(document, tensors))
-    with torch.no_grad():
-        for prefix, layer in network.layers():
-            weight, bias = tensors[f"{prefix}.weight"], tensors[f"{prefix}.bias"]
-            if isinstance(layer, StackedConv2d):
-                layer.weight[0].copy_(weight)
-                layer.bias[0].copy_(bias)
-            else:
-                layer.weight[0].copy_(weight.T)
-                layer.bias[0, 0].copy_(bias)
+    for prefix, layer in _file_layers(network):
+        _load_layer(layer, prefix, tensors)
     goal = document["goal"]
     env = env_config_of(document)
     if goal is not None:
@@ -477,10 +571,30 @@ def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
                   provenance=document["provenance"])
 
 
+def _load_layer(layer: FileLayer, prefix: str, tensors: dict[str, torch.Tensor]) -> None:
+    """Copy one layer's tensors into it (inverse of :func:`_layer_tensors`)."""
+    if isinstance(layer, StackedGRU):
+        layer.load_member(0, GRUWeights(*(tensors[f"{prefix}.{name}"] for name in GRU_TENSORS)))
+        return
+    weight, bias = tensors[f"{prefix}.weight"], tensors[f"{prefix}.bias"]
+    with torch.no_grad():
+        if isinstance(layer, StackedConv2d):
+            layer.weight[0].copy_(weight)
+            layer.bias[0].copy_(bias)
+        else:
+            layer.weight[0].copy_(weight.T)
+            layer.bias[0, 0].copy_(bias)
+
+
 def network_config_of(document: dict[str, Any], tensors: dict[str, Any]) -> NetworkConfig:
     """The network's shape as config, read from its layers' tensors: the linear layers'
-    widths, and a ``cnn`` encoder's channels, kernels and strides."""
+    widths, a ``gru`` encoder's hidden width (the features') or a ``cnn`` encoder's
+    channels, kernels and strides."""
     layers = document["layers"]
+    if layers[0].get("kind") == GRU:
+        hidden = int(tensors[layers[0]["weight_hh"]].shape[1])
+        widths = tuple(int(tensors[layer["weight"]].shape[0]) for layer in layers[1:-1])
+        return NetworkConfig(hidden_sizes=(hidden, *widths), encoder="gru")
     convs = [layer for layer in layers if layer.get("kind") == CONV2D]
     widths = tuple(int(tensors[layer["weight"]].shape[0]) for layer in layers[len(convs):-1])
     if not convs:
@@ -527,16 +641,15 @@ def env_config_of(document: dict[str, Any], entry_point: str | None = None) -> E
 def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: str) -> None:
     _check_goal(document, source)
     in_width = int(document["observation"]["shape"][0]) + _goal_width(document)
-    for layer in document["layers"]:
-        for key in ("weight", "bias"):
-            if layer[key] not in tensors:
-                raise PolicyFileError(
-                    f"{source}: tensor {layer[key]!r} named in metadata is missing")
+    for name in _tensor_names(document):
+        if name not in tensors:
+            raise PolicyFileError(f"{source}: tensor {name!r} named in metadata is missing")
     layers = document["layers"]
-    convs = _encoder_layers(document) - 1
-    if convs:
+    if _encoder_layers(document) > 1:
         in_width = _check_conv_tensors(tensors, document, source)
-    for layer in layers[convs:]:
+    elif layers[0].get("kind") == GRU:
+        in_width = _check_gru_tensors(tensors, layers[0], in_width, source)
+    for layer in layers[_first_linear(document):]:
         weight, bias = tensors[layer["weight"]], tensors[layer["bias"]]
         fits = weight.ndim == 2 and weight.shape[1] == in_width
         if not fits or tuple(bias.shape) != (weight.shape[0],):
@@ -577,6 +690,25 @@ def _check_conv_tensors(tensors: dict[str, Any], document: dict[str, Any],
         channels = int(weight.shape[0])
         height, width = convolved(height, width, kernel, stride)
     return channels * height * width
+
+
+def _check_gru_tensors(tensors: dict[str, Any], layer: dict[str, Any], in_width: int,
+                       source: str) -> int:
+    """A gru layer's tensors are ``nn.GRUCell``'s: ``(3·hidden, in)`` with ``in`` the
+    observation's width (and the goal's), ``(3·hidden, hidden)`` and two ``(3·hidden,)``
+    biases, all finite; returns ``hidden``, the width of the features."""
+    hidden = layer["hidden"]
+    expected = {"weight_ih": (3 * hidden, in_width), "weight_hh": (3 * hidden, hidden),
+                "bias_ih": (3 * hidden,), "bias_hh": (3 * hidden,)}
+    for key, shape in expected.items():
+        tensor = tensors[layer[key]]
+        if tuple(tensor.shape) != shape:
+            raise PolicyFileError(
+                f"{source}: {layer[key]} has shape {tuple(tensor.shape)}; expected {shape}: "
+                f"a gru of hidden {hidden} over {in_width}-entry inputs, nn.GRUCell's layout")
+        if not np.isfinite(np.asarray(tensor)).all():
+            raise PolicyFileError(f"{source}: {layer[key]} is not finite")
+    return hidden
 
 
 def _check_head_width(width: int, document: dict[str, Any], source: str) -> None:
@@ -661,7 +793,12 @@ def _bounds(values: np.ndarray) -> str:
 class NumpyPolicy:
     """Greedy play from a policy file with numpy alone, exactly as DESIGN.md spells it out:
     observations as the environment gives them, the file's desired goal appended; a
-    Q-network's argmax, or an actor's ``tanh(mean) · scale + bias``."""
+    Q-network's argmax, or an actor's ``tanh(mean) · scale + bias``.
+
+    A ``gru`` file's network remembers its episode, so its actions are not a function of one
+    observation: :meth:`player` is how every caller plays any file (a gru file's through a
+    :class:`RecurrentPlayer`); :meth:`q_values`, :meth:`actions` and :meth:`act` are for
+    files without memory and refuse a gru one."""
 
     def __init__(self, data: bytes, source: str = "<bytes>") -> None:
         self.document = read_document(data, source)
@@ -672,23 +809,53 @@ class NumpyPolicy:
         self.desired = np.asarray([] if goal is None else goal["desired"], np.float64)
         self.shift, self.scale = input_normalisation(self.document)
         layers = self.document["layers"]
-        convs = _encoder_layers(self.document) - 1
         self.image_shape = self.document["observation"].get("image")
         self.convs = [(tensors[layer["weight"]].astype(np.float64)[None],
                        tensors[layer["bias"]].astype(np.float64)[None], layer["stride"])
-                      for layer in layers[:convs]]
+                      for layer in layers if layer.get("kind") == CONV2D]
+        # A gru layer's weights in nn.GRUCell's layout, as numpy_gru_step takes them.
+        self.gru = tuple(tensors[layers[0][name]].astype(np.float64) for name in GRU_TENSORS
+                         ) if layers[0].get("kind") == GRU else None
         self.layers = [(tensors[layer["weight"]].astype(np.float64),
                         tensors[layer["bias"]].astype(np.float64), layer["activation"])
-                       for layer in layers[convs:]]
+                       for layer in layers[_first_linear(self.document):]]
         if self.kind == SQUASHED_GAUSSIAN:
             self.action_scale, self.action_bias = action_scale_bias(self.document)
 
-    def _head(self, obs: np.ndarray) -> np.ndarray:
-        """The head's outputs for a batch of observations (B, obs_dim)."""
+    @property
+    def recurrent(self) -> bool:
+        """Whether the network remembers its episode (a gru encoder)."""
+        return self.gru is not None
+
+    def player(self) -> Callable[[np.ndarray], np.ndarray]:
+        """The file's greedy policy, as evaluation, ``play`` and the reports play it: its
+        :meth:`actions` for a network without memory; for a gru one a new
+        :class:`RecurrentPlayer`, which :func:`~hindsight_rl.core.evaluation.remembers`
+        (``start(episodes)``, then each call is the next step of all of them)."""
+        return RecurrentPlayer(self) if self.recurrent else self.actions
+
+    def _inputs(self, obs: np.ndarray) -> np.ndarray:
+        """The network's inputs (B, width): observations with the desired goal appended."""
         obs = np.asarray(obs, np.float64)
         goals = np.broadcast_to(self.desired, (len(obs), len(self.desired)))
-        return numpy_forward(np.concatenate([obs, goals], axis=1), self.shift, self.scale,
-                             self.layers, self.image_shape, self.convs)
+        return np.concatenate([obs, goals], axis=1)
+
+    def _head(self, obs: np.ndarray) -> np.ndarray:
+        """The head's outputs for a batch of observations (B, obs_dim)."""
+        if self.recurrent:
+            raise PolicyFileError(f"{self.source}: a gru policy remembers its episode, so "
+                                  "one observation does not decide its action; play it "
+                                  "with player() (start(episodes), then one call per step)")
+        return numpy_forward(self._inputs(obs), self.shift, self.scale, self.layers,
+                             self.image_shape, self.convs)
+
+    def step(self, obs: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A gru network's Q-values (B, n_actions) for the next observations of ``B``
+        episodes (B, obs_dim) from their hidden states (B, hidden), and the new hidden
+        states: the file's arithmetic, with the state kept by the caller."""
+        x = (self._inputs(obs) - self.shift) * self.scale
+        hidden = numpy_gru_step(x, hidden, *self.gru)
+        return numpy_layers(hidden, self.layers), hidden
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Q-values for a batch of observations (B, obs_dim); a Q-network's only."""
@@ -707,6 +874,35 @@ class NumpyPolicy:
 
     def act(self, obs: np.ndarray) -> int | np.ndarray:
         """One observation's action: an int for a Q-network, a float32 (action_dim,) array
-        for an actor."""
+        for an actor. Not for a gru file, whose action depends on the episode so far."""
         action = self.actions(np.asarray(obs)[None])[0]
         return int(action) if self.kind == Q_NETWORK else action
+
+
+class RecurrentPlayer:
+    """A gru file's greedy play of ``B`` episodes side by side, with numpy alone:
+    :meth:`start` them (each from the zero state), then each call takes every episode's
+    next observation, rows in the same order, and gives their actions."""
+
+    def __init__(self, policy: NumpyPolicy) -> None:
+        self.policy = policy
+        self.hidden: np.ndarray | None = None
+
+    def start(self, episodes: int) -> None:
+        """Begin ``episodes`` new episodes, forgetting any before."""
+        self.hidden = np.zeros((episodes, self.policy.gru[1].shape[1]))
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values (B, n_actions) of the started episodes' next observations (B, obs_dim)."""
+        obs = np.asarray(obs)
+        if self.hidden is None or len(obs) != len(self.hidden):
+            started = "none" if self.hidden is None else len(self.hidden)
+            raise HindsightRLError(f"{self.policy.source}: {len(obs)} observations for the "
+                                   f"episodes started ({started}); call start(episodes), then "
+                                   "give every episode's observation at each step")
+        q_values, self.hidden = self.policy.step(obs, self.hidden)
+        return q_values
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        """The episodes' greedy actions (B,): each row's argmax."""
+        return self.q_values(obs).argmax(axis=1)

@@ -21,7 +21,7 @@ from hindsight_rl.core.artefacts import write_atomically
 from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.envs import make_env
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.evaluation import Actions, env_action
+from hindsight_rl.core.evaluation import Actions, env_action, remembers
 
 WATCH_EXTRA = 'pip install -e ".[watch]"'
 GIF_WIDTH = 300
@@ -37,7 +37,10 @@ def _rendering(env_config: EnvConfig, render_mode: str) -> EnvConfig:
 def _greedy_episode(env: gym.Env, actions: Actions, seed: int,
                     on_step: Callable[[], object] = lambda: None) -> float:
     """Play one episode of the deterministic policy ``actions`` from ``seed``, calling
-    ``on_step`` after the reset and every step; its undiscounted return."""
+    ``on_step`` after the reset and every step; its undiscounted return. A policy with a
+    memory (:func:`remembers`) starts one episode, forgetting any played before."""
+    if remembers(actions):
+        actions.start(1)
     obs, _ = env.reset(seed=seed)
     on_step()
     total, done = 0.0, False
