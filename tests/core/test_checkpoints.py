@@ -9,7 +9,7 @@ import pytest
 import safetensors.torch
 import torch
 
-from hindsight_rl.core import dqn
+from hindsight_rl.core import dqn, drqn
 from hindsight_rl.core.checkpoints import Checkpoint, CheckpointError, Checkpoints
 from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig
 from hindsight_rl.core.policy_file import metadata_document
@@ -22,11 +22,13 @@ CONFIG = DQNConfig(total_steps=700, batch_size=16, buffer_size=500, learning_sta
 
 
 def _train(tiny_network, checkpoints, unfreeze_after_steps=None, seeds=(3,), taught=False,
-           patience=None):
+           patience=None, encoder="mlp"):
     """A run of ``seeds``; ``taught``: as if every part were transferred, with a teacher (and
     its best-so-far weights and scores to checkpoint); ``patience``: the trunk frozen until a
-    member's curve stalls."""
-    members = [dqn.Member(fresh_network(CARTPOLE, tiny_network, seed,
+    member's curve stalls; ``encoder: gru``: a recurrent network (its sequence replay and
+    the actors' memory to checkpoint)."""
+    network = tiny_network.model_copy(update={"encoder": encoder})
+    members = [dqn.Member(fresh_network(CARTPOLE, network, seed,
                                         np.zeros((0, 4), np.float32)), seed)
                for seed in seeds]
     frozen = ("trunk",) if unfreeze_after_steps is not None or patience else ()
@@ -38,14 +40,17 @@ def _train(tiny_network, checkpoints, unfreeze_after_steps=None, seeds=(3,), tau
 
 
 def _interrupt_at(monkeypatch, step):
-    real = dqn._train_burst
+    """Every training burst from env step ``step`` on raises KeyboardInterrupt; returns the
+    real burst to put back."""
+    real = dqn.train_burst
 
-    def interrupted(run, config):
+    def interrupted(run, loss_of_batch):
         if run.step >= step:
             raise KeyboardInterrupt
-        real(run, config)
+        real(run, loss_of_batch)
 
-    monkeypatch.setattr(dqn, "_train_burst", interrupted)
+    for module in (dqn, drqn):
+        monkeypatch.setattr(module, "train_burst", interrupted)
     return real
 
 
@@ -61,20 +66,22 @@ def _interrupted_checkpoint(tmp_path, monkeypatch, tiny_network):
 
 # Checkpoints every 100 env steps fall mid-episode for some seeds: resuming replays the
 # episode's stored actions to bring each env back to where it was.
-@pytest.mark.parametrize(("unfreeze_after_steps", "seeds", "taught", "patience"), [
-    (None, (3,), False, None), (300, (3,), False, None), (None, (3, 4), False, None),
-    (None, (3, 4), True, None), (None, (3, 4), False, 1)])
+@pytest.mark.parametrize(("unfreeze_after_steps", "seeds", "taught", "patience", "encoder"), [
+    (None, (3,), False, None, "mlp"), (300, (3,), False, None, "mlp"),
+    (None, (3, 4), False, None, "mlp"), (None, (3, 4), True, None, "mlp"),
+    (None, (3, 4), False, 1, "mlp"), (None, (3, 4), False, None, "gru")])
 def test_resumed_run_ends_where_an_uninterrupted_one_would(
         tmp_path, monkeypatch, caplog, tiny_network, unfreeze_after_steps, seeds, taught,
-        patience):
-    options = (unfreeze_after_steps, seeds, taught, patience)
+        patience, encoder):
+    options = (unfreeze_after_steps, seeds, taught, patience, encoder)
     reference = _train(tiny_network, None, *options)
     checkpoints = Checkpoints(tmp_path, interval=100)
     real = _interrupt_at(monkeypatch, 500)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_network, checkpoints, *options)
     assert len(list(tmp_path.glob("*.safetensors"))) == 1
-    monkeypatch.setattr(dqn, "_train_burst", real)
+    for module in (dqn, drqn):
+        monkeypatch.setattr(module, "train_burst", real)
     with caplog.at_level(logging.INFO):
         resumed = _train(tiny_network, checkpoints, *options)
     assert "resuming from" in caplog.text

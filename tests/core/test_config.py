@@ -121,3 +121,31 @@ def test_seeds_are_grouped_in_order_with_a_shorter_last_group():
     assert group_seeds((0, 1, 2), None) == [(0, 1, 2)]
     assert group_seeds((0, 1, 2, 3, 4), 2) == [(0, 1), (2, 3), (4,)]
     assert group_seeds((5, 3), 1) == [(5,), (3,)]
+
+
+UNIFORM = {"collect": {"policy": "uniform"}}
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ({"collect": {"policy": "boltzmann"}}, "collect.policy: got 'boltzmann', expected "
+                                           "'uniform' with a gru encoder"),
+    ({**UNIFORM, "dqn": {"rtg_coef": 0.1}}, "dqn.rtg_coef: got 0.1, expected 0 with a gru"),
+    ({**UNIFORM, "env": {"id": "MountainCar-v0", "goal": {"achieved": [0], "desired": [0.5]}},
+      "her": {"k": 4}}, "her.k: got 4, expected 0 with a gru encoder"),
+])
+def test_a_gru_target_trains_on_what_sequence_replay_keeps(target, message):
+    with pytest.raises(ConfigError, match=message):
+        from_mapping(TargetConfig, {"env": {"id": "CartPole-v1"}, "encoder": "gru", **target},
+                     "")
+
+
+def test_a_gru_target_takes_the_sources_widths_with_its_own_encoder():
+    target = from_mapping(TargetConfig, {"env": {"id": "CartPole-v1"}, "encoder": "gru",
+                                         **UNIFORM}, "")
+    source = from_mapping(SourceConfig, {"env": {"id": "CartPole-v1"},
+                                         "network": {"hidden_sizes": [32, 16]}}, "")
+    assert target.network(source.network).model_dump() == {
+        **source.network.model_dump(), "encoder": "gru"}
+    with pytest.raises(ConfigError, match="algorithm: got 'sac', expected 'dqn' with a gru"):
+        from_mapping(SourceConfig, {"env": {"id": "Pendulum-v1"}, "algorithm": "sac",
+                                    "network": {"encoder": "gru"}}, "")

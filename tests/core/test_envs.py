@@ -423,3 +423,12 @@ def test_a_cnn_encoder_must_fit_the_observation_before_any_work(source, problem)
     project = from_mapping(ProjectConfig, {"sources": {"s": source}})
     with pytest.raises(ConfigError, match=f"sources.s.{problem}"):
         check_environments(project)
+
+
+def test_a_targets_own_encoder_must_fit_its_observation_before_any_work():
+    project = from_mapping(ProjectConfig, {
+        "sources": {"s": {"env": {"id": "CartPole-v1"}}},
+        "targets": {"t": {"env": {"id": "CartPole-v1"}, "encoder": "cnn"}}})
+    with pytest.raises(ConfigError, match="targets.t.encoder: got 'cnn', but CartPole-v1's "
+                                          "observation is a 4-entry vector"):
+        check_environments(project)

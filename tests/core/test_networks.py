@@ -116,3 +116,19 @@ def test_a_cnn_encoder_refuses_a_vector_observation_and_too_small_an_image():
         QNetwork(4, 2, NetworkConfig(encoder="cnn"))
     with pytest.raises(HindsightRLError, match="too small for kernels"):
         _cnn({"channels": (4, 4), "kernels": (4, 4), "strides": (1, 1)}, (5, 5, 1))
+
+
+def test_the_trunk_carries_from_an_mlp_into_a_gru_network_and_only_what_fits():
+    torch.manual_seed(1)
+    mlp = QNetwork(4, 2, NetworkConfig(hidden_sizes=(16, 16)))
+    torch.manual_seed(2)
+    gru = QNetwork(2, 2, NetworkConfig(hidden_sizes=(16, 16), encoder="gru"))
+    encoder_before = copy.deepcopy(gru.encoder.state_dict())
+    assert transfer_parts(mlp, gru) == ["trunk", "head"]
+    for part in ("trunk", "head"):
+        mine, theirs = gru.part(part).state_dict(), mlp.part(part).state_dict()
+        assert all(torch.equal(value, theirs[key]) for key, value in mine.items())
+    assert all(torch.equal(value, encoder_before[key])
+               for key, value in gru.encoder.state_dict().items())
+    with pytest.raises(HindsightRLError, match="reads observation sequences"):
+        gru(torch.zeros(1, 3, 2))

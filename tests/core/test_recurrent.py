@@ -130,3 +130,48 @@ def test_numpy_gru_step_saturates_without_overflow():
         h = numpy_gru_step(np.array([[-1.0]], np.float32), np.array([[0.5]], np.float32),
                            *weights)
     np.testing.assert_allclose(h, [[-1.0]])  # z = 0, n = tanh(−1e4) = −1
+
+
+@pytest.mark.parametrize("h0_given", [False, True])
+def test_written_out_backpropagation_equals_autograd_through_every_step(h0_given):
+    torch.manual_seed(0)
+    members, batch, steps, in_features, hidden = 3, 5, 7, 4, 6
+    gru = StackedGRU(members, in_features, hidden).double()
+    x = torch.randn(members, batch, steps, in_features, dtype=torch.float64,
+                    requires_grad=True)
+    h0 = (torch.randn(members, batch, hidden, dtype=torch.float64, requires_grad=True)
+          if h0_given else None)
+    reset = torch.rand(members, batch, steps) < 0.2
+    weights = torch.randn(members, batch, steps, hidden, dtype=torch.float64)
+
+    def step_by_step() -> tuple[torch.Tensor, torch.Tensor]:
+        """The same arithmetic, every operation recorded by autograd."""
+        gates_x = torch.baddbmm(gru.bias_ih, x.reshape(members, batch * steps, -1),
+                                gru.weight_ih).view(members, batch, steps, -1)
+        h = gru.initial_hidden(batch).double() if h0 is None else h0
+        outputs = []
+        for t in range(steps):
+            h = gru.step(gates_x[:, :, t], h * (~reset[:, :, t, None]).double())
+            outputs.append(h)
+        return torch.stack(outputs, dim=2), h
+
+    inputs = [x, *([h0] if h0_given else []), *gru.parameters()]
+    outputs, last = gru(x, h0, reset)
+    expected_outputs, expected_last = step_by_step()
+    assert torch.allclose(outputs, expected_outputs) and torch.allclose(last, expected_last)
+    got = torch.autograd.grad((outputs * weights).sum() + last.sum(), inputs)
+    expected = torch.autograd.grad((expected_outputs * weights).sum() + expected_last.sum(),
+                                   inputs)
+    for mine, reference in zip(got, expected, strict=True):
+        assert torch.allclose(mine, reference, atol=1e-12)
+
+
+def test_without_gradients_the_run_is_the_same():
+    torch.manual_seed(1)
+    gru = StackedGRU(2, 3, 4)
+    x = torch.randn(2, 5, 6, 3)
+    reset = torch.rand(5, 6) < 0.3
+    with_grad = gru(x, reset=reset)
+    with torch.no_grad():
+        without = gru(x, reset=reset)
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(with_grad, without, strict=True))

@@ -20,14 +20,7 @@ import torch.nn.functional as F
 
 from hindsight_rl.core.checkpoints import Checkpoint
 from hindsight_rl.core.config import DQNConfig
-from hindsight_rl.core.dqn import (
-    Member,
-    RunSpec,
-    WarmStart,
-    _MemberRun,
-    _StackRun,
-    train_burst,
-)
+from hindsight_rl.core.dqn import Member, RunSpec, WarmStart, _MemberRun, _StackRun, train_burst
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.guidance import Guidance
 from hindsight_rl.core.networks import QNetwork, RecurrentNumpyStack

@@ -482,8 +482,11 @@ def check_environments(project: ProjectConfig) -> None:
         except ConfigError as error:
             raise ConfigError(f"{path}.{error}") from None
         _check_algorithm_fits(run.algorithm, info, run.env.id, path)
-        if isinstance(run, SourceConfig):  # a target takes its source's network
+        if isinstance(run, SourceConfig):  # a target takes its source's network...
             _check_encoder_fits(run.network, run.algorithm, info, run.env.id, path)
+        elif run.encoder is not None:  # ...with an encoder type of its own, if it says so
+            _check_encoder_fits(NetworkConfig(encoder=run.encoder), run.algorithm, info,
+                                run.env.id, path, key="encoder")
         if run.training.stop_on_threshold and info.reward_threshold is None:
             raise ConfigError(f"{path}.{run.algorithm}.stop_on_threshold: {run.env.id} has no "
                               "reward threshold; set env.reward_threshold or turn it off")
@@ -502,16 +505,16 @@ def _check_algorithm_fits(algorithm: str, info: EnvInfo, env_id: str, path: str)
 
 
 def _check_encoder_fits(network: NetworkConfig, algorithm: str, info: EnvInfo, env_id: str,
-                        path: str) -> None:
+                        path: str, key: str = "network.encoder") -> None:
     """A ``cnn`` encoder reads an image observation through convolutions that fit inside
-    it, for DQN (SAC's actor and critic read vectors)."""
+    it, for DQN (SAC's actor and critic read vectors); ``key`` names the setting."""
     if network.encoder != "cnn":
         return
     if info.image_shape is None:
-        raise ConfigError(f"{path}.network.encoder: got 'cnn', but {env_id}'s observation is "
-                          f"a {info.obs_dim}-entry vector; expected 'mlp'")
+        raise ConfigError(f"{path}.{key}: got 'cnn', but {env_id}'s observation is "
+                          f"a {info.obs_dim}-entry vector; expected 'mlp' or 'gru'")
     if algorithm != "dqn":
-        raise ConfigError(f"{path}.network.encoder: 'cnn' trains with DQN; SAC's actor and "
+        raise ConfigError(f"{path}.{key}: 'cnn' trains with DQN; SAC's actor and "
                           "critic take 'mlp' encoders")
     try:
         conv_output_shape(info.image_shape, network.conv)
