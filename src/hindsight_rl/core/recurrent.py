@@ -88,19 +88,8 @@ class StackedGRU(nn.Module):
         keep = keep.expand(members, batch, steps).contiguous()
         if steps == 0:
             return x.new_zeros(members, batch, 0, self.hidden), h
-        if torch.is_grad_enabled():
-            outputs = GRUSequence.apply(gates_x, h, keep, self.weight_hh, self.bias_hh)
-            return outputs, outputs[:, :, -1]
-        outputs = []  # nothing to differentiate: no state kept for a backward pass
-        for t in range(steps):
-            h = self.step(gates_x[:, :, t], h * keep[:, :, t, None])
-            outputs.append(h)
-        return torch.stack(outputs, dim=2), h
-
-    def step(self, gates_x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """One step from the input's share of the gates ``W_i x + b_i`` ``(members, batch,
-        3·hidden)`` and the hidden state ``(members, batch, hidden)``."""
-        return gru_step(gates_x, h, self.weight_hh, self.bias_hh)[0]
+        outputs = GRUSequence.apply(gates_x, h, keep, self.weight_hh, self.bias_hh)
+        return outputs, outputs[:, :, -1]
 
     def member(self, k: int) -> GRUWeights:
         """Member ``k``'s weights, copied, in ``nn.GRUCell``'s layout."""
@@ -118,24 +107,12 @@ class StackedGRU(nn.Module):
             self.bias_hh[k, 0].copy_(torch.as_tensor(weights.bias_hh))
 
 
-def gru_step(gates_x: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor,
-             bias_hh: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """One step of stacked GRUs from the input's share of the gates ``W_i x + b_i``
-    ``(members, batch, 3·hidden)`` and the state ``(members, batch, hidden)``: the next
-    state, and the gates ``r, z, n`` with ``W_hn h + b_hn`` (what the backward pass needs)."""
-    hidden = h.shape[-1]
-    gates_h = torch.baddbmm(bias_hh, h, weight_hh)
-    r, z = torch.sigmoid(gates_x[..., :2 * hidden] + gates_h[..., :2 * hidden]).chunk(2, -1)
-    hn = gates_h[..., 2 * hidden:]
-    n = torch.tanh(gates_x[..., 2 * hidden:] + r * hn)
-    return n + z * (h - n), (r, z, n, hn)  # (1 − z) n + z h
-
-
 class GRUSequence(torch.autograd.Function):
     """The recurrent half of a stacked GRU over a sequence, with backpropagation through
     time written out: autograd would record a dozen small operations per step and replay
-    them one by one, where this records one node and runs the backward pass as a loop of
-    fused steps (``benchmarks/``: the update against a plain ``nn.GRU`` loop). Inputs are
+    them one by one, where this records one node, runs each step in time-major buffers
+    with few operations, and computes the gates' derivative factors for every step at once
+    (``benchmarks/network_types.py``: the update against a plain ``nn.GRU`` loop). Inputs are
     the input's share of the gates ``(members, batch, T, 3·hidden)``, the start state, a
     mask ``(members, batch, T)`` that is 0 where the state is zeroed before a step, and the
     recurrent weights; the output is every step's hidden state."""
@@ -143,45 +120,67 @@ class GRUSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, gates_x: torch.Tensor, h0: torch.Tensor, keep: torch.Tensor,
                 weight_hh: torch.Tensor, bias_hh: torch.Tensor) -> torch.Tensor:
-        members, batch, steps, _ = gates_x.shape
-        hidden = weight_hh.shape[1]
-        previous = gates_x.new_empty(members, batch, steps, hidden)  # each step's h, masked
-        saved = gates_x.new_empty(members, batch, steps, 4 * hidden)  # r, z, n, W_hn h + b_hn
-        outputs = gates_x.new_empty(members, batch, steps, hidden)
+        members, batch, steps, three = gates_x.shape
+        hidden = three // 3
+        # Buffers (members, T, batch, ·): a step is one contiguous block per member, and the
+        # weight gradient one product over every step without copies.
+        gates_x = gates_x.transpose(1, 2).contiguous()
+        keep = keep.transpose(1, 2).unsqueeze(3).contiguous()
+        gates_h = gates_x.new_empty(members, steps, batch, three)  # W_h h + b_h
+        rz = gates_x.new_empty(members, steps, batch, 2 * hidden)  # σ: r, z
+        n = gates_x.new_empty(members, steps, batch, hidden)
+        outputs = gates_x.new_empty(members, steps, batch, hidden)
         h = h0
-        for t in range(steps):
-            h = h * keep[:, :, t, None]
-            previous[:, :, t] = h
-            h, gates = gru_step(gates_x[:, :, t], h, weight_hh, bias_hh)
-            outputs[:, :, t] = h
-            torch.cat(gates, dim=-1, out=saved[:, :, t])
-        ctx.save_for_backward(previous, saved, keep, weight_hh)
-        return outputs
+        for keep_t, x_rz, x_n, h_all, h_rz, h_n, rz_t, r, z, n_t, out in zip(
+                *_steps(keep, gates_x[..., :2 * hidden], gates_x[..., 2 * hidden:], gates_h,
+                        gates_h[..., :2 * hidden], gates_h[..., 2 * hidden:], rz,
+                        rz[..., :hidden], rz[..., hidden:], n, outputs), strict=True):
+            h = h * keep_t
+            torch.baddbmm(bias_hh, h, weight_hh, out=h_all)
+            torch.add(x_rz, h_rz, out=rz_t).sigmoid_()
+            torch.addcmul(x_n, r, h_n, out=n_t).tanh_()
+            h = torch.lerp(n_t, h, z, out=out)  # n + z (h − n)
+        ctx.save_for_backward(h0, keep, rz, n, gates_h, outputs, weight_hh)
+        return outputs.transpose(1, 2)
 
     @staticmethod
     def backward(ctx: Any, grad_outputs: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        previous, saved, keep, weight_hh = ctx.saved_tensors
-        members, batch, steps, hidden = previous.shape
-        grad_gates_x = grad_outputs.new_empty(members, batch, steps, 3 * hidden)
-        grad_gates_h = grad_outputs.new_empty(members, batch, steps, 3 * hidden)
-        weight_hh_t = weight_hh.transpose(1, 2)
-        carried = grad_outputs.new_zeros(members, batch, hidden)
-        for t in reversed(range(steps)):
-            r, z, n, hn = saved[:, :, t].chunk(4, dim=-1)
-            h_prev = previous[:, :, t]
-            dh = grad_outputs[:, :, t] + carried
-            d_n = dh * (1 - z) * (1 - n * n)
-            d_z = dh * (h_prev - n) * z * (1 - z)
-            d_r = d_n * hn * r * (1 - r)
-            grad_gates_x[:, :, t] = torch.cat([d_r, d_z, d_n], dim=-1)
-            grad_gates_h[:, :, t] = torch.cat([d_r, d_z, d_n * r], dim=-1)
-            carried = (dh * z + torch.bmm(grad_gates_h[:, :, t], weight_hh_t)) \
-                * keep[:, :, t, None]
-        flat_h = previous.reshape(members, batch * steps, hidden)
-        flat_gates = grad_gates_h.reshape(members, batch * steps, 3 * hidden)
-        grad_weight = torch.bmm(flat_h.transpose(1, 2), flat_gates)
+        h0, keep, rz, n, gates_h, outputs, weight_hh = ctx.saved_tensors
+        members, steps, batch, hidden = n.shape
+        previous = torch.cat([h0[:, None], outputs[:, :-1]], dim=1) * keep  # masked input h
+        r, z = rz[..., :hidden], rz[..., hidden:]
+        # What each gate's gradient is dh times, for every step at once.
+        factor_n = (1 - z) * (1 - n * n)
+        factor_z = (previous - n) * z * (1 - z)
+        factor_r = gates_h[..., 2 * hidden:] * r * (1 - r)
+        grad_outputs = grad_outputs.transpose(1, 2)
+        grad_gates_h = n.new_empty(members, steps, batch, 3 * hidden)
+        grad_n = n.new_empty(members, steps, batch, hidden)
+        weight_hh_t = weight_hh.transpose(1, 2).contiguous()
+        carried = n.new_zeros(members, batch, hidden)
+        per_step = zip(*_steps(grad_outputs, factor_n, factor_z, factor_r, r, z, keep, grad_n,
+                               grad_gates_h, grad_gates_h[..., :hidden],
+                               grad_gates_h[..., hidden:2 * hidden],
+                               grad_gates_h[..., 2 * hidden:]), strict=True)
+        for grad_t, f_n, f_z, f_r, r_t, z_t, keep_t, d_n, d_h, d_r, d_z, d_hn in reversed(
+                list(per_step)):
+            dh = grad_t + carried
+            torch.mul(dh, f_n, out=d_n)
+            torch.mul(dh, f_z, out=d_z)
+            torch.mul(d_n, f_r, out=d_r)
+            torch.mul(d_n, r_t, out=d_hn)
+            carried = torch.baddbmm(dh * z_t, d_h, weight_hh_t) * keep_t
+        grad_gates_x = torch.cat([grad_gates_h[..., :2 * hidden], grad_n], dim=3)
+        flat_gates = grad_gates_h.view(members, steps * batch, 3 * hidden)
+        grad_weight = torch.bmm(previous.view(members, steps * batch, hidden).transpose(1, 2),
+                                flat_gates)
         grad_bias = flat_gates.sum(dim=1, keepdim=True)
-        return grad_gates_x, carried, None, grad_weight, grad_bias
+        return grad_gates_x.transpose(1, 2), carried, None, grad_weight, grad_bias
+
+
+def _steps(*tensors: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+    """Each ``(members, T, ...)`` tensor's views of its steps: made once, not per step."""
+    return [tensor.unbind(1) for tensor in tensors]
 
 
 def numpy_gru_step(x: np.ndarray, h: np.ndarray, weight_ih: np.ndarray, weight_hh: np.ndarray,
