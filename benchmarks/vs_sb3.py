@@ -8,6 +8,8 @@ run.
     python benchmarks/vs_sb3.py --tasks CartPole-v1 --sb3-hidden 128 128 --sb3-n-step 3
     python benchmarks/vs_sb3.py --tasks MountainCar-v0 --sb3-hidden 128 128 --sb3-n-step 5
                                                        # SB3 given our network and targets
+    python benchmarks/vs_sb3.py --tasks MiniGrid-DoorKey-5x5-v0 --out benchmarks/vs_sb3_doorkey.md
+                                                       # × 3 seeds, the same CNN on each side
 
 By default each side runs as shipped: ours with the project's defaults (RL Zoo's tuned DQN
 settings for the task, a 128-128 network, n-step targets: 3 steps on CartPole-v1, 5 on
@@ -28,6 +30,18 @@ alternate seed by seed so that drift in machine load hits both. Alongside, the s
 measures two references: the raw PyTorch update (the same double-DQN update written as a plain
 loop over pre-made batches) and raw env stepping (one env, uniform actions), so our loop is
 also compared with what it is built from. Results: a table on stdout and in ``--out``.
+Every child runs numpy's BLAS on one thread, as torch (``ONE_THREAD``).
+
+``--tasks MiniGrid-DoorKey-5x5-v0`` (named only; RL Zoo has no settings for it) compares
+DQN with a convolutional network: both sides get the project's ``sources.doorkey`` settings,
+read from conf/base (100k budget, 3-step targets, a point every 5,000 env steps), and step the
+env the pipeline builds (``make_env``: the 7×7×3 view flattened to 147 entries, 0..10). SB3 is
+given THE SAME network, so that the comparison is of the two training loops and not of two
+architectures: its ``features_extractor_class`` is our CNN encoder written in plain torch
+(``ImageEncoder``: ``(obs − 5) / 5``, read channels-first, 2×2 convolutions of 16-32-64
+channels, a linear layer to 64), then ``net_arch=[64]``: our trunk layer and a linear head.
+Before the runs, our fresh network copied into SB3's must give the same Q-values. SB3's DQN has no
+double-DQN option: it bootstraps from the target network's max, ours double DQN.
 
 ``--algo sac`` runs the same protocol with SAC on Pendulum-v1 (threshold -200: it registers
 none; RL Zoo's SAC reaches about -150) and MountainCarContinuous-v0 (its registered 90),
@@ -84,7 +98,11 @@ ZOO: dict[str, dict[str, Any]] = {
                            target_update_interval=600, train_freq=16, gradient_steps=8,
                            exploration_fraction=0.2, exploration_final_eps=0.07),
 }
-DEFAULT_SEEDS = {"CartPole-v1": 5, "MountainCar-v0": 3}
+# The minigrid pipeline's source: no RL Zoo entry, so both frameworks get the project's
+# settings (conf/base, ``sources.doorkey``) and the same CNN.
+CNN_TASK = "MiniGrid-DoorKey-5x5-v0"
+DQN_TASKS = [*ZOO, CNN_TASK]
+DEFAULT_SEEDS = {"CartPole-v1": 5, "MountainCar-v0": 3, CNN_TASK: 3}
 SOURCE_TASK = "CartPole-v1"  # conf/base/parameters_source.yml
 PROJECT = Path(__file__).resolve().parents[1]
 N_STEP = {"CartPole-v1": 3, "MountainCar-v0": 5}  # ours (conf/base); RL Zoo's are 1
@@ -100,14 +118,26 @@ ZOO_SAC: dict[str, dict[str, Any]] = {
         policy_kwargs=dict(log_std_init=-3.67, net_arch=[64, 64])),
 }
 SAC_SEEDS = {"Pendulum-v1": 5, "MountainCarContinuous-v0": 3}
-SAC_EVAL_INTERVAL = {"Pendulum-v1": 1_000, "MountainCarContinuous-v0": 2_500}
+# Env steps between learning-curve points where not ``EVAL_INTERVAL``: Pendulum's budget is
+# short; DoorKey's is the project's (``sources.doorkey``).
+EVAL_INTERVALS = {"Pendulum-v1": 1_000, CNN_TASK: 5_000}
 # Where conf/base keeps our settings for each task: (file, section, key, the source whose
 # network the task's networks take).
-PROJECT_SAC = {
+PROJECT_CONF = {
     "Pendulum-v1": ("parameters_source.yml", "sources", "pendulum", "pendulum"),
     "MountainCarContinuous-v0": ("parameters_target.yml", "targets", "mountaincar_continuous",
                                  "mountaincar"),
+    CNN_TASK: ("parameters_source.yml", "sources", "doorkey", "doorkey"),
 }
+# The DQN settings both frameworks name alike; SB3 gets ours of them on a project task.
+SB3_DQN_KEYS = ("total_steps", "learning_rate", "batch_size", "buffer_size", "learning_starts",
+                "gamma", "target_update_interval", "train_freq", "gradient_steps",
+                "exploration_fraction", "exploration_initial_eps", "exploration_final_eps",
+                "max_grad_norm")
+# numpy's BLAS on one thread too, as torch is (set before numpy loads, so in each child): our
+# acting and evaluation run in numpy, and OpenBLAS threads a product from about 20 rows on,
+# which on a busy machine made DoorKey's CNN on 20 evaluation episodes 100 times slower.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 STACKS = (1, 3)  # seeds per _SACRun timed for the update reference; 3: the pipeline's
 
 
@@ -128,23 +158,38 @@ class CallTimer:
         return timed
 
 
-def project_sac(env_id: str) -> tuple[Any, Any, Any]:
-    """Our env, network and SAC settings for ``env_id`` as conf/base has them, so the
+def project_settings(env_id: str) -> tuple[Any, Any, Any]:
+    """Our env, network and SAC or DQN settings for ``env_id`` as conf/base has them, so the
     benchmark measures what the pipeline runs."""
     import yaml
 
-    from hindsight_rl.core.config import EnvConfig, NetworkConfig, SACConfig
-    file, section, key, source = PROJECT_SAC[env_id]
+    from hindsight_rl.core.config import DQNConfig, EnvConfig, NetworkConfig, SACConfig
+    file, section, key, source = PROJECT_CONF[env_id]
     stage = yaml.safe_load((PROJECT / "conf/base" / file).read_text())[section][key]
     sources = yaml.safe_load((PROJECT / "conf/base/parameters_source.yml").read_text())
     network = sources["sources"][source].get("network", {})
-    return EnvConfig(**stage["env"]), NetworkConfig(**network), SACConfig(**stage["sac"])
+    training = SACConfig(**stage["sac"]) if "sac" in stage else DQNConfig(**stage["dqn"])
+    return EnvConfig(**stage["env"]), NetworkConfig(**network), training
+
+
+def dqn_settings(env_id: str) -> dict[str, Any]:
+    """The DQN settings both frameworks train ``env_id`` with, budget included: RL Zoo's, or
+    on a project task ours (conf/base)."""
+    if env_id in ZOO:
+        return ZOO[env_id]
+    config = project_settings(env_id)[2]
+    return {key: getattr(config, key) for key in SB3_DQN_KEYS}
 
 
 def env_config(env_id: str) -> Any:
-    """The task as both frameworks are judged on it: Pendulum's threshold is our config's."""
+    """The task as both frameworks are judged on it: Pendulum's threshold is our config's,
+    DoorKey's view (the 7×7×3 image flattened, range 0..10) and threshold too."""
     from hindsight_rl.core.config import EnvConfig
-    return project_sac(env_id)[0] if env_id in PROJECT_SAC else EnvConfig(id=env_id)
+    return project_settings(env_id)[0] if env_id in PROJECT_CONF else EnvConfig(id=env_id)
+
+
+def interval_of(env_id: str) -> int:
+    return EVAL_INTERVALS.get(env_id, EVAL_INTERVAL)
 
 
 def threshold_of(env_id: str) -> float:
@@ -175,20 +220,25 @@ def warm_start(env: Any, seed: int) -> Any:
 
 def run_ours(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
              ) -> dict[str, Any]:
-    """The source stage's code path with RL Zoo's settings and stop-on-threshold."""
+    """The source stage's code path with RL Zoo's settings (on DoorKey the project's, its
+    CNN included) and stop-on-threshold."""
     from hindsight_rl.core import dqn
     from hindsight_rl.core.config import DQNConfig, EnvConfig, NetworkConfig
     from hindsight_rl.core.evaluation import greedy
     from hindsight_rl.core.rollouts import q_function
 
     timer = CallTimer()
-    dqn._train_burst = timer.wrap(dqn._train_burst, lambda run, config: config.gradient_steps)
-    config = DQNConfig(**{**ZOO[env_id], "total_steps": budget}, eval_interval=EVAL_INTERVAL,
-                       eval_episodes=EVAL_EPISODES, keep="last", stop_on_threshold=True,
-                       n_step=n_step)
-    return _train_ours(env_id, EnvConfig(id=env_id), NetworkConfig(hidden_sizes=hidden),
-                       config, seed, timer,
-                       lambda network: greedy(q_function(network)))
+    dqn.train_burst = timer.wrap(dqn.train_burst,
+                                 lambda run, loss_of_batch: run.spec.config.gradient_steps)
+    if env_id in ZOO:
+        env, network, project = EnvConfig(id=env_id), NetworkConfig(), DQNConfig(**ZOO[env_id])
+    else:
+        env, network, project = project_settings(env_id)
+    config = project.model_copy(update=dict(
+        total_steps=budget, eval_interval=interval_of(env_id), eval_episodes=EVAL_EPISODES,
+        keep="last", stop_on_threshold=True, n_step=n_step))
+    return _train_ours(env_id, env, network.model_copy(update={"hidden_sizes": hidden}),
+                       config, seed, timer, lambda network: greedy(q_function(network)))
 
 
 def run_ours_sac(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
@@ -200,9 +250,9 @@ def run_ours_sac(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, b
 
     timer = CallTimer()
     sac._train_burst = timer.wrap(sac._train_burst, lambda run, config: config.gradient_steps)
-    env, _, project = project_sac(env_id)
+    env, _, project = project_settings(env_id)
     config = project.model_copy(update=dict(
-        total_steps=budget, eval_interval=SAC_EVAL_INTERVAL[env_id],
+        total_steps=budget, eval_interval=interval_of(env_id),
         eval_episodes=EVAL_EPISODES, keep="last", stop_on_threshold=True, n_step=n_step))
     return _train_ours(env_id, env, NetworkConfig(hidden_sizes=hidden), config, seed, timer,
                        actor_actions)
@@ -237,20 +287,120 @@ def actor_actions(actor: Any) -> Any:
 
 def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
             ) -> dict[str, Any]:
-    """SB3 DQN with the same settings; a callback runs our evaluator and stops at threshold."""
+    """SB3 DQN with the same settings; a callback runs our evaluator and stops at threshold.
+    On DoorKey, SB3 steps the env ours does (``make_env``: the image flattened) and gets
+    our CNN as its features extractor (``hidden[0]`` wide), then ``net_arch`` the rest."""
     from stable_baselines3 import DQN
 
+    from hindsight_rl.core.envs import make_env
     from hindsight_rl.core.evaluation import greedy
 
-    settings = {key: value for key, value in ZOO[env_id].items() if key != "total_steps"}
-    model = DQN("MlpPolicy", env_id, seed=seed, device="cpu", verbose=0,
-                policy_kwargs={"net_arch": list(hidden)}, n_steps=n_step, **settings)
+    settings = {key: value for key, value in dqn_settings(env_id).items()
+                if key != "total_steps"}
+    env, policy_kwargs = env_id, {"net_arch": list(hidden)}
+    if env_id == CNN_TASK:
+        env, policy_kwargs = make_env(env_config(env_id)), sb3_cnn_policy_kwargs(env_id, hidden)
+    model = DQN("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
+                optimize_memory_usage=False, policy_kwargs=policy_kwargs, n_steps=n_step,
+                **settings)
 
     def q_values(obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return model.q_net(torch.as_tensor(obs, dtype=torch.float32)).numpy()
 
-    return _learn_sb3(env_id, model, greedy(q_values), budget, EVAL_INTERVAL)
+    return _learn_sb3(env_id, model, greedy(q_values), budget, interval_of(env_id))
+
+
+def check_same_network(env_id: str, hidden: tuple[int, ...]) -> str:
+    """That SB3's Q-network (``sb3_cnn_policy_kwargs``) is ours: a fresh network of ours
+    (as the source stage makes it) copied into SB3's, layer by layer, must give the same
+    Q-values on observations of uniform play; raises if not. The line for the report."""
+    from stable_baselines3 import DQN
+
+    from hindsight_rl.core.envs import make_env
+    from hindsight_rl.core.training import fresh_network
+    env, network, _ = project_settings(env_id)
+    obs = torch.as_tensor(warm_start(env, 0).obs)
+    ours = fresh_network(env, network.model_copy(update={"hidden_sizes": hidden}), 0,
+                         obs.numpy())
+    sb3 = DQN("MlpPolicy", make_env(env), buffer_size=1, device="cpu",
+              policy_kwargs=sb3_cnn_policy_kwargs(env_id, hidden)).q_net
+    modules = [m for m in sb3.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    layers = [layer for _, layer in ours.layers()]
+    with torch.no_grad():
+        for module, layer in zip(modules, layers, strict=True):
+            weight = layer.weight[0]
+            module.weight.copy_(weight if isinstance(module, torch.nn.Conv2d) else weight.T)
+            module.bias.copy_(layer.bias[0].flatten())
+        encoder = sb3.features_extractor.encoder
+        normalised = [torch.equal(encoder.shift, ours.encoder.shift[0, 0]),
+                      torch.equal(encoder.scale, ours.encoder.scale[0, 0])]
+        gap = float((ours(obs[None])[0] - sb3(obs)).abs().max())
+    counts = [sum(p.numel() for p in net.parameters()) for net in (ours, sb3)]
+    if not all(normalised) or counts[0] != counts[1] or gap > 1e-5:
+        raise AssertionError(f"SB3's network is not ours: normalisation equal {normalised}, "
+                             f"parameters {counts}, largest Q-value gap {gap:.2e}")
+    return (f"Same network checked: ours copied into SB3's ({counts[0]} parameters each, "
+            f"the same input normalisation) gives the same Q-values on {len(obs)} "
+            f"observations (largest gap {gap:.1e}).")
+
+
+class ImageEncoder(torch.nn.Module):
+    """Our ``ConvEncoder`` (one member) as ordinary torch modules: the flat image row
+    normalised as ``observation_normaliser`` does for the view's declared bounds (on
+    DoorKey ``(obs − 5) / 5``), read as channels-first, each convolution followed by a ReLU,
+    flattened (channels, height, width), then ``relu(W x + b)`` to ``features``."""
+
+    def __init__(self, network: Any, features: int, low: np.ndarray, high: np.ndarray,
+                 image_shape: tuple[int, int, int]) -> None:
+        from torch import nn
+
+        from hindsight_rl.core.networks import conv_output_shape, observation_normaliser
+        super().__init__()
+        self.image_shape = image_shape
+        shift, scale = observation_normaliser(low, high, np.zeros((0, len(low)), np.float32))
+        self.register_buffer("shift", torch.as_tensor(shift))
+        self.register_buffer("scale", torch.as_tensor(scale))
+        conv, channels = network.conv, (image_shape[2], *network.conv.channels)
+        layers: list[nn.Module] = []
+        for c_in, c_out, kernel, stride in zip(channels[:-1], channels[1:], conv.kernels,
+                                               conv.strides, strict=True):
+            layers += [nn.Conv2d(c_in, c_out, kernel, stride), nn.ReLU()]
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.linear = nn.Sequential(
+            nn.Linear(math.prod(conv_output_shape(image_shape, conv)), features), nn.ReLU())
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        height, width, channels = self.image_shape
+        x = ((obs - self.shift) * self.scale).view(-1, height, width, channels)
+        return self.linear(self.convs(x.permute(0, 3, 1, 2)))
+
+
+def image_encoder(env_id: str, features: int) -> ImageEncoder:
+    """``ImageEncoder`` for ``env_id``'s view and our network's convolutions (conf/base)."""
+    from hindsight_rl.core.envs import env_info
+    info = env_info(env_config(env_id))
+    return ImageEncoder(project_settings(env_id)[1], features, info.obs_low, info.obs_high,
+                        info.image_shape)
+
+
+def sb3_cnn_policy_kwargs(env_id: str, hidden: tuple[int, ...]) -> dict[str, Any]:
+    """SB3 ``policy_kwargs`` giving its Q-network ours: our CNN encoder (``ImageEncoder``) as
+    its ``features_extractor_class``, ``hidden[0]`` features wide, then ``net_arch`` the
+    trunk's widths (ReLU after each) and SB3's linear head, as our trunk and head."""
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    class SameCNN(BaseFeaturesExtractor):
+        def __init__(self, observation_space: Any, features_dim: int) -> None:
+            super().__init__(observation_space, features_dim)
+            self.encoder = image_encoder(env_id, features_dim)
+
+        def forward(self, obs: torch.Tensor) -> torch.Tensor:
+            return self.encoder(obs)
+
+    return {"features_extractor_class": SameCNN,
+            "features_extractor_kwargs": {"features_dim": hidden[0]},
+            "net_arch": list(hidden[1:])}
 
 
 def run_sb3_sac(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
@@ -268,7 +418,7 @@ def run_sb3_sac(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, bu
             squashed = model.policy.actor(torch.as_tensor(obs), deterministic=True).numpy()
         return model.policy.unscale_action(squashed)
 
-    return _learn_sb3(env_id, model, actions, budget, SAC_EVAL_INTERVAL[env_id])
+    return _learn_sb3(env_id, model, actions, budget, interval_of(env_id))
 
 
 def _learn_sb3(env_id: str, model: Any, actions: Any, budget: int, interval: int
@@ -318,21 +468,29 @@ def _record(env_id: str, seconds: float, curve_steps: np.ndarray, curve_returns:
 
 def raw_update_rate(env_id: str, hidden: tuple[int, ...], updates: int = 2_000) -> float:
     """Updates/s of the same double-DQN update as a plain PyTorch loop: no replay buffer,
-    no bookkeeping, the default (per-tensor) Adam, batches made up front."""
+    no bookkeeping, the default (per-tensor) Adam, batches made up front. On DoorKey the
+    network is our CNN (``ImageEncoder``, then the trunk and head) on view-like batches."""
     from torch import nn
-    settings = ZOO[env_id]
-    import gymnasium as gym
-    env = gym.make(env_id)
-    obs_dim, n_actions = env.observation_space.shape[0], env.action_space.n
+
+    from hindsight_rl.core.envs import env_info
+    settings = dqn_settings(env_id)
+    info = env_info(env_config(env_id))
+    obs_dim, n_actions, batch = info.obs_dim, info.n_actions, settings["batch_size"]
+    image = env_id == CNN_TASK
     torch.manual_seed(0)
-    online = nn.Sequential(nn.Linear(obs_dim, hidden[0]), nn.ReLU(),
-                           nn.Linear(hidden[0], hidden[1]), nn.ReLU(),
+    encoder = ([image_encoder(env_id, hidden[0])] if image
+               else [nn.Linear(obs_dim, hidden[0]), nn.ReLU()])
+    online = nn.Sequential(*encoder, nn.Linear(hidden[0], hidden[1]), nn.ReLU(),
                            nn.Linear(hidden[1], n_actions))
     target = copy.deepcopy(online).requires_grad_(False)
     optimizer = torch.optim.Adam(online.parameters(), lr=settings["learning_rate"])
-    batch = settings["batch_size"]
-    batches = [(torch.randn(batch, obs_dim), torch.randint(n_actions, (batch, 1)),
-                torch.randn(batch), torch.randn(batch, obs_dim), torch.zeros(batch))
+
+    def observations() -> torch.Tensor:  # DoorKey's view: integer cells 0..10
+        return (torch.randint(0, 11, (batch, obs_dim)).float() if image
+                else torch.randn(batch, obs_dim))
+
+    batches = [(observations(), torch.randint(n_actions, (batch, 1)),
+                torch.randn(batch), observations(), torch.zeros(batch))
                for _ in range(64)]
 
     def update(obs, action, reward, next_obs, done) -> None:
@@ -354,9 +512,12 @@ def raw_update_rate(env_id: str, hidden: tuple[int, ...], updates: int = 2_000) 
 
 
 def raw_env_rate(env_id: str, steps: int = 50_000) -> float:
-    """Env steps/s of one Gymnasium env under uniform actions, resets included."""
+    """Env steps/s of one Gymnasium env under uniform actions, resets included; built as
+    both frameworks build it (``make_env``: on DoorKey the view flattened)."""
     import gymnasium as gym
-    env = gym.make(env_id)
+
+    from hindsight_rl.core.envs import make_env
+    env = make_env(env_config(env_id))
     env.reset(seed=0)
     space, rng = env.action_space, np.random.default_rng(0)
     continuous = isinstance(space, gym.spaces.Box)
@@ -400,7 +561,7 @@ def raw_sac_update_rate(env_id: str, updates: int = 1_000) -> float:
     steps (``inputs=``), as ours."""
     import gymnasium as gym
     from torch import nn
-    _, network, config = project_sac(env_id)
+    _, network, config = project_settings(env_id)
     env = gym.make(env_id)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
     low, high = (torch.as_tensor(b, dtype=torch.float32) for b in
@@ -479,7 +640,7 @@ def our_sac_update_rate(env_id: str, seeds: int, updates: int = 1_000) -> float:
     from hindsight_rl.core.dqn import RunSpec, WarmStart, subnormals_flushed
     from hindsight_rl.core.sac import SACMember, _SACRun
     from hindsight_rl.core.training import fresh_actor_critic
-    env, network, config = project_sac(env_id)
+    env, network, config = project_settings(env_id)
     members = []
     for seed in range(seeds):
         warm = warm_start(env, seed)
@@ -503,7 +664,7 @@ def our_sac_update_rate(env_id: str, seeds: int, updates: int = 1_000) -> float:
 def dqn_references(env_id: str, hidden: tuple[int, ...], ours: list[dict[str, Any]]) -> str:
     """The raw double-DQN update and raw env stepping, against our in-training rates."""
     raw_updates, raw_env = raw_update_rate(env_id, hidden), raw_env_rate(env_id)
-    width = "-".join(map(str, hidden))
+    width = network_name(env_id, hidden)
     return (f"Raw references in the same run: plain PyTorch update of the {width} "
             f"network {raw_updates:.0f}/s "
             f"(ours ÷ raw = {median(ours, 'updates_per_s') / raw_updates:.2f}); one env "
@@ -515,7 +676,7 @@ def sac_references(env_id: str, hidden: tuple[int, ...], ours: list[dict[str, An
     """The plain PyTorch SAC update against ``_SACRun.update`` (alone and stacked, per
     seed-update) and against our in-training rate; raw env stepping against our acting.
     The update references use the project's network: ``--hidden`` changes only training."""
-    _, network, config = project_sac(env_id)
+    _, network, config = project_settings(env_id)
     raw, raw_env = raw_sac_update_rate(env_id), raw_env_rate(env_id)
     width = "-".join(map(str, network.hidden_sizes))
     lines = [f"Raw references in the same run: one SAC update of the {width} networks, batch "
@@ -553,7 +714,8 @@ def run_child(algo: str, framework: str, env_id: str, seed: int, hidden: tuple[i
     out = subprocess.run([sys.executable, __file__, "--child", framework, env_id, str(seed),
                           "--algo", algo, "--hidden", *map(str, hidden),
                           "--n-step", str(n_step), "--max-steps", str(budget)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, **ONE_THREAD})
     return {**json.loads(out.stdout.strip().splitlines()[-1]),
             "process_seconds": time.perf_counter() - start}
 
@@ -574,7 +736,7 @@ def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[st
             ("updates_per_s", "updates/s", "{:.0f}"),
             ("peak_rss_mb", "peak RSS MB", "{:.0f}")]
     ours, sb3 = results["ours"], results["sb3"]
-    widths = {name: "-".join(map(str, sizes)) for name, sizes in hidden.items()}
+    widths = {name: network_name(env_id, sizes) for name, sizes in hidden.items()}
     names = {name: f"{name.replace('sb3', 'SB3')} {widths[name]}, n = {n_step[name]}"
              for name in hidden}
     lines = [f"### {env_id} ({len(ours)} seeds, medians)", "",
@@ -610,6 +772,10 @@ def table(env_id: str, results: dict[str, list[dict[str, Any]]], hidden: dict[st
     return "\n".join(lines + per_seed) + "\n"
 
 
+def network_name(env_id: str, hidden: tuple[int, ...]) -> str:
+    return ("CNN " if env_id == CNN_TASK else "") + "-".join(map(str, hidden))
+
+
 def _seed_cells(row: dict[str, Any]) -> str:
     return (f"{row['seconds']:.1f} | {row['env_steps']} | {row['judged_return']:.1f} | "
             f"{row['peak_rss_mb']:.0f}")
@@ -618,43 +784,54 @@ def _seed_cells(row: dict[str, Any]) -> str:
 def settings_of(algo: str, env_id: str, args: argparse.Namespace
                 ) -> tuple[dict[str, tuple[int, ...]], dict[str, int], int]:
     """Each framework's hidden widths and n-step targets for ``env_id`` (the command line's,
-    else each side's own: ours from conf/base, SB3's from RL Zoo), and the budget both
-    share (RL Zoo's, capped by ``--max-steps``)."""
-    if algo == "dqn":
+    else each side's own: ours from conf/base, SB3's from RL Zoo; on DoorKey, which RL Zoo
+    has not, ours on both sides), and the budget both share (RL Zoo's, on DoorKey ours,
+    capped by ``--max-steps``)."""
+    sb3_n_step = 1
+    if algo == "dqn" and env_id in ZOO:
         ours_hidden, ours_n_step, sb3_hidden = (128, 128), N_STEP[env_id], (256, 256)
         budget = ZOO[env_id]["total_steps"]
+    elif algo == "dqn":
+        _, network, config = project_settings(env_id)
+        ours_hidden = sb3_hidden = tuple(network.hidden_sizes)
+        ours_n_step = sb3_n_step = config.n_step
+        budget = config.total_steps
     else:
-        _, network, config = project_sac(env_id)
+        _, network, config = project_settings(env_id)
         ours_hidden, ours_n_step = tuple(network.hidden_sizes), config.n_step
         zoo = ZOO_SAC[env_id]
         sb3_hidden = tuple(zoo.get("policy_kwargs", {}).get("net_arch", (256, 256)))
         budget = zoo["total_steps"]
     hidden = {"ours": tuple(args.hidden or ours_hidden),
               "sb3": tuple(args.sb3_hidden or sb3_hidden)}
-    n_step = {"ours": args.n_step or ours_n_step, "sb3": args.sb3_n_step}
+    n_step = {"ours": args.n_step or ours_n_step, "sb3": args.sb3_n_step or sb3_n_step}
     return hidden, n_step, min(budget, args.max_steps or budget)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algo", choices=list(RUNNERS), default="dqn",
-                        help="dqn (CartPole-v1, MountainCar-v0) or sac (Pendulum-v1, "
-                             "MountainCarContinuous-v0)")
-    parser.add_argument("--tasks", nargs="+", default=None, choices=[*ZOO, *ZOO_SAC],
-                        help="default: both of the algorithm's tasks")
+                        help=f"dqn (CartPole-v1, MountainCar-v0; {CNN_TASK} on request) "
+                             "or sac (Pendulum-v1, MountainCarContinuous-v0)")
+    parser.add_argument("--tasks", nargs="+", default=None, choices=[*DQN_TASKS, *ZOO_SAC],
+                        help=f"default: the algorithm's two RL Zoo tasks ({CNN_TASK}, with "
+                             "a CNN on both sides, only when named)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds per task (default: 5 for CartPole-v1 and Pendulum-v1, "
-                             "3 for MountainCar-v0 and MountainCarContinuous-v0)")
+                             "3 for MountainCar-v0, MountainCarContinuous-v0 and "
+                             f"{CNN_TASK})")
     parser.add_argument("--hidden", type=int, nargs=2, default=None,
-                        help="our hidden widths (default: the project's, 128 128)")
+                        help="our hidden widths (default: the project's, 128 128; 64 64 on "
+                             "DoorKey, the first the CNN's features)")
     parser.add_argument("--sb3-hidden", type=int, nargs=2, default=None,
                         help="SB3's hidden widths (default: RL Zoo's: 256 256, 64 64 for "
-                             "SAC on MountainCarContinuous-v0)")
+                             "SAC on MountainCarContinuous-v0; ours on DoorKey)")
     parser.add_argument("--n-step", type=int, default=None,
                         help="our n-step targets (default: the project's for the task, "
-                             "5 on MountainCar-v0, 3 on CartPole-v1, 1 with SAC)")
-    parser.add_argument("--sb3-n-step", type=int, default=1,
-                        help="SB3's n-step targets (default: RL Zoo's 1)")
+                             "5 on MountainCar-v0, 3 on CartPole-v1 and DoorKey, 1 with SAC)")
+    parser.add_argument("--sb3-n-step", type=int, default=None,
+                        help="SB3's n-step targets (default: RL Zoo's 1; ours, 3, on "
+                             "DoorKey)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="cap on every budget (default: RL Zoo's): a quick check only")
     parser.add_argument("--no-kedro", action="store_true",
@@ -669,10 +846,11 @@ def main() -> None:
         child(args.algo, args.child[0], args.child[1], int(args.child[2]),
               tuple(args.hidden), args.n_step, args.max_steps)
         return
-    zoo, seeds = (ZOO, DEFAULT_SEEDS) if args.algo == "dqn" else (ZOO_SAC, SAC_SEEDS)
+    zoo, allowed, seeds = ((ZOO, DQN_TASKS, DEFAULT_SEEDS) if args.algo == "dqn"
+                           else (ZOO_SAC, list(ZOO_SAC), SAC_SEEDS))
     tasks = args.tasks or list(zoo)
-    if set(tasks) - set(zoo):
-        parser.error(f"--algo {args.algo} runs on {', '.join(zoo)}; got {', '.join(tasks)}")
+    if set(tasks) - set(allowed):
+        parser.error(f"--algo {args.algo} runs on {', '.join(allowed)}; got {', '.join(tasks)}")
     out = args.out or Path("benchmarks/vs_sb3.md" if args.algo == "dqn"
                            else f"benchmarks/vs_sb3_{args.algo}.md")
     torch.set_num_threads(1)
@@ -680,6 +858,9 @@ def main() -> None:
     for env_id in tasks:
         hidden, n_step, budget = settings_of(args.algo, env_id, args)
         results: dict[str, list[dict[str, Any]]] = {"ours": [], "sb3": []}
+        checks = ([check_same_network(env_id, hidden["ours"])]
+                  if env_id == CNN_TASK and hidden["ours"] == hidden["sb3"] else [])
+        print(*checks, flush=True)
         for seed in range(args.seeds or seeds[env_id]):
             for framework in RUNNERS[args.algo]:
                 results[framework].append(run_child(args.algo, framework, env_id, seed,
@@ -689,7 +870,7 @@ def main() -> None:
             if env_id == SOURCE_TASK and not args.no_kedro:
                 results["ours"][-1]["kedro_seconds"] = kedro_source_seconds(seed)
         references = REFERENCES[args.algo](env_id, hidden["ours"], results["ours"])
-        report.append(table(env_id, results, hidden, n_step, references))
+        report.append(table(env_id, results, hidden, n_step, "\n\n".join([*checks, references])))
         print(report[-1], flush=True)
     out.write_text("\n".join(report))
 
