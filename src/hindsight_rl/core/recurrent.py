@@ -110,7 +110,7 @@ class StackedGRU(nn.Module):
 class GRUSequence(torch.autograd.Function):
     """The recurrent half of a stacked GRU over a sequence, with backpropagation through
     time written out: autograd would record a dozen small operations per step and replay
-    them one by one, where this records one node, runs each step in time-major buffers
+    them one by one, where this records one node, runs each step in member-major buffers
     with few operations, and computes the gates' derivative factors for every step at once
     (``benchmarks/network_types.py``: the update against a plain ``nn.GRU`` loop). Inputs are
     the input's share of the gates ``(members, batch, T, 3·hidden)``, the start state, a
