@@ -3,7 +3,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hindsight_rl.core.config import DQNConfig, EnvConfig, NetworkConfig, ObservationConfig
+from hindsight_rl.core.config import (
+    DQNConfig,
+    EnvConfig,
+    FinetuneConfig,
+    NetworkConfig,
+    ObservationConfig,
+)
 from hindsight_rl.core.dqn import Member, RunSpec, WarmStart, train_dqn
 from hindsight_rl.core.drqn import RecurrentStackRun, SequenceTensors, drqn_loss, episode_ends
 from hindsight_rl.core.networks import QNetwork
@@ -112,3 +118,14 @@ def test_recurrent_training_is_reproducible_and_changes_every_part():
         assert torch.equal(value, second.state_dict()[key])
         if key.endswith(("weight", "weight_ih", "weight_hh")):
             assert not torch.equal(value, start[key]), f"{key} trained"
+
+
+def test_a_frozen_trunk_stays_bit_identical_under_a_training_gru():
+    start = _network(0)
+    trained = train_dqn([Member(_network(0), 0)], NO_VELOCITIES, CONFIG, [9],
+                        finetune=FinetuneConfig(frozen=("trunk",)),
+                        transferred=("trunk", "head"))[0]
+    before, after = start.state_dict(), trained.network.state_dict()
+    assert trained.frozen == ("trunk",)
+    assert all(torch.equal(after[key], before[key]) for key in before if key.startswith("trunk"))
+    assert not torch.equal(after["encoder.gru.weight_hh"], before["encoder.gru.weight_hh"])
