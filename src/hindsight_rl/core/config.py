@@ -268,9 +268,10 @@ class TrainingConfig(Section):
 class SequenceConfig(Section):
     """R2D2's sequence replay (Kapturowski et al. 2019) for a recurrent network: each sample
     is a window of ``burn_in + length`` steps of one episode; the hidden state starts at
-    zero at its first step and the first ``burn_in`` steps only warm it (no loss, no
-    gradient). A window starting at its episode's first step needs no warming: the actor's
-    state was zero there too, so it learns from that step."""
+    zero at its first step and the first ``burn_in`` steps only warm it (no loss of their
+    own; the later steps' gradients still run back through them). A window starting at its
+    episode's first step needs no warming: the actor's state was zero there too, so it
+    learns from that step."""
 
     burn_in: int = Field(8, ge=0, le=1000)
     """Steps that rebuild the hidden state before the loss starts."""
