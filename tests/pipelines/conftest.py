@@ -47,3 +47,8 @@ def run_session(project: Path, runtime_params: dict | None = None, **run_args) -
 def versions(project: Path, relative: str) -> list[Path]:
     """Saved versions of a versioned dataset, oldest first."""
     return sorted((project / relative).iterdir())
+
+
+def latest(project: Path, relative: str) -> Path:
+    """The file of a versioned dataset's newest version."""
+    return next(versions(project, relative)[-1].iterdir())

@@ -7,15 +7,11 @@ import json
 import pandas as pd
 from kedro.framework.project import pipelines
 
-from tests.pipelines.conftest import run_session, versions
+from tests.pipelines.conftest import latest, run_session
 
 ARMS = {"mountaincar": ["scratch", "transfer", "frozen", "unfreeze", "rtg", "her", "everything"],
         "cartpole_long_pole": ["scratch", "transfer", "frozen", "teacher", "rtg"]}  # no HER
 SEEDS = (0, 1, 2, 3, 4)  # DAG_SHAPE in settings
-
-
-def _latest(project, relative: str):
-    return next(versions(project, relative)[-1].iterdir())
 
 
 def test_every_arm_runs_on_every_target_and_is_reported(project):
@@ -25,8 +21,8 @@ def test_every_arm_runs_on_every_target_and_is_reported(project):
     run_session(project, pipeline_name="ablation")
 
     for target, arms in ARMS.items():
-        summary = json.loads(_latest(project, f"data/08_reporting/ablation/{target}/"
-                                              "summary.json").read_text())
+        summary = json.loads(latest(project, f"data/08_reporting/ablation/{target}/"
+                                             "summary.json").read_text())
         assert list(summary["arms"]) == arms
         assert summary["budget"] == 500 and summary["seeds"] == len(SEEDS)
         assert all(arm["seeds"] == len(SEEDS) for arm in summary["arms"].values())
@@ -35,14 +31,14 @@ def test_every_arm_runs_on_every_target_and_is_reported(project):
                 ("transfer", "scratch"), ("frozen", "transfer"), ("unfreeze", "frozen"),
                 ("teacher", "transfer"),
                 ("rtg", "frozen"), ("her", "frozen"), ("everything", "scratch")) if arm in arms]
-        assert _latest(project, f"data/08_reporting/ablation/{target}/learning_curves.png"
-                       ).stat().st_size > 0
-        run = pd.read_parquet(_latest(project, f"data/07_model_output/ablation/{target}/"
-                                               "frozen/seed_1.parquet"))
+        assert latest(project, f"data/08_reporting/ablation/{target}/learning_curves.png"
+                      ).stat().st_size > 0
+        run = pd.read_parquet(latest(project, f"data/07_model_output/ablation/{target}/"
+                                              "frozen/seed_1.parquet"))
         assert (run["arm"] == "frozen").all() and (run["seed"] == 1).all()
         assert (run["metric"] == "judge_return").sum() == 3  # conf/smoke: 3 eval episodes
         assert run.loc[run["metric"] == "eval_return", "env_step"].max() == 500
-    report = _latest(project, "data/08_reporting/ablation/report.md").read_text()
+    report = latest(project, "data/08_reporting/ablation/report.md").read_text()
     assert "## mountaincar: MountainCar-v0" in report and "| everything |" in report
     assert "not run on this target: unfreeze, her, everything" in report
     assert "not run on this target: teacher" in report  # mountaincar: a different space

@@ -12,13 +12,9 @@ from kedro.framework.project import pipelines
 
 from hindsight_rl import settings
 from hindsight_rl.core.policy_file import NumpyPolicy, policy_from_bytes
-from tests.pipelines.conftest import run_session, versions
+from tests.pipelines.conftest import latest, run_session
 
 TARGETS = settings.DAG_SHAPE["minigrid"]
-
-
-def _latest(project, relative: str):
-    return next(versions(project, relative)[-1].iterdir())
 
 
 def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
@@ -27,7 +23,7 @@ def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
     assert not {n for n in names if n.startswith(("cartpole_long_pole", "suite_", "pendulum"))}
     run_session(project, pipeline_name="minigrid")
 
-    data = _latest(project, "data/06_models/sources/doorkey/pretrained_policy.safetensors")
+    data = latest(project, "data/06_models/sources/doorkey/pretrained_policy.safetensors")
     source = policy_from_bytes(data.read_bytes())
     player = NumpyPolicy(data.read_bytes())
     assert player.document["format_version"] == 3
@@ -37,15 +33,15 @@ def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
         torch_q = source.network(torch.from_numpy(views)[None])[0].numpy()
     assert np.allclose(player.q_values(views), torch_q, atol=1e-5)
 
-    plan = json.loads(_latest(project, "data/03_primary/doorkey_8x8/transfer_plan.json")
+    plan = json.loads(latest(project, "data/03_primary/doorkey_8x8/transfer_plan.json")
                       .read_text())
     assert plan["parts"] == ["encoder", "trunk", "head"], "the same view: everything fits"
     for target in TARGETS:
-        metrics = json.loads(_latest(project, f"data/08_reporting/{target}/"
-                                              "transfer_metrics.json").read_text())
+        metrics = json.loads(latest(project, f"data/08_reporting/{target}/"
+                                             "transfer_metrics.json").read_text())
         assert set(metrics["arms"]) == {"finetuned", "scratch"}
         assert metrics["budget_env_steps"] == 500
-        finetuned = policy_from_bytes(_latest(
+        finetuned = policy_from_bytes(latest(
             project, f"data/06_models/{target}/seed_0/finetuned_policy.safetensors"
         ).read_bytes())
         assert finetuned.network.image_shape == (7, 7, 3)

@@ -12,13 +12,9 @@ from kedro.framework.project import pipelines
 
 from hindsight_rl import settings
 from hindsight_rl.core.policy_file import NumpyPolicy, policy_from_bytes
-from tests.pipelines.conftest import run_session, versions
+from tests.pipelines.conftest import latest, run_session
 
 TARGETS = settings.DAG_SHAPE["recurrent"]
-
-
-def _latest(project, relative: str):
-    return next(versions(project, relative)[-1].iterdir())
 
 
 def test_a_gru_network_takes_the_cartpole_trunk_and_is_judged_from_its_file(project):
@@ -27,16 +23,16 @@ def test_a_gru_network_takes_the_cartpole_trunk_and_is_judged_from_its_file(proj
     assert not {n for n in names if n.startswith(("cartpole_long_pole", "doorkey", "pendulum"))}
     run_session(project, pipeline_name="recurrent")
 
-    plan = json.loads(_latest(project, "data/03_primary/cartpole_novel/transfer_plan.json")
+    plan = json.loads(latest(project, "data/03_primary/cartpole_novel/transfer_plan.json")
                       .read_text())
     assert plan["parts"] == ["trunk", "head"], "a gru encoder of its own; the rest fits"
-    source = policy_from_bytes(_latest(
+    source = policy_from_bytes(latest(
         project, "data/06_models/sources/cartpole/pretrained_policy.safetensors").read_bytes())
     for target in TARGETS:
-        metrics = json.loads(_latest(project, f"data/08_reporting/{target}/"
-                                              "transfer_metrics.json").read_text())
+        metrics = json.loads(latest(project, f"data/08_reporting/{target}/"
+                                             "transfer_metrics.json").read_text())
         assert set(metrics["arms"]) == {"finetuned", "scratch"}
-        data = _latest(project, f"data/06_models/{target}/seed_0/finetuned_policy.safetensors")
+        data = latest(project, f"data/06_models/{target}/seed_0/finetuned_policy.safetensors")
         finetuned = policy_from_bytes(data.read_bytes())
         assert finetuned.network.recurrent and finetuned.network.obs_dim == 2
         assert finetuned.provenance["parent_sha256"] is not None

@@ -8,13 +8,9 @@ import json
 from kedro.framework.project import pipelines
 
 from hindsight_rl import settings
-from tests.pipelines.conftest import run_session, versions
+from tests.pipelines.conftest import latest, run_session
 
 PAIRS = settings.DAG_SHAPE["transfer_suite"]
-
-
-def _latest(project, relative: str):
-    return next(versions(project, relative)[-1].iterdir())
 
 
 def test_every_pair_is_planned_trained_and_reported(project):
@@ -24,20 +20,20 @@ def test_every_pair_is_planned_trained_and_reported(project):
     assert {f"{pair}.plan_transfer" for pair in PAIRS} <= names
     run_session(project, pipeline_name="transfer_suite")
 
-    summary = json.loads(_latest(project, "data/08_reporting/transfer_suite/summary.json")
+    summary = json.loads(latest(project, "data/08_reporting/transfer_suite/summary.json")
                          .read_text())
     assert [row["pair"] for row in summary["pairs"]] == list(PAIRS)
     for row in summary["pairs"]:
         assert row["source"] in PAIRS[row["pair"]]["sources"]
         assert row["plan"].startswith(f"Transfer from {row['source']}")
         assert {"jumpstart.finetuned", "final_return.scratch", "auc.gain", "time_ratio"} <= set(row)
-    plan = json.loads(_latest(project, "data/03_primary/suite_mountaincar_gravity/"
-                                       "transfer_plan.json").read_text())
+    plan = json.loads(latest(project, "data/03_primary/suite_mountaincar_gravity/"
+                                      "transfer_plan.json").read_text())
     assert set(plan["probes"]) == {"cartpole", "mountaincar"}  # both candidates probed
     assert plan["probes"]["mountaincar"]["parts"] == ["encoder", "trunk", "head"]
     assert plan["probes"]["cartpole"]["parts"] == ["trunk"]
-    report = _latest(project, "data/08_reporting/transfer_suite/report.md").read_text()
+    report = latest(project, "data/08_reporting/transfer_suite/report.md").read_text()
     for source in ("cartpole", "mountaincar", "acrobot"):  # one table row per pair
         assert report.count(f"| {source} → ") == sum(
             row["source"] == source for row in summary["pairs"]), source
-    assert _latest(project, "data/08_reporting/transfer_suite/heatmap.png").stat().st_size > 0
+    assert latest(project, "data/08_reporting/transfer_suite/heatmap.png").stat().st_size > 0

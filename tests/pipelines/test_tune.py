@@ -12,15 +12,11 @@ from kedro.framework.project import pipelines
 from kedro.framework.session import KedroSession
 
 from hindsight_rl.pipelines.branches import dag_shape, project_config
-from tests.pipelines.conftest import run_session, versions
+from tests.pipelines.conftest import latest, run_session
 
 SEARCHED = ["learning_rate", "batch_size", "buffer_size", "gamma", "target_update_interval",
             "train_freq", "gradient_steps", "exploration_fraction", "exploration_final_eps",
             "n_step"]  # conf/base/parameters_tune.yml
-
-
-def _latest(project, relative: str):
-    return next(versions(project, relative)[-1].iterdir())
 
 
 def test_the_search_reports_its_trials_and_the_best_settings_as_parameters(project):
@@ -29,12 +25,12 @@ def test_the_search_reports_its_trials_and_the_best_settings_as_parameters(proje
             "tune.check_defaults", "tune.check_best", "tune.compare"} == names
     run_session(project, pipeline_name="tune")
 
-    trials = pd.read_parquet(_latest(project, "data/08_reporting/tune/trials.parquet"))
+    trials = pd.read_parquet(latest(project, "data/08_reporting/tune/trials.parquet"))
     assert sorted(trials["number"]) == [0, 1]
     assert set(trials["state"]) <= {"COMPLETE", "PRUNED"} and "COMPLETE" in set(trials["state"])
     assert {f"params_dqn.{key}" for key in SEARCHED} <= set(trials.columns)
 
-    text = _latest(project, "data/08_reporting/tune/best_parameters.yml").read_text()
+    text = latest(project, "data/08_reporting/tune/best_parameters.yml").read_text()
     assert text.startswith("# Best of 2 trials")
     document = yaml.safe_load(text)
     tuned = document["targets"]["mountaincar"]["dqn"]
@@ -42,7 +38,7 @@ def test_the_search_reports_its_trials_and_the_best_settings_as_parameters(proje
     best = trials[trials["number"] == trials.loc[trials["value"].idxmin(), "number"]]
     assert tuned["learning_rate"] == best["params_dqn.learning_rate"].item()
 
-    comparison = json.loads(_latest(project, "data/08_reporting/tune/comparison.json")
+    comparison = json.loads(latest(project, "data/08_reporting/tune/comparison.json")
                             .read_text())
     assert comparison["search"]["best_trial"] == best["number"].item()
     assert comparison["defaults"]["seeds"] == comparison["best"]["seeds"] == [1]
