@@ -113,10 +113,11 @@ def plain_cnn() -> nn.Sequential:
                          nn.Linear(64, 7))
 
 
-def load_plain_cnn(plain: nn.Sequential, ours: QNetwork, k: int) -> None:
-    """Member ``k``'s weights into ``plain`` (linear weights stored ``(in, out)`` by ours)."""
+def load_plain_cnn(plain: nn.Module, ours: QNetwork, k: int) -> None:
+    """Member ``k``'s weights into ``plain``'s convolutions and linear layers, in order
+    (linear weights stored ``(in, out)`` by ours); also how ``vs_sb3.py`` fills SB3's."""
     layers = [layer for _, layer in ours.layers()]
-    modules = [m for m in plain if isinstance(m, nn.Conv2d | nn.Linear)]
+    modules = [m for m in plain.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
     with torch.no_grad():
         for module, layer in zip(modules, layers, strict=True):
             weight = layer.weight[k]

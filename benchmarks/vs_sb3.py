@@ -315,6 +315,7 @@ def check_same_network(env_id: str, hidden: tuple[int, ...]) -> str:
     """That SB3's Q-network (``sb3_cnn_policy_kwargs``) is ours: a fresh network of ours
     (as the source stage makes it) copied into SB3's, layer by layer, must give the same
     Q-values on observations of uniform play; raises if not. The line for the report."""
+    from network_types import load_plain_cnn  # benchmarks/ is the script's folder
     from stable_baselines3 import DQN
 
     from hindsight_rl.core.envs import make_env
@@ -325,13 +326,8 @@ def check_same_network(env_id: str, hidden: tuple[int, ...]) -> str:
                          obs.numpy())
     sb3 = DQN("MlpPolicy", make_env(env), buffer_size=1, device="cpu",
               policy_kwargs=sb3_cnn_policy_kwargs(env_id, hidden)).q_net
-    modules = [m for m in sb3.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
-    layers = [layer for _, layer in ours.layers()]
+    load_plain_cnn(sb3, ours, 0)
     with torch.no_grad():
-        for module, layer in zip(modules, layers, strict=True):
-            weight = layer.weight[0]
-            module.weight.copy_(weight if isinstance(module, torch.nn.Conv2d) else weight.T)
-            module.bias.copy_(layer.bias[0].flatten())
         encoder = sb3.features_extractor.encoder
         normalised = [torch.equal(encoder.shift, ours.encoder.shift[0, 0]),
                       torch.equal(encoder.scale, ours.encoder.scale[0, 0])]
