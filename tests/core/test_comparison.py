@@ -58,6 +58,27 @@ def test_unreached_threshold_counts_as_the_whole_budget():
     assert summary["solved_seeds"] == 1
 
 
+def test_success_rates_are_summarised_per_seed_and_reported():
+    history = pd.DataFrame({"env_step": [0, 100] * 2, "metric": "eval_return",
+                            "value": [0.0, 1.0, 0.0, 0.5], "seed": [0, 0, 1, 1]})
+    returns = {"seed_0": np.array([0.9, 0.8, 0.0, 0.7]), "seed_1": np.array([0.0, 0.6, 0.0, 0.0])}
+    successes = {name: values > 0 for name, values in returns.items()}
+    summary = summarise_arm(returns, history, threshold=0.8, budget=1000,
+                            config=EvalConfig(bootstrap_samples=20),
+                            rng=np.random.default_rng(0), successes=successes)
+    assert summary["per_seed"]["seed_0"]["success_rate"] == 0.75
+    assert summary["per_seed"]["seed_1"]["success_rate"] == 0.25
+    assert summary["success_rate"]["mean"] == pytest.approx(0.5)
+    metrics = {**_metrics(), "arms": {"finetuned": summary, "scratch": summary}}
+    markdown = markdown_report(metrics)
+    assert "success rate IQM [95% CI]" in markdown
+    assert "seed_0: 0.6 ± 0.4, success in 75% of the episodes, threshold reached" in markdown
+
+
+def test_a_task_without_success_reports_no_success_rate():
+    assert "success" not in markdown_report(_metrics())
+
+
 def _metrics() -> dict:
     arm = {**_arm(10_000, 500, 300),
            "per_seed": {"seed_0": {"final_mean": 500.0, "final_std": 0.0,

@@ -109,3 +109,34 @@ def test_greedy_is_the_argmax_and_env_action_what_step_takes():
     assert vector.dtype == np.float32 and vector.tolist() == [0.25, -1.5]
     vector[0] = 9.0
     assert batch[0, 0] == 0.25  # a copy: the env may keep it without aliasing the batch
+
+
+@pytest.mark.parametrize(("success", "push", "expected"), [
+    ("terminated", 1, [False, False]),   # pushing right alone never reaches the flag
+    ("truncated", 1, [True, True]),      # ... so every episode lasts to the time limit
+    ("none", 1, None),
+])
+def test_the_evaluator_says_which_episodes_ended_in_the_tasks_success(success, push, expected):
+    evaluator = GreedyEvaluator(EnvConfig(id="MountainCar-v0", success=success), [0, 1])
+    try:
+        evaluator.run(lambda obs: np.full(len(obs), push))
+    finally:
+        evaluator.close()
+    assert (None if evaluator.successes is None else evaluator.successes.tolist()) == expected
+
+
+def test_reaching_the_goal_is_a_success_and_a_fall_is_not():
+    """CartPole's fall ends by termination, so under ``success: truncated`` it is no success;
+    a MountainCar policy that swings with the velocity reaches the flag: a termination."""
+    evaluator = GreedyEvaluator(EnvConfig(id="CartPole-v1", success="truncated"), [0])
+    try:
+        evaluator.run(lambda obs: np.zeros(len(obs), int))
+        assert evaluator.successes.tolist() == [False]
+    finally:
+        evaluator.close()
+    evaluator = GreedyEvaluator(EnvConfig(id="MountainCar-v0", success="terminated"), [0])
+    try:
+        evaluator.run(lambda obs: np.where(obs[:, 1] >= 0, 2, 0))
+        assert evaluator.successes.tolist() == [True]
+    finally:
+        evaluator.close()

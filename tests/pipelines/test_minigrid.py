@@ -41,6 +41,12 @@ def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
                                              "transfer_metrics.json").read_text())
         assert set(metrics["arms"]) == {"finetuned", "scratch"}
         assert metrics["budget_env_steps"] == 500
+        for arm in metrics["arms"].values():  # success: reaching the goal square
+            rates = [seed["success_rate"] for seed in arm["per_seed"].values()]
+            assert all(0.0 <= rate <= 1.0 for rate in rates)
+            assert arm["success_rate"]["mean"] == np.mean(rates)
+        assert "success rate IQM" in latest(project, f"data/08_reporting/{target}/"
+                                                     "transfer_report.md").read_text()
         finetuned = policy_from_bytes(latest(
             project, f"data/06_models/{target}/seed_0/finetuned_policy.safetensors"
         ).read_bytes())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from dataclasses import dataclass
 from typing import Any
 
 # No backend is forced: matplotlib falls back to Agg where there is no display, and a
@@ -48,9 +49,19 @@ def eval_seeds(config: EvalConfig) -> list[int]:
     return list(range(config.seed, config.seed + config.episodes))
 
 
-def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
-                   config: EvalConfig) -> dict[str, np.ndarray]:
-    """Greedy returns of each policy, played from its file bytes with numpy alone (which
+@dataclass(frozen=True)
+class Judged:
+    """One policy's held-out episodes."""
+
+    returns: np.ndarray
+    successes: np.ndarray | None
+    """Which episodes ended in the task's success (``env.success``); None where it
+    defines none."""
+
+
+def judge_policies(policies: dict[str, Policy], env_config: EnvConfig,
+                   config: EvalConfig) -> dict[str, Judged]:
+    """Greedy episodes of each policy, played from its file bytes with numpy alone (which
     appends the file's own goal to the environment's observations); a policy that does not
     fit the environment is refused before any episode."""
     env = without_goal(env_config)
@@ -60,10 +71,21 @@ def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
     for name, file in files.items():
         check_fits_env(file.document, env.id, info, name)
     evaluator = GreedyEvaluator(env, eval_seeds(config))
+    judged = {}
     try:
-        return {name: evaluator.run(file.player()) for name, file in files.items()}
+        for name, file in files.items():
+            returns = evaluator.run(file.player())
+            judged[name] = Judged(returns, evaluator.successes)
+        return judged
     finally:
         evaluator.close()
+
+
+def score_policies(policies: dict[str, Policy], env_config: EnvConfig,
+                   config: EvalConfig) -> dict[str, np.ndarray]:
+    """Greedy returns of each policy on the held-out episodes (:func:`judge_policies`)."""
+    return {name: judged.returns
+            for name, judged in judge_policies(policies, env_config, config).items()}
 
 
 def record_episodes(policies: dict[str, Policy], env_config: EnvConfig,
@@ -86,10 +108,12 @@ def normalised(value: float, chance: float | None, threshold: float | None) -> f
 
 def summarise_arm(returns: dict[str, np.ndarray], history: pd.DataFrame,
                   threshold: float | None, budget: int, config: EvalConfig,
-                  rng: np.random.Generator, chance: float | None = None) -> dict[str, Any]:
+                  rng: np.random.Generator, chance: float | None = None,
+                  successes: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Per-seed figures and their interquartile means with bootstrap intervals: final
     return, env steps to the threshold, area under the learning curve (and normalised by
-    :func:`normalised`, given ``chance``), and the jumpstart (the curve's first point).
+    :func:`normalised`, given ``chance``), the jumpstart (the curve's first point) and,
+    given each seed's ``successes`` on its judged episodes, the success rate.
 
     A seed that never reaches the threshold counts as ``budget`` steps (censored), so the
     steps-to-threshold statistic can only flatter an arm that did reach it.
@@ -104,6 +128,8 @@ def summarise_arm(returns: dict[str, np.ndarray], history: pd.DataFrame,
                           "normalised_auc": normalised(auc, chance, threshold),
                           "jumpstart": float(curve.iloc[0]),
                           "solved": threshold is not None and float(values.mean()) >= threshold}
+        if successes is not None:
+            per_seed[name]["success_rate"] = float(np.mean(successes[name]))
     summary = {"per_seed": per_seed,
                "solved_seeds": sum(s["solved"] for s in per_seed.values()),
                "seeds": len(per_seed)}
@@ -112,6 +138,8 @@ def summarise_arm(returns: dict[str, np.ndarray], history: pd.DataFrame,
                                        else s["steps_to_threshold"] for s in per_seed.values()]),
                ("auc", [s["auc"] for s in per_seed.values()]),
                ("jumpstart", [s["jumpstart"] for s in per_seed.values()])]
+    if successes is not None:
+        figures.append(("success_rate", [s["success_rate"] for s in per_seed.values()]))
     if all(s["normalised_auc"] is not None for s in per_seed.values()):
         figures.append(("normalised_auc", [s["normalised_auc"] for s in per_seed.values()]))
     for key, values in figures:
@@ -303,14 +331,23 @@ def hindsight_returns_figure(table: pd.DataFrame, title: str,
 
 def _comparison_table(metrics: dict[str, Any]) -> list[list[str]]:
     """Header and one row per arm: the figures both reports show."""
+    rates = all("success_rate" in metrics["arms"][arm] for arm in ARMS)
     rows = [["arm", "final return IQM [95% CI]", "env steps to threshold IQM [95% CI]",
-             "AUC IQM [95% CI]", "jumpstart IQM [95% CI]", "solved seeds"]]
+             "AUC IQM [95% CI]", "jumpstart IQM [95% CI]",
+             *(["success rate IQM [95% CI]"] if rates else []), "solved seeds"]]
+    keys = ("final_return", "steps_to_threshold", "auc", "jumpstart",
+            *(("success_rate",) if rates else ()))
     for arm in ARMS:
         summary = metrics["arms"][arm]
-        cells = [f"{summary[k]['iqm']:.1f} [{summary[k]['ci'][0]:.1f}, {summary[k]['ci'][1]:.1f}]"
-                 for k in ("final_return", "steps_to_threshold", "auc", "jumpstart")]
+        cells = [_iqm_cell(summary[k], 2 if k == "success_rate" else 1) for k in keys]
         rows.append([arm, *cells, f"{summary['solved_seeds']}/{summary['seeds']}"])
     return rows
+
+
+def _iqm_cell(figure: dict[str, Any], digits: int) -> str:
+    """``IQM [low, high]`` of one summary figure."""
+    low, high = figure["ci"]
+    return f"{figure['iqm']:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _budget_line(metrics: dict[str, Any]) -> str:
@@ -341,8 +378,12 @@ def _some(names: list[str]) -> str:
 
 def _per_seed_lines(metrics: dict[str, Any]) -> list[str]:
     return [f"{arm} {name}: {seed['final_mean']:.1f} ± {seed['final_std']:.1f}, "
-            + _reached(seed["steps_to_threshold"])
+            + _succeeded(seed.get("success_rate")) + _reached(seed["steps_to_threshold"])
             for arm in ARMS for name, seed in metrics["arms"][arm]["per_seed"].items()]
+
+
+def _succeeded(rate: float | None) -> str:
+    return "" if rate is None else f"success in {rate:.0%} of the episodes, "
 
 
 def _reached(steps: float | None) -> str:

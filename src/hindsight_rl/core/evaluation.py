@@ -57,12 +57,18 @@ class GreedyEvaluator:
     action) on one environment per seed, all stepped together.
 
     Episodes run side by side so the network sees one batch per step; each environment is
-    reset with its own seed, so results do not depend on the order of play.
+    reset with its own seed, so results do not depend on the order of play. Where the task
+    defines success (``env.success``), :attr:`successes` says which episodes of the last
+    :meth:`run` ended in one.
     """
 
     def __init__(self, env_config: EnvConfig, seeds: Sequence[int]) -> None:
         self.seeds = list(seeds)
         self.envs = [make_env(env_config) for _ in self.seeds]
+        self.success = env_config.success
+        self.successes: np.ndarray | None = None
+        """Per episode of the last run, whether it ended in a success; None where the
+        task defines none."""
 
     def run(self, actions: Actions) -> np.ndarray:
         """Undiscounted return of one episode of ``actions`` per seed. A policy with a
@@ -72,6 +78,7 @@ class GreedyEvaluator:
                         for env, seed in zip(self.envs, self.seeds, strict=True)])
         returns = np.zeros(len(self.envs))
         active = np.ones(len(self.envs), dtype=bool)
+        successes = np.zeros(len(self.envs), dtype=bool)
         recurrent = remembers(actions)
         if recurrent:
             actions.start(len(self.envs))
@@ -85,7 +92,16 @@ class GreedyEvaluator:
                 obs[i], reward, terminated, truncated, _ = self.envs[i].step(env_action(action))
                 returns[i] += reward
                 active[i] = not (terminated or truncated)
+                successes[i] = self._succeeded(terminated, truncated)
+        self.successes = None if self.success == "none" else successes
         return returns
+
+    def _succeeded(self, terminated: bool, truncated: bool) -> bool:
+        """Whether a step's end is the task's success: its goal reached (``terminated``),
+        or its time limit survived (``truncated``, without a termination on that step)."""
+        if self.success == "terminated":
+            return bool(terminated)
+        return self.success == "truncated" and bool(truncated) and not terminated
 
     def close(self) -> None:
         for env in self.envs:

@@ -10,14 +10,15 @@ import pandas as pd
 
 from hindsight_rl.core.artefacts import input_versions
 from hindsight_rl.core.comparison import (
+    Judged,
     eval_seeds,
     hindsight_returns_figure,
     html_report,
     incomparable,
+    judge_policies,
     learning_curve_figure,
     markdown_report,
     record_episodes,
-    score_policies,
     summarise_arm,
     task_title,
     verdict,
@@ -50,9 +51,12 @@ def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
                   pd.concat([history for _, history in by_seed.values()], ignore_index=True))
             for arm, by_seed in runs_by_arm(seeds, runs).items()}
     chance = transfer_plan["random_return"]
-    summaries = {arm: summarise_arm(score_policies(policies, target.env, evaluation), history,
-                                    threshold, target.training.total_steps, evaluation, rng, chance)
-                 for arm, (policies, history) in arms.items()}
+    judged = {arm: judge_policies(policies, target.env, evaluation)
+              for arm, (policies, _) in arms.items()}
+    summaries = {arm: summarise_arm({name: j.returns for name, j in judged[arm].items()},
+                                    history, threshold, target.training.total_steps, evaluation,
+                                    rng, chance, _successes(judged[arm]))
+                 for arm, (_, history) in arms.items()}
     reasons = incomparable({arm: history for arm, (_, history) in arms.items()},
                            target.training.total_steps, env_steps_of(hindsight_dataset),
                            target.collect.steps, env_info(target.env).max_episode_steps,
@@ -80,3 +84,10 @@ def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
                                 for seed in seeds for arm in ARMS}, target.env, evaluation)
     return (metrics, curves, returns, markdown_report(metrics),
             html_report(metrics, figures, episodes), *(gif for gif, _ in episodes.values()))
+
+
+def _successes(judged: dict[str, Judged]) -> dict[str, np.ndarray] | None:
+    """Each seed's successes on its judged episodes; None where the task defines none."""
+    if any(j.successes is None for j in judged.values()):
+        return None
+    return {name: j.successes for name, j in judged.items()}
