@@ -22,11 +22,12 @@ CONFIG = DQNConfig(total_steps=700, batch_size=16, buffer_size=500, learning_sta
 
 
 def _train(tiny_network, checkpoints, unfreeze_after_steps=None, seeds=(3,), taught=False,
-           patience=None, encoder="mlp"):
+           patience=None, encoder="mlp", novelty=0.0):
     """A run of ``seeds``; ``taught``: as if every part were transferred, with a teacher (and
     its best-so-far weights and scores to checkpoint); ``patience``: the trunk frozen until a
     member's curve stalls; ``encoder: gru``: a recurrent network (its sequence replay and
-    the actors' memory to checkpoint)."""
+    the actors' memory to checkpoint); ``novelty``: the count-based bonus's coefficient (its
+    visit counts to checkpoint)."""
     network = tiny_network.model_copy(update={"encoder": encoder})
     members = [dqn.Member(fresh_network(CARTPOLE, network, seed,
                                         np.zeros((0, 4), np.float32)), seed)
@@ -34,7 +35,8 @@ def _train(tiny_network, checkpoints, unfreeze_after_steps=None, seeds=(3,), tau
     frozen = ("trunk",) if unfreeze_after_steps is not None or patience else ()
     finetune = FinetuneConfig(frozen=frozen, unfreeze_after_steps=unfreeze_after_steps,
                               unfreeze_patience=patience, teacher_coef=1.0 if taught else 0.0)
-    return dqn.train_dqn(members, CARTPOLE, CONFIG, eval_seeds=[9000, 9001], finetune=finetune,
+    config = CONFIG.model_copy(update={"novelty_coef": novelty})
+    return dqn.train_dqn(members, CARTPOLE, config, eval_seeds=[9000, 9001], finetune=finetune,
                          label="test run", checkpoints=checkpoints,
                          transferred=("encoder", "trunk", "head") if taught else ())
 
@@ -66,14 +68,16 @@ def _interrupted_checkpoint(tmp_path, monkeypatch, tiny_network):
 
 # Checkpoints every 100 env steps fall mid-episode for some seeds: resuming replays the
 # episode's stored actions to bring each env back to where it was.
-@pytest.mark.parametrize(("unfreeze_after_steps", "seeds", "taught", "patience", "encoder"), [
-    (None, (3,), False, None, "mlp"), (300, (3,), False, None, "mlp"),
-    (None, (3, 4), False, None, "mlp"), (None, (3, 4), True, None, "mlp"),
-    (None, (3, 4), False, 1, "mlp"), (None, (3, 4), False, None, "gru")])
+@pytest.mark.parametrize(
+    ("unfreeze_after_steps", "seeds", "taught", "patience", "encoder", "novelty"), [
+        (None, (3,), False, None, "mlp", 0.0), (300, (3,), False, None, "mlp", 0.0),
+        (None, (3, 4), False, None, "mlp", 0.0), (None, (3, 4), True, None, "mlp", 0.0),
+        (None, (3, 4), False, 1, "mlp", 0.0), (None, (3, 4), False, None, "gru", 0.0),
+        (None, (3, 4), False, None, "mlp", 0.1)])
 def test_resumed_run_ends_where_an_uninterrupted_one_would(
         tmp_path, monkeypatch, caplog, tiny_network, unfreeze_after_steps, seeds, taught,
-        patience, encoder):
-    options = (unfreeze_after_steps, seeds, taught, patience, encoder)
+        patience, encoder, novelty):
+    options = (unfreeze_after_steps, seeds, taught, patience, encoder, novelty)
     reference = _train(tiny_network, None, *options)
     checkpoints = Checkpoints(tmp_path, interval=100)
     real = _interrupt_at(monkeypatch, 500)

@@ -347,3 +347,25 @@ def test_members_stopping_on_the_threshold_train_one_after_another(corridor, tin
     alone = train_dqn(_members([1], tiny_network), corridor, config, [10, 11])[0]
     assert results[1].env_steps == alone.env_steps < config.total_steps
     pd.testing.assert_frame_equal(results[1].history, alone.history)
+
+
+def test_the_novelty_bonus_shapes_the_replay_rewards_not_the_recorded_returns(
+        corridor, tiny_network, tiny_dqn, monkeypatch):
+    stored = []
+    real_add = ReplayBuffer.add
+
+    def spy(self, obs, action, reward, *args, **kwargs):
+        stored.append(reward)
+        return real_add(self, obs, action, reward, *args, **kwargs)
+
+    monkeypatch.setattr(ReplayBuffer, "add", spy)
+    config = tiny_dqn.model_copy(update={"novelty_coef": 0.25})
+    history = train_one(QNetwork(1, 2, tiny_network), corridor, config).history
+    returns = history[history["metric"] == "episode_return"]["value"]
+    # The corridor pays -1 a step and 0 at its end: returns stay whole numbers, rewards don't.
+    # (up to the replay's float32 rounding of the rewards it summed)
+    assert len(returns) and np.allclose(returns, returns.round(), atol=1e-4)
+    assert (returns.round() <= 0).all()
+    bonuses = np.asarray(stored) - np.round(stored)
+    assert bonuses.max() == pytest.approx(0.25)  # the first visit to a cell
+    assert (bonuses > 0).all() and bonuses.min() < 0.25 / 2  # later visits earn less

@@ -296,6 +296,13 @@ class DQNConfig(TrainingConfig):
     """Select the next action with the online network, value it with the target."""
     sequence: SequenceConfig = SequenceConfig()
     """Replay of stretches of episodes for a ``gru`` encoder (unused by the others)."""
+    novelty_coef: float = Field(0.0, ge=0, le=1e6)
+    """Coefficient of the count-based novelty bonus ``coef / sqrt(visits)`` added to each
+    env step's reward in the replay (:mod:`hindsight_rl.core.novelty`), for sparse-reward
+    tasks; 0 turns it off. Judged returns are the env's own."""
+    novelty_bits: int = Field(32, ge=1, le=62)
+    """Bits of the observation's SimHash that visits are counted by: fewer bits, coarser
+    cells."""
 
 
 class SACConfig(TrainingConfig):

@@ -39,6 +39,7 @@ from hindsight_rl.core.hindsight import (
     returns_to_go,
 )
 from hindsight_rl.core.networks import NumpyStack, QNetwork
+from hindsight_rl.core.novelty import NoveltyBonus
 from hindsight_rl.core.progress import StepProgress
 from hindsight_rl.core.replay import Batch, ReplayBuffer, batch_arrays
 from hindsight_rl.core.stacked import StackedOptimizer
@@ -244,6 +245,10 @@ class MemberRun:
         self.episode_slots: list[int] = []
         self.episode_start: dict[str, Any] | None = None
         """The env's RNG state before this episode's reset; None for the first, seeded one."""
+        self.novelty: NoveltyBonus | None = None
+        """The count-based bonus on this member's rewards, if configured."""
+        self.episode_bonus = 0.0
+        """The bonus this episode's stored rewards carry beyond the env's."""
         self.obs, _ = self.env.reset(seed=member.seed)
         if member.warm_start is not None and len(member.warm_start):
             self.preload(member.warm_start, spec)
@@ -265,12 +270,17 @@ class MemberRun:
         """One env step with ``action``, stored in the buffer; an ended episode is labelled
         (and relabelled with HER) before the env resets. ``step`` counts this one."""
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        if self.novelty is not None:
+            bonus = self.novelty(next_obs)
+            self.episode_bonus += bonus
+            reward = float(reward) + bonus
         self.episode_slots.append(self.store(action, reward, next_obs, terminated,
                                              truncated))
         if not (terminated or truncated):
             self.obs = next_obs
             return
-        self.end_episode(step, self.finish_episode(terminated, truncated, spec))
+        episode_return = self.finish_episode(terminated, truncated, spec) - self.episode_bonus
+        self.end_episode(step, episode_return)
 
     def store(self, action: int | np.ndarray, reward: float, next_obs: np.ndarray,
               terminated: bool, truncated: bool) -> int:
@@ -289,7 +299,7 @@ class MemberRun:
         """Record the ended episode's return and start the next episode."""
         self.history.add(step, "episode_return", episode_return)
         self.recent_return = episode_return
-        self.episode_slots = []
+        self.episode_slots, self.episode_bonus = [], 0.0
         self.episode_start = copy.deepcopy(self.env.unwrapped.np_random.bit_generator.state)
         self.obs, _ = self.env.reset()
 
@@ -313,11 +323,14 @@ class MemberRun:
         tensors = {**prefixed("replay", {k: torch.from_numpy(v)
                                          for k, v in self.buffer.arrays().items()}),
                    **prefixed("history", self.history.tensors()),
-                   **({} if self.best_state is None else prefixed("best", self.best_state))}
+                   **({} if self.best_state is None else prefixed("best", self.best_state)),
+                   **({} if self.novelty is None else prefixed("novelty",
+                                                               self.novelty.tensors()))}
         document = {"best_return": _finite_or_none(self.best_return),
                     "last_finite_loss": _finite_or_none(self.last_finite_loss),
                     "replay_position": self.buffer.position, "rng": self.rng.bit_generator.state,
-                    "episode_start": self.episode_start, "episode_slots": self.episode_slots}
+                    "episode_start": self.episode_start, "episode_slots": self.episode_slots,
+                    "episode_bonus": self.episode_bonus}
         return Checkpoint(tensors, document)
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -333,6 +346,9 @@ class MemberRun:
         self.rng.bit_generator.state = document["rng"]
         self.episode_start, self.episode_slots = document["episode_start"], \
             document["episode_slots"]
+        if self.novelty is not None:
+            self.novelty.restore(unprefixed("novelty", tensors))
+            self.episode_bonus = document["episode_bonus"]
         if self.episode_start is None:
             self.obs, _ = self.env.reset(seed=self.seed)
         else:
@@ -410,6 +426,7 @@ class _MemberRun(MemberRun):
     def __init__(self, index: int, member: Member, spec: RunSpec, acting: NumpyStack) -> None:
         super().__init__(index, member, spec, member.network.obs_dim)
         self.n_actions = member.network.n_actions
+        self.novelty = novelty_bonus(spec.config, member)
         self.q_values = acting.q_function(index)
         """This member's Q-values of a batch of observations, on its current weights."""
 
@@ -421,6 +438,16 @@ class _MemberRun(MemberRun):
         else:
             action = int(q_values.argmax())
         self.step_env(action, step, spec)
+
+
+def novelty_bonus(config: DQNConfig, member: Member) -> NoveltyBonus | None:
+    """The member's count-based bonus, hashing observations as its network normalises
+    them; None when ``novelty_coef`` is 0."""
+    if not config.novelty_coef:
+        return None
+    encoder = member.network.encoder
+    return NoveltyBonus(config.novelty_coef, config.novelty_bits, encoder.shift.numpy(),
+                        encoder.scale.numpy(), member.seed)
 
 
 def _finite_or_none(value: float) -> float | None:
