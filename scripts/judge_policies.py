@@ -6,13 +6,15 @@ Plays the latest version of every pretrained and fine-tuned policy file greedily
 episodes (seeds no training or evaluation of the pipeline uses) and prints one line per
 policy; exits 1 when a policy is below its environment's reward threshold or when a target's
 latest verdict says transfer hurt. It imports nothing of the project: numpy, Gymnasium,
-safetensors and the file's JSON document (docs/design.md, "Policy file") are all it needs, so
-a bug in the training code cannot also hide in the judge.
+safetensors and the file's JSON document (docs/design.md, "Policy file") are all it needs
+(and ``minigrid`` to register MiniGrid's ids), so a bug in the training code cannot also
+hide in the judge. It plays every layer the format defines: linear, ``conv2d`` and ``gru``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -37,10 +39,17 @@ def document_and_tensors(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     return json.loads(header["__metadata__"]["hindsight_rl"]), load(data)
 
 
+# Environments that a package registers on import (the document names only the id).
+REGISTERING_PACKAGES = {"MiniGrid-": "minigrid", "BabyAI-": "minigrid"}
+
+
 def make_env(document: dict) -> gym.Env:
     """The environment the document names, with its overrides (and CartPole's cached
     derived attributes recomputed, as the design's override semantics require)."""
     spec = document["env"]
+    for prefix, package in REGISTERING_PACKAGES.items():
+        if spec["id"].startswith(prefix):
+            importlib.import_module(package)
     env = gym.make(spec["id"], **spec.get("make_kwargs", {}))
     for name, value in spec.get("overrides", {}).items():
         setattr(env.unwrapped, name, value)
@@ -51,9 +60,24 @@ def make_env(document: dict) -> gym.Env:
     return env
 
 
-def forward(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray) -> np.ndarray:
-    """``x = (obs - shift) * scale`` (the desired goal appended, normalised), then each layer
-    ``x = act(W x + b)``: Q-values, or an actor's means and log-stds."""
+def observed(document: dict, obs: object) -> np.ndarray:
+    """What the network sees of an observation (``env.observation``): a dict's entry, a flat
+    observation's kept entries, an image flattened to its pixels in (height, width,
+    channels) order."""
+    selection = document["env"].get("observation") or {}
+    if selection.get("key") is not None:
+        obs = obs[selection["key"]]
+    row = np.asarray(obs, np.float64).reshape(-1)
+    return row if selection.get("keep") is None else row[selection["keep"]]
+
+
+def forward(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray,
+            memory: dict | None = None) -> np.ndarray:
+    """``x = (obs - shift) * scale`` (the desired goal appended, normalised), read as an
+    image where the document says so, then each layer: a convolution (valid padding) or
+    ``W x + b``, then its activation; a gru layer's hidden state is the features and is
+    kept in ``memory`` from one step of an episode to the next (empty at its start).
+    Returns Q-values, or an actor's means and log-stds."""
     goal = document["goal"]
     x = (obs - np.asarray(document["observation"]["shift"])) * np.asarray(
         document["observation"]["scale"])
@@ -61,21 +85,55 @@ def forward(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray) -> 
         desired = (np.asarray(goal["desired"]) - np.asarray(goal["shift"])) * np.asarray(
             goal["scale"])
         x = np.concatenate([x, desired])
+    if document["observation"].get("image") is not None:
+        x = x.reshape(document["observation"]["image"]).transpose(2, 0, 1)
     for layer in document["layers"]:
-        x = tensors[layer["weight"]].astype(np.float64) @ x + tensors[layer["bias"]]
-        if layer["activation"] == "relu":
+        if layer.get("kind") == "conv2d":
+            x = convolve(x, tensors[layer["weight"]], tensors[layer["bias"]], layer["stride"])
+        elif layer.get("kind") == "gru":
+            x = gru_step(x, memory, layer, tensors)
+        else:
+            x = tensors[layer["weight"]].astype(np.float64) @ x.reshape(-1) + tensors[
+                layer["bias"]]
+        if layer.get("activation") == "relu":
             x = np.maximum(x, 0.0)
-        elif layer["activation"] is not None:
+        elif layer.get("activation") is not None:
             raise ValueError(f"unknown activation {layer['activation']!r}")
     return x
 
 
-def action(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray
-           ) -> int | np.ndarray:
+def convolve(image: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int
+             ) -> np.ndarray:
+    """A (channels, height, width) image convolved with ``(out, in, k, k)`` kernels: every
+    k×k window, ``stride`` apart, without padding (torch's ``conv2d``)."""
+    k = weight.shape[-1]
+    windows = np.lib.stride_tricks.sliding_window_view(image, (k, k), axis=(1, 2))
+    windows = windows[:, ::stride, ::stride]
+    return np.einsum("chwij,ocij->ohw", windows, weight.astype(np.float64)) + bias[:, None,
+                                                                                   None]
+
+
+def gru_step(x: np.ndarray, memory: dict | None, layer: dict,
+             tensors: dict[str, np.ndarray]) -> np.ndarray:
+    """One step of a GRU cell (gates r, z, n in torch's order) from the hidden state in
+    ``memory`` (zero at an episode's start), which it replaces."""
+    if memory is None:
+        raise ValueError("a gru layer needs the episode's memory")
+    h = memory.get("hidden", np.zeros(layer["hidden"]))
+    gi = tensors[layer["weight_ih"]] @ x + tensors[layer["bias_ih"]]
+    gh = tensors[layer["weight_hh"]] @ h + tensors[layer["bias_hh"]]
+    (ir, iz, i_n), (hr, hz, h_n) = np.split(gi, 3), np.split(gh, 3)
+    r, z = 1 / (1 + np.exp(-(ir + hr))), 1 / (1 + np.exp(-(iz + hz)))
+    memory["hidden"] = (1 - z) * np.tanh(i_n + r * h_n) + z * h
+    return memory["hidden"]
+
+
+def action(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray,
+           memory: dict | None = None) -> int | np.ndarray:
     """The greedy action: ``argmax Q`` of a Q-network (format version 1, or kind
     ``q_network``); ``tanh(mean) · scale + bias`` of a squashed Gaussian actor, with scale
     and bias from the action bounds."""
-    x = forward(document, tensors, obs)
+    x = forward(document, tensors, obs, memory)
     if document.get("kind", "q_network") == "q_network":
         return int(x.argmax())
     low, high = (np.asarray(document["action"][key], np.float64) for key in ("low", "high"))
@@ -91,9 +149,9 @@ def judge(path: Path, episodes: int, first_seed: int) -> tuple[str, float, float
     returns = []
     for seed in range(first_seed, first_seed + episodes):
         obs, _ = env.reset(seed=seed)
-        total, done = 0.0, False
+        total, done, memory = 0.0, False, {}
         while not done:
-            chosen = action(document, tensors, np.asarray(obs, np.float64))
+            chosen = action(document, tensors, observed(document, obs), memory)
             obs, reward, terminated, truncated, _ = env.step(chosen)
             total, done = total + float(reward), terminated or truncated
         returns.append(total)

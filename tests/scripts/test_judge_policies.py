@@ -12,7 +12,13 @@ import numpy as np
 import torch
 
 from hindsight_rl.core.actor_critic import GaussianActor
-from hindsight_rl.core.config import EnvConfig, GoalConfig, NetworkConfig
+from hindsight_rl.core.config import (
+    ConvConfig,
+    EnvConfig,
+    GoalConfig,
+    NetworkConfig,
+    ObservationConfig,
+)
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import NumpyPolicy, Policy, policy_to_bytes
 from tests.conftest import PROJECT_ROOT
@@ -57,6 +63,50 @@ def test_the_judge_plays_an_actor_file_as_the_project_does_and_reads_its_thresho
     np.testing.assert_allclose(mine, NumpyPolicy(path.read_bytes()).actions(obs), rtol=1e-5)
     env_id, _, threshold = judge_policies.judge(path, 1, 3_000_000)
     assert (env_id, threshold) == ("Pendulum-v1", -200.0)
+
+
+def test_the_judge_plays_a_conv_file_on_the_observation_the_file_selects(tmp_path):
+    torch.manual_seed(3)
+    config = NetworkConfig(hidden_sizes=(16, 16), encoder="cnn",
+                           conv=ConvConfig(channels=(4, 8), kernels=(3, 2), strides=(2, 1)))
+    network = QNetwork(147, 7, config, np.full(147, 5.0, np.float32),
+                       np.full(147, 0.2, np.float32), image_shape=(7, 7, 3))
+    env = EnvConfig(id="MiniGrid-DoorKey-5x5-v0", success="terminated", reward_threshold=0.8,
+                    observation=ObservationConfig(key="image", high=10.0))
+    path = tmp_path / "conv.safetensors"
+    path.write_bytes(policy_to_bytes(Policy(network=network, env=env, gamma=0.99)))
+    document, tensors = judge_policies.document_and_tensors(path)
+    images = np.random.default_rng(0).integers(0, 11, (6, 7, 7, 3))
+    mine = np.stack([judge_policies.forward(document, tensors, judge_policies.observed(
+        document, {"image": image, "direction": 0})) for image in images])
+    np.testing.assert_allclose(mine, NumpyPolicy(path.read_bytes()).q_values(
+        images.reshape(6, -1)), atol=1e-5)
+    assert judge_policies.judge(path, 1, 3_000_000)[0::2] == ("MiniGrid-DoorKey-5x5-v0", 0.8)
+
+
+def test_the_judge_carries_a_gru_files_memory_through_an_episode_and_forgets_it_after(
+        tmp_path):
+    torch.manual_seed(4)
+    rng = np.random.default_rng(4)
+    network = QNetwork(2, 2, NetworkConfig(hidden_sizes=(8, 8), encoder="gru"),
+                       shift=rng.normal(size=2).astype(np.float32),
+                       scale=rng.uniform(0.5, 2.0, size=2).astype(np.float32))
+    env = EnvConfig(id="CartPole-v1", observation=ObservationConfig(keep=(0, 2)))
+    path = tmp_path / "gru.safetensors"
+    path.write_bytes(policy_to_bytes(Policy(network=network, env=env, gamma=0.99)))
+    document, tensors = judge_policies.document_and_tensors(path)
+    episode = rng.uniform(-1, 1, size=(5, 4))
+    player = NumpyPolicy(path.read_bytes()).player()
+    for _ in range(2):  # a new memory is a new episode: the same values again
+        memory: dict = {}
+        mine = np.stack([judge_policies.forward(
+            document, tensors, judge_policies.observed(document, obs), memory)
+            for obs in episode])
+        player.start(1)
+        np.testing.assert_allclose(mine, np.stack([player.q_values(obs[None, [0, 2]])[0]
+                                                   for obs in episode]), atol=1e-5)
+    alone = judge_policies.forward(document, tensors, episode[1, [0, 2]], {})
+    assert not np.allclose(mine[1], alone)  # the second step remembers the first
 
 
 def _version(folder: Path, name: str, data: bytes) -> None:
