@@ -247,8 +247,8 @@ class MemberRun:
         """The env's RNG state before this episode's reset; None for the first, seeded one."""
         self.novelty: NoveltyBonus | None = None
         """The count-based bonus on this member's rewards, if configured."""
-        self.episode_bonus = 0.0
-        """The bonus this episode's stored rewards carry beyond the env's."""
+        self.episode_reward = 0.0
+        """The env's own rewards this episode, summed where the stored ones carry a bonus."""
         self.obs, _ = self.env.reset(seed=member.seed)
         if member.warm_start is not None and len(member.warm_start):
             self.preload(member.warm_start, spec)
@@ -271,16 +271,15 @@ class MemberRun:
         (and relabelled with HER) before the env resets. ``step`` counts this one."""
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         if self.novelty is not None:
-            bonus = self.novelty(next_obs)
-            self.episode_bonus += bonus
-            reward = float(reward) + bonus
+            self.episode_reward += float(reward)
+            reward = float(reward) + self.novelty(next_obs)
         self.episode_slots.append(self.store(action, reward, next_obs, terminated,
                                              truncated))
         if not (terminated or truncated):
             self.obs = next_obs
             return
-        episode_return = self.finish_episode(terminated, truncated, spec) - self.episode_bonus
-        self.end_episode(step, episode_return)
+        episode_return = self.finish_episode(terminated, truncated, spec)
+        self.end_episode(step, episode_return if self.novelty is None else self.episode_reward)
 
     def store(self, action: int | np.ndarray, reward: float, next_obs: np.ndarray,
               terminated: bool, truncated: bool) -> int:
@@ -299,7 +298,7 @@ class MemberRun:
         """Record the ended episode's return and start the next episode."""
         self.history.add(step, "episode_return", episode_return)
         self.recent_return = episode_return
-        self.episode_slots, self.episode_bonus = [], 0.0
+        self.episode_slots, self.episode_reward = [], 0.0
         self.episode_start = copy.deepcopy(self.env.unwrapped.np_random.bit_generator.state)
         self.obs, _ = self.env.reset()
 
@@ -330,7 +329,7 @@ class MemberRun:
                     "last_finite_loss": _finite_or_none(self.last_finite_loss),
                     "replay_position": self.buffer.position, "rng": self.rng.bit_generator.state,
                     "episode_start": self.episode_start, "episode_slots": self.episode_slots,
-                    "episode_bonus": self.episode_bonus}
+                    "episode_reward": self.episode_reward}
         return Checkpoint(tensors, document)
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -348,7 +347,7 @@ class MemberRun:
             document["episode_slots"]
         if self.novelty is not None:
             self.novelty.restore(unprefixed("novelty", tensors))
-            self.episode_bonus = document["episode_bonus"]
+            self.episode_reward = document["episode_reward"]
         if self.episode_start is None:
             self.obs, _ = self.env.reset(seed=self.seed)
         else:
