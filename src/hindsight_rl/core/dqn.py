@@ -248,7 +248,8 @@ class MemberRun:
         self.novelty: NoveltyBonus | None = None
         """The count-based bonus on this member's rewards, if configured."""
         self.episode_reward = 0.0
-        """The env's own rewards this episode, summed where the stored ones carry a bonus."""
+        """The env's own rewards this episode, summed as they come: the recorded return,
+        whatever the replay stores (a novelty bonus, float32 rounding)."""
         self.obs, _ = self.env.reset(seed=member.seed)
         if member.warm_start is not None and len(member.warm_start):
             self.preload(member.warm_start, spec)
@@ -270,29 +271,27 @@ class MemberRun:
         """One env step with ``action``, stored in the buffer; an ended episode is labelled
         (and relabelled with HER) before the env resets. ``step`` counts this one."""
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.episode_reward += float(reward)
         if self.novelty is not None:
-            self.episode_reward += float(reward)
             reward = float(reward) + self.novelty(next_obs)
         self.episode_slots.append(self.store(action, reward, next_obs, terminated,
                                              truncated))
         if not (terminated or truncated):
             self.obs = next_obs
             return
-        episode_return = self.finish_episode(terminated, truncated, spec)
-        self.end_episode(step, episode_return if self.novelty is None else self.episode_reward)
+        self.finish_episode(terminated, truncated, spec)
+        self.end_episode(step, self.episode_reward)
 
     def store(self, action: int | np.ndarray, reward: float, next_obs: np.ndarray,
               terminated: bool, truncated: bool) -> int:
         """The step from the current observation into the replay; returns its slot."""
         return self.buffer.add(self.obs, action, reward, next_obs, terminated)
 
-    def finish_episode(self, terminated: bool, truncated: bool, spec: RunSpec) -> float:
-        """Label the episode that just ended in hindsight (and relabel it with HER);
-        returns its return."""
-        rewards = label_episode(self.buffer, self.episode_slots, terminated, spec.config)
+    def finish_episode(self, terminated: bool, truncated: bool, spec: RunSpec) -> None:
+        """Label the episode that just ended in hindsight (and relabel it with HER)."""
+        label_episode(self.buffer, self.episode_slots, terminated, spec.config)
         if spec.her_k:
             _add_relabelled(self, spec.env_config, spec.her_k, spec.config.gamma, truncated)
-        return float(rewards.sum())
 
     def end_episode(self, step: int, episode_return: float) -> None:
         """Record the ended episode's return and start the next episode."""
@@ -345,9 +344,10 @@ class MemberRun:
         self.rng.bit_generator.state = document["rng"]
         self.episode_start, self.episode_slots = document["episode_start"], \
             document["episode_slots"]
+        self.episode_reward = document.get(  # checkpoints from before it was kept: the replay's
+            "episode_reward", float(self.buffer.reward[self.episode_slots].sum()))
         if self.novelty is not None:
             self.novelty.restore(unprefixed("novelty", tensors))
-            self.episode_reward = document["episode_reward"]
         if self.episode_start is None:
             self.obs, _ = self.env.reset(seed=self.seed)
         else:
@@ -690,15 +690,14 @@ def _evaluate(run: Any, evaluator: GreedyEvaluator, stop_at: float | None) -> bo
 
 
 def label_episode(buffer: ReplayBuffer, slots: list[int], terminated: bool,
-                  config: TrainingConfig) -> np.ndarray:
+                  config: TrainingConfig) -> None:
     """Hindsight labels of the episode that just ended: its returns-to-go (exact when it
-    terminated) and n-step TD targets. Returns its rewards."""
+    terminated) and n-step TD targets."""
     rewards, next_obs = buffer.reward[slots], buffer.next_obs[slots]
     episode = np.zeros(len(slots), np.int64)
     buffer.label(slots, returns_to_go(rewards, episode, config.gamma), valid=terminated,
                  bootstrap=n_step_bootstrap(rewards, next_obs, buffer.terminated[slots],
                                             episode, config.gamma, config.n_step))
-    return rewards
 
 
 def _add_relabelled(member: MemberRun, env_config: EnvConfig, her_k: int, gamma: float,

@@ -111,8 +111,8 @@ class RecurrentMemberRun(_MemberRun):
               terminated: bool, truncated: bool) -> int:
         return self.buffer.add(self.obs, action, reward, next_obs, terminated, truncated)
 
-    def finish_episode(self, terminated: bool, truncated: bool, spec: RunSpec) -> float:
-        return float(self.buffer.reward[self.episode_slots].sum())
+    def finish_episode(self, terminated: bool, truncated: bool, spec: RunSpec) -> None:
+        """Nothing to label: sequence replay reads whole episodes, with no return-to-go."""
 
     def env_action(self, stored: np.ndarray) -> int:
         return int(stored)
