@@ -123,6 +123,26 @@ def test_checkpoint_of_another_format_version_is_a_clear_error(tmp_path, monkeyp
         _train(tiny_network, checkpoints)
 
 
+def test_a_checkpoint_from_before_the_episodes_own_reward_sum_was_kept_resumes_exactly(
+        tmp_path, monkeypatch, tiny_network):
+    reference = _train(tiny_network, None)
+    real = _interrupt_at(monkeypatch, 500)
+    checkpoints = Checkpoints(tmp_path, interval=100)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_network, checkpoints)
+    (path,) = tmp_path.glob("*.safetensors")
+    data = path.read_bytes()
+    tensors, document = safetensors.torch.load(data), metadata_document(data, "hindsight_rl")
+    for member in document["members"]:
+        assert member.pop("episode_reward") != 0.0   # mid-episode: CartPole pays every step
+    path.write_bytes(safetensors.torch.save(
+        tensors, metadata={"hindsight_rl": json.dumps(document)}))
+    for module in (dqn, drqn):
+        monkeypatch.setattr(module, "train_burst", real)
+    [resumed] = _train(tiny_network, checkpoints)
+    pd.testing.assert_frame_equal(reference[0].history, resumed.history)
+
+
 def _checkpoint() -> Checkpoint:
     return Checkpoint({"w": torch.arange(4.0)}, {"step": 7})
 

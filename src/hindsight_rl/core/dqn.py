@@ -344,7 +344,8 @@ class MemberRun:
         self.rng.bit_generator.state = document["rng"]
         self.episode_start, self.episode_slots = document["episode_start"], \
             document["episode_slots"]
-        self.episode_reward = document.get(  # checkpoints from before it was kept: the replay's
+        # A checkpoint written before the env's own sum was kept has the replay's to offer.
+        self.episode_reward = document.get(
             "episode_reward", float(self.buffer.reward[self.episode_slots].sum()))
         if self.novelty is not None:
             self.novelty.restore(unprefixed("novelty", tensors))
