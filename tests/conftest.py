@@ -14,6 +14,7 @@ from gymnasium import spaces
 from hindsight_rl.core.config import CollectConfig, DQNConfig, EnvConfig, NetworkConfig
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.hindsight import label_hindsight
+from hindsight_rl.core.replay import ReplayBuffer
 from hindsight_rl.core.rollouts import collect_rollouts, trajectory_attrs, uniform_policy
 
 
@@ -80,6 +81,21 @@ def hindsight_table(env: EnvConfig, steps: int, her_k: int = 0, seed: int = 0
 @pytest.fixture
 def corridor() -> EnvConfig:
     return EnvConfig(id="Corridor-v0", success="terminated")
+
+
+@pytest.fixture
+def stored_rewards(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every reward handed to a replay buffer from now on, in order, as it was handed over
+    (before the buffer's float32 storage)."""
+    rewards: list[float] = []
+    real_add = ReplayBuffer.add
+
+    def spy(self, obs, action, reward, *args, **kwargs):
+        rewards.append(float(reward))
+        return real_add(self, obs, action, reward, *args, **kwargs)
+
+    monkeypatch.setattr(ReplayBuffer, "add", spy)
+    return rewards
 
 
 @pytest.fixture

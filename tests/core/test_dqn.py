@@ -350,15 +350,7 @@ def test_members_stopping_on_the_threshold_train_one_after_another(corridor, tin
 
 
 def test_the_novelty_bonus_shapes_the_replay_rewards_not_the_recorded_returns(
-        corridor, tiny_network, tiny_dqn, monkeypatch):
-    stored = []
-    real_add = ReplayBuffer.add
-
-    def spy(self, obs, action, reward, *args, **kwargs):
-        stored.append(reward)
-        return real_add(self, obs, action, reward, *args, **kwargs)
-
-    monkeypatch.setattr(ReplayBuffer, "add", spy)
+        corridor, tiny_network, tiny_dqn, stored_rewards):
     config = tiny_dqn.model_copy(update={"novelty_coef": 0.25})
     history = train_one(QNetwork(1, 2, tiny_network), corridor, config).history
     returns = history[history["metric"] == "episode_return"]["value"]
@@ -366,6 +358,6 @@ def test_the_novelty_bonus_shapes_the_replay_rewards_not_the_recorded_returns(
     # env's rewards, not the stored ones less the bonus, which leaves float32 rounding that
     # reads as a success), rewards don't.
     assert len(returns) and (returns == returns.round()).all() and (returns <= 0).all()
-    bonuses = np.asarray(stored) - np.round(stored)
+    bonuses = np.asarray(stored_rewards) - np.round(stored_rewards)
     assert bonuses.max() == pytest.approx(0.25)  # the first visit to a cell
     assert (bonuses > 0).all() and bonuses.min() < 0.25 / 2  # later visits earn less

@@ -12,7 +12,7 @@ from hindsight_rl.core.checkpoints import Checkpoints
 from hindsight_rl.core.config import EnvConfig, FinetuneConfig, NetworkConfig, SACConfig
 from hindsight_rl.core.dqn import NonFiniteLossError
 from hindsight_rl.core.policy_file import Policy
-from hindsight_rl.core.replay import Batch, ReplayBuffer
+from hindsight_rl.core.replay import Batch
 from hindsight_rl.core.sac import (
     SACMember,
     actor_loss,
@@ -255,19 +255,12 @@ def test_unfreezing_lets_the_trunk_train_in_the_actor_and_both_critics(monkeypat
                    for key, value in result.network.trunk.state_dict().items())
 
 
-def test_recorded_returns_are_the_envs_own_rewards_summed_not_the_float32_replays(monkeypatch):
-    given = []
-    real_add = ReplayBuffer.add
-
-    def spy(self, obs, action, reward, *args, **kwargs):
-        given.append(float(reward))
-        return real_add(self, obs, action, reward, *args, **kwargs)
-
-    monkeypatch.setattr(ReplayBuffer, "add", spy)
+def test_recorded_returns_are_the_envs_own_rewards_summed_not_the_float32_replays(
+        stored_rewards):
     config = TINY.model_copy(update={"total_steps": 400})
     [result] = train_sac(_members([5], config=config), PENDULUM, config, eval_seeds=[7])
     history = result.history
     returns = history[history["metric"] == "episode_return"]["value"].tolist()
-    episodes = [given[:200], given[200:]]   # Pendulum-v1 truncates at 200 steps
+    episodes = [stored_rewards[:200], stored_rewards[200:]]   # Pendulum-v1 truncates at 200 steps
     assert returns == [sum(rewards) for rewards in episodes]
     assert returns != [float(np.float32(rewards).sum()) for rewards in episodes]
