@@ -125,12 +125,33 @@ def _policy_file(tmp_path, n_obs: int = 2, n_actions: int = 3,
     (["--seed", "4294967295", "--episodes", "2"], "runs past the last seed, 4294967295"),
     (["--record", "out.avi"], "argument --record: 'out.avi': only .gif and .mp4 are written"),
     (["--fps", "0"], r"argument --fps: 0 is not in \[1, 100\]"),
+    (["--cycles", "0"], r"argument --cycles: 0 is not in \[1, 64\]"),
+    (["--cycles", "2", "--render"], "argument --cycles: not with --render"),
 ])
 def test_bad_arguments_are_argparse_errors(tmp_path, capsys, arguments, problem):
     with pytest.raises(SystemExit) as exit_:
         main([str(_policy_file(tmp_path)), *arguments])
     assert exit_.value.code == 2
     assert re.search(problem, capsys.readouterr().err)
+
+
+def test_cycles_says_how_the_episodes_ended(tmp_path, capsys):
+    """A network that always goes forward in MiniGrid-Empty-5x5 walks into the east wall and
+    stays there: every episode ends stuck in the one-step cycle of action 2."""
+    network = QNetwork(147, 7, NetworkConfig(hidden_sizes=(4, 4)))
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.zero_()
+        network.head.bias[..., 2] = 1.0
+    path = tmp_path / "forward.safetensors"
+    env = EnvConfig(id="MiniGrid-Empty-5x5-v0", success="terminated",
+                    observation=ObservationConfig(key="image", high=10.0))
+    path.write_bytes(policy_to_bytes(Policy(network=network, env=env, gamma=0.99)))
+    assert main([str(path), "--episodes", "3", "--cycles", "4"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["endings"] == {"cycle 2": 3} and report["mean"] == 0.0
+    assert main([str(path), "--episodes", "3"]) == 0
+    assert "endings" not in json.loads(capsys.readouterr().out)
 
 
 def _one_error_line(capsys) -> str:

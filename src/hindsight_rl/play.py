@@ -3,7 +3,8 @@
 Builds the environment the file's metadata names (with its overrides), acts with the pure
 numpy forward pass, and prints the mean and spread of the returns. ``--record out.gif``
 (or ``out.mp4``, with the ``watch`` extra's ffmpeg) also writes the first episode,
-``--render`` plays the episodes in the env's window. ``FILE`` may also be a
+``--render`` plays the episodes in the env's window, ``--cycles N`` says how they ended
+(success, stuck in a cycle of at most N steps, or neither). ``FILE`` may also be a
 versioned dataset's folder (``data/06_models/sources/cartpole/pretrained_policy.safetensors``):
 its latest version is played. Bad arguments are argparse errors; a file or environment that
 cannot be played is one ``Error:`` line and exit status 1, never a traceback.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.evaluation import evaluate_greedy
+from hindsight_rl.core.evaluation import GreedyEvaluator, count_endings, evaluate_greedy
 from hindsight_rl.core.policy_file import NumpyPolicy, check_fits_env, env_config_of
 from hindsight_rl.core.watch import (
     RECORDINGS,
@@ -60,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
                              "an MP4 video")
     parser.add_argument("--fps", type=_bounded_int(1, 100), default=30,
                         help="frames per second of --record (default 30)")
+    parser.add_argument("--cycles", metavar="N", type=_bounded_int(1, 64),
+                        help="say how the episodes ended: success, stuck in a cycle of at "
+                             "most N steps (observation and action repeating three times), "
+                             "or neither; a greedy policy that fails by looping on one "
+                             "spot needs other help than one that searches too long")
     parser.add_argument("--render", action="store_true",
                         help="play the episodes in the env's window (needs a display)")
     parser.add_argument("--env", dest="kedro_env", metavar="ENV",
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.record is not None and len(args.files) > 1:
         parser.error("argument --record: one policy file at a time")
+    if args.cycles is not None and args.render:
+        parser.error("argument --cycles: not with --render")
     if args.seed + args.episodes - 1 > MAX_SEED:
         parser.error(f"argument --seed: {args.seed} + {args.episodes} episodes runs past "
                         f"the last seed, {MAX_SEED}")
@@ -160,6 +168,13 @@ def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
                                "return": episode_return}
     if args.render:
         returns = watch_episodes(env, actions, seeds)
+    elif args.cycles is not None:
+        evaluator = GreedyEvaluator(env, seeds, longest_cycle=args.cycles)
+        try:
+            returns = evaluator.run(actions)
+        finally:
+            evaluator.close()
+        summary["endings"] = count_endings(evaluator.successes, evaluator.cycles)
     else:
         returns = evaluate_greedy(env, actions, seeds)
     return {**summary, "episodes": args.episodes, "mean": round(float(returns.mean()), 2),

@@ -5,16 +5,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import trim_mean
 
-from hindsight_rl.core.config import EnvConfig
+from hindsight_rl.core.config import EnvConfig, ObservationConfig
 from hindsight_rl.core.evaluation import (
     GreedyEvaluator,
     area_under_curve,
     bootstrap_ci,
+    count_endings,
+    cycle_actions,
     env_action,
     evaluate_greedy,
     greedy,
     interquartile_mean,
     steps_to_threshold,
+    trailing_cycle,
 )
 
 
@@ -140,3 +143,63 @@ def test_reaching_the_goal_is_a_success_and_a_fall_is_not():
         assert evaluator.successes.tolist() == [True]
     finally:
         evaluator.close()
+
+
+@pytest.mark.parametrize(("steps", "period"), [
+    ("xaaa", 1),
+    ("xyzababab", 2),
+    ("abcabcabc", 3),
+    ("abababa", 2),          # the last six steps repeat with period 2
+    ("xyabab", None),        # twice is not enough
+    ("abcdefgh", None),
+    ("", None),
+])
+def test_the_trailing_cycle_is_the_shortest_period_the_last_steps_repeat_three_times(
+        steps, period):
+    assert trailing_cycle(list(steps), 4) == period
+
+
+def test_a_cycle_longer_than_the_longest_watched_is_not_one():
+    assert trailing_cycle(list("abcdeabcdeabcde"), 4) is None
+    assert trailing_cycle(list("abcdeabcdeabcde"), 5) == 5
+
+
+def test_a_cycles_actions_start_where_they_sort_first():
+    left_right = [(b"A", 1), (b"B", 0)] * 3
+    assert cycle_actions(left_right, 4) == (0, 1)
+    assert cycle_actions(left_right[1:] + [(b"A", 1)], 4) == (0, 1)  # the same loop
+    assert cycle_actions([(b"A", 1), (b"B", 0), (b"C", 2)], 4) is None
+
+
+def test_endings_count_successes_cycles_and_the_rest():
+    endings = count_endings(np.array([True, False, False, False]),
+                            [None, (0, 1), None, (0, 1)])
+    assert endings == {"cycle 0 1": 2, "success": 1, "no short cycle": 1}
+    assert count_endings(None, [(2,), None]) == {"cycle 2": 1, "no short cycle": 1}
+
+
+def _minigrid(env_id: str) -> EnvConfig:
+    return EnvConfig(id=env_id, success="terminated",
+                     observation=ObservationConfig(key="image", high=10.0))
+
+
+def test_a_greedy_policy_pushing_into_a_wall_ends_stuck_in_a_cycle_of_one_step():
+    """MiniGrid-Empty-5x5: always forward reaches the east wall and stays there; always
+    turning left spins through four views; the scripted route to the goal succeeds."""
+    evaluator = GreedyEvaluator(_minigrid("MiniGrid-Empty-5x5-v0"), [0, 1], longest_cycle=8)
+    forward = evaluator.run(lambda obs: np.full(len(obs), 2))
+    assert forward.tolist() == [0.0, 0.0]
+    assert evaluator.cycles == [(2,), (2,)]
+    evaluator.run(lambda obs: np.zeros(len(obs), np.int64))
+    assert evaluator.cycles == [(0, 0, 0, 0), (0, 0, 0, 0)]
+    route = iter([2, 2, 1, 2, 2])  # east, east, turn right (south), south, south: the goal
+    evaluator = GreedyEvaluator(_minigrid("MiniGrid-Empty-5x5-v0"), [0], longest_cycle=8)
+    evaluator.run(lambda obs: np.array([next(route)]))
+    assert evaluator.successes.tolist() == [True] and evaluator.cycles == [None]
+    assert count_endings(evaluator.successes, evaluator.cycles) == {"success": 1}
+
+
+def test_without_watching_cycles_no_episode_has_one():
+    evaluator = GreedyEvaluator(_minigrid("MiniGrid-Empty-5x5-v0"), [0])
+    evaluator.run(lambda obs: np.full(len(obs), 2))
+    assert evaluator.cycles == [None]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,12 @@ class RecurrentGreedy:
         return self.q_values(obs).argmax(axis=1)
 
 
+def _hashable(action: np.ndarray) -> Hashable:
+    """An action as a cycle lists it: an int, or a tuple of a continuous action's floats."""
+    action = np.asarray(action)
+    return int(action) if action.ndim == 0 else tuple(action.tolist())
+
+
 def env_action(action: np.ndarray) -> int | np.ndarray:
     """One entry of an :data:`Actions` batch as ``env.step`` takes it: a Python int for a
     discrete action, its own float32 vector (a copy, never a view of the batch) for a
@@ -59,16 +66,22 @@ class GreedyEvaluator:
     Episodes run side by side so the network sees one batch per step; each environment is
     reset with its own seed, so results do not depend on the order of play. Where the task
     defines success (``env.success``), :attr:`successes` says which episodes of the last
-    :meth:`run` ended in one.
+    :meth:`run` ended in one; with ``longest_cycle`` > 0, :attr:`cycles` says which of the
+    others ended stuck in a short cycle.
     """
 
-    def __init__(self, env_config: EnvConfig, seeds: Sequence[int]) -> None:
+    def __init__(self, env_config: EnvConfig, seeds: Sequence[int],
+                 longest_cycle: int = 0) -> None:
         self.seeds = list(seeds)
         self.envs = [make_env(env_config) for _ in self.seeds]
         self.success = env_config.success
         self.successes: np.ndarray | None = None
         """Per episode of the last run, whether it ended in a success; None where the
         task defines none."""
+        self.longest_cycle = longest_cycle
+        self.cycles: list[tuple[Hashable, ...] | None] = []
+        """With ``longest_cycle`` > 0, per episode of the last run that did not succeed,
+        the actions of the cycle it ended in (:func:`cycle_actions`), or None."""
 
     def run(self, actions: Actions) -> np.ndarray:
         """Undiscounted return of one episode of ``actions`` per seed. A policy with a
@@ -82,6 +95,7 @@ class GreedyEvaluator:
         recurrent = remembers(actions)
         if recurrent:
             actions.start(len(self.envs))
+        trails = [deque(maxlen=3 * self.longest_cycle) for _ in self.envs]
         while active.any():
             playing = np.flatnonzero(active)
             if recurrent:
@@ -89,11 +103,15 @@ class GreedyEvaluator:
             else:
                 chosen = actions(obs[playing].astype(np.float32))
             for i, action in zip(playing, chosen, strict=True):
+                if self.longest_cycle:
+                    trails[i].append((obs[i].tobytes(), _hashable(action)))
                 obs[i], reward, terminated, truncated, _ = self.envs[i].step(env_action(action))
                 returns[i] += reward
                 active[i] = not (terminated or truncated)
                 successes[i] = self._succeeded(terminated, truncated)
         self.successes = None if self.success == "none" else successes
+        self.cycles = [None if won else cycle_actions(trail, self.longest_cycle)
+                       for trail, won in zip(trails, successes, strict=True)]
         return returns
 
     def _succeeded(self, terminated: bool, truncated: bool) -> bool:
@@ -106,6 +124,46 @@ class GreedyEvaluator:
     def close(self) -> None:
         for env in self.envs:
             env.close()
+
+
+def trailing_cycle(steps: Sequence[Hashable], longest: int) -> int | None:
+    """The shortest period ``p`` ≤ ``longest`` with which an episode's last ``3p`` steps
+    repeat, or None. With steps of (observation, action), it says where a failed episode
+    ended: a deterministic policy that sees the same observation acts the same way, so on a
+    deterministic task the episode was stuck there until its time limit (turning left and
+    right between two views, pushing into a wall), not searching when time ran out."""
+    steps = list(steps)
+    for period in range(1, longest + 1):
+        window = steps[-3 * period:]
+        if len(window) == 3 * period and all(
+                window[j] == window[j + period] for j in range(2 * period)):
+            return period
+    return None
+
+
+def cycle_actions(trail: Sequence[tuple[bytes, Hashable]], longest: int
+                  ) -> tuple[Hashable, ...] | None:
+    """The actions of the cycle a trail of (observation bytes, action) ends in, from the
+    rotation that sorts first (so left-right and right-left count as one loop), or None."""
+    period = trailing_cycle(trail, longest)
+    if period is None:
+        return None
+    actions = [action for _, action in list(trail)[-period:]]
+    return min(tuple(actions[j:] + actions[:j]) for j in range(period))
+
+
+def count_endings(successes: np.ndarray | None, cycles: Sequence[tuple[Hashable, ...] | None]
+                  ) -> dict[str, int]:
+    """How episodes ended: succeeded, stuck in a cycle (by its actions), or neither."""
+    endings: Counter[str] = Counter()
+    for i, cycle in enumerate(cycles):
+        if successes is not None and successes[i]:
+            endings["success"] += 1
+        elif cycle is None:
+            endings["no short cycle"] += 1
+        else:
+            endings["cycle " + " ".join(map(str, cycle))] += 1
+    return dict(endings.most_common())
 
 
 def evaluate_greedy(env_config: EnvConfig, actions: Actions,
