@@ -75,6 +75,20 @@ def test_success_rates_are_summarised_per_seed_and_reported():
     assert "seed_0: 0.6 ± 0.4, success in 75% of the episodes, threshold reached" in markdown
 
 
+def test_stuck_episodes_are_counted_per_seed_and_reported_where_there_are_some():
+    history = pd.DataFrame({"env_step": [0, 100] * 2, "metric": "eval_return",
+                            "value": [0.0, 0.0, 0.0, 1.0], "seed": [0, 0, 1, 1]})
+    returns = {"seed_0": np.zeros(4), "seed_1": np.array([0.9, 0.8, 0.9, 0.0])}
+    summary = summarise_arm(returns, history, threshold=0.8, budget=1000,
+                            config=EvalConfig(bootstrap_samples=20),
+                            rng=np.random.default_rng(0), stuck={"seed_0": 4, "seed_1": 0})
+    assert [seed["stuck_episodes"] for seed in summary["per_seed"].values()] == [4, 0]
+    markdown = markdown_report({**_metrics(), "arms": {"finetuned": summary,
+                                                        "scratch": summary}})
+    assert "seed_0: 0.0 ± 0.0, 4 episodes stuck in a short cycle, threshold not" in markdown
+    assert "seed_1: 0.7 ± 0.4, threshold reached" in markdown
+
+
 def test_a_task_without_success_reports_no_success_rate():
     assert "success" not in markdown_report(_metrics())
 

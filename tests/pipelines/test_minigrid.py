@@ -45,8 +45,14 @@ def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
             rates = [seed["success_rate"] for seed in arm["per_seed"].values()]
             assert all(0.0 <= rate <= 1.0 for rate in rates)
             assert arm["success_rate"]["mean"] == np.mean(rates)
-        assert "success rate IQM" in latest(project, f"data/08_reporting/{target}/"
-                                                     "transfer_report.md").read_text()
+            for seed in arm["per_seed"].values():  # only failed episodes can be stuck
+                failed = round((1 - seed["success_rate"]) * metrics["eval_episodes"])
+                assert 0 <= seed["stuck_episodes"] <= failed
+        report = latest(project, f"data/08_reporting/{target}/transfer_report.md").read_text()
+        assert "success rate IQM" in report
+        stuck = [seed["stuck_episodes"] for arm in metrics["arms"].values()
+                 for seed in arm["per_seed"].values()]
+        assert ("stuck in a short cycle" in report) == any(stuck)
         finetuned = policy_from_bytes(latest(
             project, f"data/06_models/{target}/seed_0/finetuned_policy.safetensors"
         ).read_bytes())

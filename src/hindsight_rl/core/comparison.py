@@ -57,6 +57,9 @@ class Judged:
     successes: np.ndarray | None
     """Which episodes ended in the task's success (``env.success``); None where it
     defines none."""
+    stuck: int = 0
+    """How many of the episodes that did not succeed ended stuck in a short cycle
+    (``EvalConfig.longest_cycle``)."""
 
 
 def judge_policies(policies: dict[str, Policy], env_config: EnvConfig,
@@ -70,12 +73,13 @@ def judge_policies(policies: dict[str, Policy], env_config: EnvConfig,
              for name, policy in policies.items()}
     for name, file in files.items():
         check_fits_env(file.document, env.id, info, name)
-    evaluator = GreedyEvaluator(env, eval_seeds(config))
+    evaluator = GreedyEvaluator(env, eval_seeds(config), config.longest_cycle)
     judged = {}
     try:
         for name, file in files.items():
             returns = evaluator.run(file.player())
-            judged[name] = Judged(returns, evaluator.successes)
+            stuck = sum(cycle is not None for cycle in evaluator.cycles)
+            judged[name] = Judged(returns, evaluator.successes, stuck)
         return judged
     finally:
         evaluator.close()
@@ -109,11 +113,13 @@ def normalised(value: float, chance: float | None, threshold: float | None) -> f
 def summarise_arm(returns: dict[str, np.ndarray], history: pd.DataFrame,
                   threshold: float | None, budget: int, config: EvalConfig,
                   rng: np.random.Generator, chance: float | None = None,
-                  successes: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+                  successes: dict[str, np.ndarray] | None = None,
+                  stuck: dict[str, int] | None = None) -> dict[str, Any]:
     """Per-seed figures and their interquartile means with bootstrap intervals: final
     return, env steps to the threshold, area under the learning curve (and normalised by
     :func:`normalised`, given ``chance``), the jumpstart (the curve's first point) and,
-    given each seed's ``successes`` on its judged episodes, the success rate.
+    given each seed's ``successes`` on its judged episodes, the success rate; given
+    ``stuck``, each seed's count of judged episodes that ended stuck in a short cycle.
 
     A seed that never reaches the threshold counts as ``budget`` steps (censored), so the
     steps-to-threshold statistic can only flatter an arm that did reach it.
@@ -130,6 +136,8 @@ def summarise_arm(returns: dict[str, np.ndarray], history: pd.DataFrame,
                           "solved": threshold is not None and float(values.mean()) >= threshold}
         if successes is not None:
             per_seed[name]["success_rate"] = float(np.mean(successes[name]))
+        if stuck is not None:
+            per_seed[name]["stuck_episodes"] = stuck[name]
     summary = {"per_seed": per_seed,
                "solved_seeds": sum(s["solved"] for s in per_seed.values()),
                "seeds": len(per_seed)}
@@ -378,8 +386,13 @@ def _some(names: list[str]) -> str:
 
 def _per_seed_lines(metrics: dict[str, Any]) -> list[str]:
     return [f"{arm} {name}: {seed['final_mean']:.1f} ± {seed['final_std']:.1f}, "
-            + _succeeded(seed.get("success_rate")) + _reached(seed["steps_to_threshold"])
+            + _succeeded(seed.get("success_rate")) + _stuck(seed.get("stuck_episodes"))
+            + _reached(seed["steps_to_threshold"])
             for arm in ARMS for name, seed in metrics["arms"][arm]["per_seed"].items()]
+
+
+def _stuck(episodes: int | None) -> str:
+    return f"{episodes} episodes stuck in a short cycle, " if episodes else ""
 
 
 def _succeeded(rate: float | None) -> str:

@@ -417,6 +417,10 @@ class EvalConfig(Section):
     promotion_margin: float = Field(0.0, ge=0)
     """``retrain``: a challenger replaces the champion only if its mean return is higher by
     more than this."""
+    longest_cycle: int = Field(8, ge=0, le=64)
+    """Longest cycle (steps) a failed judged episode is checked for ending in: the report
+    counts the episodes stuck repeating one spot's observations and actions
+    (:func:`hindsight_rl.core.evaluation.trailing_cycle`); 0 turns the check off."""
     gif_frames: int = Field(200, ge=2, le=10_000)
     """Frames of the GIF recorded of each final policy (its first evaluation episode)."""
     gif_fps: int = Field(30, ge=1, le=100)

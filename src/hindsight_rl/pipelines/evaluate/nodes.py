@@ -55,7 +55,8 @@ def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
               for arm, (policies, _) in arms.items()}
     summaries = {arm: summarise_arm({name: j.returns for name, j in judged[arm].items()},
                                     history, threshold, target.training.total_steps, evaluation,
-                                    rng, chance, _successes(judged[arm]))
+                                    rng, chance, _successes(judged[arm]),
+                                    {name: j.stuck for name, j in judged[arm].items()})
                  for arm, (_, history) in arms.items()}
     reasons = incomparable({arm: history for arm, (_, history) in arms.items()},
                            target.training.total_steps, env_steps_of(hindsight_dataset),
