@@ -57,9 +57,10 @@ class Judged:
     successes: np.ndarray | None
     """Which episodes ended in the task's success (``env.success``); None where it
     defines none."""
-    stuck: int = 0
+    stuck: int | None = None
     """How many of the episodes that did not succeed ended stuck in a short cycle
-    (``EvalConfig.longest_cycle``)."""
+    (``EvalConfig.longest_cycle``); None where the task defines no success, since there a
+    cycle may be the goal (a pendulum balanced at rest repeats its observation)."""
 
 
 def judge_policies(policies: dict[str, Policy], env_config: EnvConfig,
@@ -78,7 +79,8 @@ def judge_policies(policies: dict[str, Policy], env_config: EnvConfig,
     try:
         for name, file in files.items():
             returns = evaluator.run(file.player())
-            stuck = sum(cycle is not None for cycle in evaluator.cycles)
+            stuck = None if evaluator.successes is None else \
+                sum(cycle is not None for cycle in evaluator.cycles)
             judged[name] = Judged(returns, evaluator.successes, stuck)
         return judged
     finally:

@@ -56,7 +56,7 @@ def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
     summaries = {arm: summarise_arm({name: j.returns for name, j in judged[arm].items()},
                                     history, threshold, target.training.total_steps, evaluation,
                                     rng, chance, _successes(judged[arm]),
-                                    {name: j.stuck for name, j in judged[arm].items()})
+                                    _stuck(judged[arm]))
                  for arm, (_, history) in arms.items()}
     reasons = incomparable({arm: history for arm, (_, history) in arms.items()},
                            target.training.total_steps, env_steps_of(hindsight_dataset),
@@ -85,6 +85,14 @@ def evaluate(hindsight_dataset: pd.DataFrame, transfer_plan: dict[str, Any],
                                 for seed in seeds for arm in ARMS}, target.env, evaluation)
     return (metrics, curves, returns, markdown_report(metrics),
             html_report(metrics, figures, episodes), *(gif for gif, _ in episodes.values()))
+
+
+def _stuck(judged: dict[str, Judged]) -> dict[str, int] | None:
+    """Each seed's judged episodes stuck in a short cycle; None where the task defines no
+    success."""
+    if any(j.stuck is None for j in judged.values()):
+        return None
+    return {name: j.stuck for name, j in judged.items()}
 
 
 def _successes(judged: dict[str, Judged]) -> dict[str, np.ndarray] | None:
