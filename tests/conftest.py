@@ -9,11 +9,20 @@ import gymnasium as gym
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from gymnasium import spaces
 
-from hindsight_rl.core.config import CollectConfig, DQNConfig, EnvConfig, NetworkConfig
+from hindsight_rl.core.config import (
+    CollectConfig,
+    DQNConfig,
+    EnvConfig,
+    NetworkConfig,
+    ObservationConfig,
+)
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.hindsight import label_hindsight
+from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.policy_file import Policy
 from hindsight_rl.core.replay import ReplayBuffer
 from hindsight_rl.core.rollouts import collect_rollouts, trajectory_attrs, uniform_policy
 
@@ -81,6 +90,21 @@ def hindsight_table(env: EnvConfig, steps: int, her_k: int = 0, seed: int = 0
 @pytest.fixture
 def corridor() -> EnvConfig:
     return EnvConfig(id="Corridor-v0", success="terminated")
+
+
+MINIGRID_VIEW = ObservationConfig(key="image", high=10.0)
+"""What a network sees of a MiniGrid room: its 7×7×3 view, entries up to 10."""
+
+
+def always_forward(env: EnvConfig) -> Policy:
+    """A policy for ``env`` (a MiniGrid task seen through :data:`MINIGRID_VIEW`) whose
+    network always goes forward (action 2): it walks into the first wall and stays there."""
+    network = QNetwork(147, 7, NetworkConfig(hidden_sizes=(4, 4)))
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.zero_()
+        network.head.bias[..., 2] = 1.0
+    return Policy(network=network, env=env, gamma=0.99)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from hindsight_rl.core.policy_file import (
     policy_to_bytes,
 )
 from hindsight_rl.play import main
+from tests.conftest import MINIGRID_VIEW, always_forward
 
 
 def test_play_scores_a_policy_file_from_the_file_alone(tmp_path, capsys):
@@ -138,15 +139,9 @@ def test_bad_arguments_are_argparse_errors(tmp_path, capsys, arguments, problem)
 def test_cycles_says_how_the_episodes_ended(tmp_path, capsys):
     """A network that always goes forward in MiniGrid-Empty-5x5 walks into the east wall and
     stays there: every episode ends stuck in the one-step cycle of action 2."""
-    network = QNetwork(147, 7, NetworkConfig(hidden_sizes=(4, 4)))
-    with torch.no_grad():
-        for parameter in network.parameters():
-            parameter.zero_()
-        network.head.bias[..., 2] = 1.0
     path = tmp_path / "forward.safetensors"
-    env = EnvConfig(id="MiniGrid-Empty-5x5-v0", success="terminated",
-                    observation=ObservationConfig(key="image", high=10.0))
-    path.write_bytes(policy_to_bytes(Policy(network=network, env=env, gamma=0.99)))
+    env = EnvConfig(id="MiniGrid-Empty-5x5-v0", success="terminated", observation=MINIGRID_VIEW)
+    path.write_bytes(policy_to_bytes(always_forward(env)))
     assert main([str(path), "--episodes", "3", "--cycles", "4"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["endings"] == {"cycle 2": 3} and report["mean"] == 0.0

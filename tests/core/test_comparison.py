@@ -24,6 +24,7 @@ from hindsight_rl.core.evaluation import evaluate_greedy
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import NumpyPolicy, Policy, PolicyFileError, policy_to_bytes
 from hindsight_rl.core.training import fresh_network
+from tests.conftest import MINIGRID_VIEW, always_forward
 
 
 def _arm(steps: float, final: float, auc: float) -> dict:
@@ -90,27 +91,16 @@ def test_stuck_episodes_are_counted_per_seed_and_reported_where_there_are_some()
     assert "seed_1: 0.7 ± 0.4, threshold reached" in markdown
 
 
-def _always_forward(env: EnvConfig) -> Policy:
-    """A policy file for ``env`` (MiniGrid's 7×7 view) whose network always goes forward."""
-    network = QNetwork(147, 7, NetworkConfig(hidden_sizes=(4, 4)))
-    with torch.no_grad():
-        for parameter in network.parameters():
-            parameter.zero_()
-        network.head.bias[..., 2] = 1.0
-    return Policy(network=network, env=env, gamma=0.99)
-
-
 @pytest.mark.parametrize(("success", "stuck", "unwatched"),
                          [("terminated", 3, 0), ("none", None, None)])
 def test_judged_episodes_stuck_in_a_cycle_are_counted_only_where_success_is_defined(
         success, stuck, unwatched):
     """Always forward in MiniGrid-Empty-5x5 ends every episode against the east wall: stuck,
     where the task's success is the goal; where it defines none, a cycle may be the goal."""
-    env = EnvConfig(id="MiniGrid-Empty-5x5-v0", success=success,
-                    observation=ObservationConfig(key="image", high=10.0))
-    judged = judge_policies({"seed_0": _always_forward(env)}, env, EvalConfig(episodes=3))
+    env = EnvConfig(id="MiniGrid-Empty-5x5-v0", success=success, observation=MINIGRID_VIEW)
+    judged = judge_policies({"seed_0": always_forward(env)}, env, EvalConfig(episodes=3))
     assert judged["seed_0"].stuck == stuck
-    assert judge_policies({"seed_0": _always_forward(env)}, env,
+    assert judge_policies({"seed_0": always_forward(env)}, env,
                           EvalConfig(episodes=3, longest_cycle=0))["seed_0"].stuck == unwatched
 
 

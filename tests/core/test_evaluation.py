@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import trim_mean
 
-from hindsight_rl.core.config import EnvConfig, ObservationConfig
+from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.evaluation import (
     GreedyEvaluator,
     area_under_curve,
@@ -19,6 +19,7 @@ from hindsight_rl.core.evaluation import (
     steps_to_threshold,
     trailing_cycle,
 )
+from tests.conftest import MINIGRID_VIEW
 
 
 def test_interquartile_mean_ignores_the_tails():
@@ -179,8 +180,7 @@ def test_endings_count_successes_cycles_and_the_rest():
 
 
 def _minigrid(env_id: str) -> EnvConfig:
-    return EnvConfig(id=env_id, success="terminated",
-                     observation=ObservationConfig(key="image", high=10.0))
+    return EnvConfig(id=env_id, success="terminated", observation=MINIGRID_VIEW)
 
 
 def test_a_greedy_policy_pushing_into_a_wall_ends_stuck_in_a_cycle_of_one_step():
