@@ -74,13 +74,15 @@ def judge_policies(policies: dict[str, Policy], env_config: EnvConfig,
              for name, policy in policies.items()}
     for name, file in files.items():
         check_fits_env(file.document, env.id, info, name)
-    evaluator = GreedyEvaluator(env, eval_seeds(config), config.longest_cycle)
+    counts_stuck = env.success != "none"  # without a success to miss, a cycle may be the goal
+    evaluator = GreedyEvaluator(env, eval_seeds(config),
+                                config.longest_cycle if counts_stuck else 0)
     judged = {}
     try:
         for name, file in files.items():
             returns = evaluator.run(file.player())
-            stuck = None if evaluator.successes is None else \
-                sum(cycle is not None for cycle in evaluator.cycles)
+            stuck = sum(cycle is not None for cycle in evaluator.cycles) if counts_stuck \
+                else None
             judged[name] = Judged(returns, evaluator.successes, stuck)
         return judged
     finally:
