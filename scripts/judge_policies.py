@@ -60,21 +60,26 @@ def make_env(document: dict) -> gym.Env:
     return env
 
 
-def observed(document: dict, obs: object) -> np.ndarray:
+def observed(document: dict, obs: object, env: gym.Env | None = None) -> np.ndarray:
     """What the network sees of an observation (``env.observation``): a dict's entry, a flat
     observation's kept entries, an image flattened to its pixels in (height, width,
-    channels) order."""
+    channels) order; then the agent's cell (``env.unwrapped.agent_pos``, so ``env`` is
+    needed) where ``position`` says so."""
     selection = document["env"].get("observation") or {}
     if selection.get("key") is not None:
         obs = obs[selection["key"]]
     row = np.asarray(obs, np.float64).reshape(-1)
-    return row if selection.get("keep") is None else row[selection["keep"]]
+    row = row if selection.get("keep") is None else row[selection["keep"]]
+    if selection.get("position"):
+        row = np.concatenate([row, np.asarray(env.unwrapped.agent_pos, np.float64)])
+    return row
 
 
 def forward(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray,
             memory: dict | None = None) -> np.ndarray:
-    """``x = (obs - shift) * scale`` (the desired goal appended, normalised), read as an
-    image where the document says so, then each layer: a convolution (valid padding) or
+    """``x = (obs - shift) * scale`` (the desired goal appended, normalised), its pixels read
+    as an image where the document says so (the entries after them join the flattened
+    convolutions), then each layer: a convolution (valid padding) or
     ``W x + b``, then its activation; a gru layer's hidden state is the features and is
     kept in ``memory`` from one step of an episode to the next (empty at its start).
     Returns Q-values, or an actor's means and log-stds."""
@@ -85,16 +90,19 @@ def forward(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray,
         desired = (np.asarray(goal["desired"]) - np.asarray(goal["shift"])) * np.asarray(
             goal["scale"])
         x = np.concatenate([x, desired])
-    if document["observation"].get("image") is not None:
-        x = x.reshape(document["observation"]["image"]).transpose(2, 0, 1)
+    image, vectors = document["observation"].get("image"), x[:0]
+    if image is not None:  # entries after the pixels join the flattened convolutions
+        vectors = x[int(np.prod(image)):]
+        x = x[:int(np.prod(image))].reshape(image).transpose(2, 0, 1)
     for layer in document["layers"]:
         if layer.get("kind") == "conv2d":
             x = convolve(x, tensors[layer["weight"]], tensors[layer["bias"]], layer["stride"])
         elif layer.get("kind") == "gru":
             x = gru_step(x, memory, layer, tensors)
         else:
-            x = tensors[layer["weight"]].astype(np.float64) @ x.reshape(-1) + tensors[
-                layer["bias"]]
+            if x.ndim == 3:  # the first linear layer after the convolutions
+                x = np.concatenate([x.reshape(-1), vectors])
+            x = tensors[layer["weight"]].astype(np.float64) @ x + tensors[layer["bias"]]
         if layer.get("activation") == "relu":
             x = np.maximum(x, 0.0)
         elif layer.get("activation") is not None:
@@ -151,7 +159,7 @@ def judge(path: Path, episodes: int, first_seed: int) -> tuple[str, float, float
         obs, _ = env.reset(seed=seed)
         total, done, memory = 0.0, False, {}
         while not done:
-            chosen = action(document, tensors, observed(document, obs), memory)
+            chosen = action(document, tensors, observed(document, obs, env), memory)
             obs, reward, terminated, truncated, _ = env.step(chosen)
             total, done = total + float(reward), terminated or truncated
         returns.append(total)

@@ -14,8 +14,10 @@ from gymnasium import spaces
 
 from hindsight_rl.core.config import (
     CollectConfig,
+    ConvConfig,
     DQNConfig,
     EnvConfig,
+    GoalConfig,
     NetworkConfig,
     ObservationConfig,
 )
@@ -104,6 +106,21 @@ def always_forward(env: EnvConfig) -> Policy:
         for parameter in network.parameters():
             parameter.zero_()
         network.head.bias[..., 2] = 1.0
+    return Policy(network=network, env=env, gamma=0.99)
+
+
+def conv_policy_with_position_and_goal() -> Policy:
+    """A cnn network whose view is followed by the agent's cell and a desired cell: what
+    MiniGrid with ``observation.position`` and a goal gives it."""
+    torch.manual_seed(4)
+    config = NetworkConfig(hidden_sizes=(16, 16), encoder="cnn",
+                           conv=ConvConfig(channels=(4, 8), kernels=(3, 2), strides=(2, 1)))
+    shift = np.concatenate([np.full(147, 5.0), [3.5, 3.5, 3.5, 3.5]]).astype(np.float32)
+    scale = np.concatenate([np.full(147, 0.2), [0.3, 0.3, 0.3, 0.3]]).astype(np.float32)
+    network = QNetwork(151, 7, config, shift, scale, image_shape=(7, 7, 3))
+    env = EnvConfig(id="MiniGrid-DoorKey-8x8-v0", success="terminated",
+                    observation=ObservationConfig(key="image", high=10.0, position=True),
+                    goal=GoalConfig(achieved=(147, 148), desired=(6.0, 6.0), reached="within"))
     return Policy(network=network, env=env, gamma=0.99)
 
 

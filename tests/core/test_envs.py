@@ -397,7 +397,26 @@ def test_the_observation_setting_picks_a_dict_entry_hides_entries_and_declares_a
     assert env_info(novel).obs_dim == 2
 
 
+def test_position_appends_the_agents_cell_after_the_view_with_the_grids_bounds():
+    config = EnvConfig(id="MiniGrid-DoorKey-8x8-v0",
+                       observation=ObservationConfig(key="image", high=10.0, position=True),
+                       goal=GoalConfig(achieved=(147, 148), desired=(6.0, 6.0),
+                                       reached="within"))
+    info = env_info(config)
+    assert (info.obs_dim, info.image_shape) == (151, (7, 7, 3)), "view, cell, desired cell"
+    assert info.obs_high[147:].tolist() == [7.0] * 4 and info.obs_low[147:].tolist() == [0.0] * 4
+    assert info.obs_high[:147].max() == 10.0, "high is the view's range, not the cell's"
+    env = make_env(config)
+    obs, _ = env.reset(seed=2)
+    for action in (2, 1, 2, 2):  # forward, turn right, forward twice: the cell follows
+        assert obs[147:149].tolist() == list(env.unwrapped.agent_pos)
+        assert obs[149:].tolist() == [6.0, 6.0]
+        obs, *_ = env.step(action)
+
+
 @pytest.mark.parametrize(("env", "problem"), [
+    ({"id": "CartPole-v1", "observation": {"position": True}},
+     "position: CartPole-v1 keeps no agent_pos"),
     ({"id": "MiniGrid-DoorKey-5x5-v0"}, "observation is a dict of \\['direction', 'image', "
                                         "'mission'\\]; name the entry"),
     ({"id": "MiniGrid-DoorKey-5x5-v0", "observation": {"key": "view"}},

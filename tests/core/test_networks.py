@@ -47,10 +47,13 @@ def test_forward_follows_weights_loaded_or_copied_into_the_parts():
     assert torch.equal(network(obs), donor(obs))
 
 
-def _cnn(conv: dict, image_shape=(7, 7, 3), members: int = 1, seed: int = 0) -> QNetwork:
+def _cnn(conv: dict, image_shape=(7, 7, 3), members: int = 1, seed: int = 0,
+         vectors: int = 0) -> QNetwork:
+    """A cnn Q-network with random weights and normalisation; ``vectors`` entries follow
+    the pixels (an agent's position, a goal)."""
     torch.manual_seed(seed)
     config = NetworkConfig(hidden_sizes=(32, 32), encoder="cnn", conv=ConvConfig(**conv))
-    width = int(np.prod(image_shape))
+    width = int(np.prod(image_shape)) + vectors
     rng = np.random.default_rng(seed)
     return QNetwork(width, 5, config, rng.normal(size=width).astype(np.float32),
                     rng.uniform(0.1, 1, size=width).astype(np.float32), members=members,
@@ -63,20 +66,23 @@ CONV_SHAPES = [({"channels": (16, 32, 64), "kernels": (2, 2, 2), "strides": (1, 
                ({"channels": (6,), "kernels": (4,), "strides": (3,)}, (10, 10, 1))]
 
 
+@pytest.mark.parametrize("vectors", [0, 4])
 @pytest.mark.parametrize(("conv", "image_shape"), CONV_SHAPES)
-def test_the_numpy_convolutions_compute_the_torch_forward_pass(conv, image_shape):
-    network = _cnn(conv, image_shape, members=3)
-    obs = torch.rand(3, 6, int(np.prod(image_shape))) * 10
+def test_the_numpy_convolutions_compute_the_torch_forward_pass(conv, image_shape, vectors):
+    network = _cnn(conv, image_shape, members=3, vectors=vectors)
+    pixels = int(np.prod(image_shape))
+    obs = torch.rand(3, 6, pixels + vectors) * 10
     with torch.no_grad():
         expected = network(obs).numpy()
     assert np.allclose(network.numpy_forward()(obs.numpy()), expected, atol=1e-5)
     reference = nn.functional.conv2d  # one member through torch's own ungrouped convolution
     member = network.member(1)
     x = ((obs[1:2] - member.encoder.shift) * member.encoder.scale)[0]
-    x = x.view(6, *image_shape).permute(0, 3, 1, 2)
+    image = x[:, :pixels].reshape(6, *image_shape).permute(0, 3, 1, 2)
     for layer in member.encoder.convs:
-        x = reference(x, layer.weight[0], layer.bias[0], stride=layer.stride).relu()
-    features = (x.flatten(1) @ member.encoder.linear.weight[0]
+        image = reference(image, layer.weight[0], layer.bias[0], stride=layer.stride).relu()
+    joined = torch.cat([image.flatten(1), x[:, pixels:]], dim=1)
+    features = (joined @ member.encoder.linear.weight[0]
                 + member.encoder.linear.bias[0]).relu()
     with torch.no_grad():
         assert torch.allclose(member.trunk(features[None])[0],
@@ -109,6 +115,18 @@ def test_the_trunk_carries_between_an_mlp_and_a_cnn_encoder_and_only_the_trunk()
     assert transfer_parts(other, cnn) == ["encoder", "trunk", "head"]
     assert all(torch.equal(v, other.encoder.state_dict()[k])
                for k, v in cnn.encoder.state_dict().items())
+
+
+def test_the_entries_after_the_pixels_reach_the_features_and_the_encoder_transfers_only_with_them():
+    network = _cnn(CONV_SHAPES[0][0], vectors=2)
+    obs = torch.rand(1, 4, 149) * 10
+    moved = obs.clone()
+    moved[..., 147:] += 1.0  # the same view, another cell
+    with torch.no_grad():
+        assert not torch.allclose(network(obs), network(moved))
+    assert transfer_parts(_cnn(CONV_SHAPES[0][0], seed=1), network) == ["trunk", "head"]
+    assert transfer_parts(_cnn(CONV_SHAPES[0][0], seed=1, vectors=2), network) == [
+        "encoder", "trunk", "head"]
 
 
 def test_a_cnn_encoder_refuses_a_vector_observation_and_too_small_an_image():

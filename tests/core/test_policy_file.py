@@ -32,6 +32,7 @@ from hindsight_rl.core.policy_file import (
     read_document,
     sha256_of,
 )
+from tests.conftest import conv_policy_with_position_and_goal
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -546,13 +547,40 @@ def test_a_conv_policy_round_trips_and_plays_in_numpy_as_in_torch(conv_policy):
     assert NumpyPolicy(data).act(obs[0]) == int(expected[0].argmax())
 
 
+def test_entries_after_the_pixels_are_version_5_and_play_in_numpy_as_in_torch():
+    policy = conv_policy_with_position_and_goal()
+    data = policy_to_bytes(policy)
+    document = read_document(data)
+    assert document["format_version"] == 5
+    assert document["observation"]["shape"] == [149] and document["observation"]["image"] == [
+        7, 7, 3]
+    assert document["env"]["observation"]["position"] is True
+    assert policy_to_bytes(policy_from_bytes(data)) == data
+    rng = np.random.default_rng(1)
+    obs = np.concatenate([rng.integers(0, 11, (6, 147)), rng.integers(1, 7, (6, 2))], axis=1)
+    with torch.no_grad():
+        expected = policy.network(torch.from_numpy(
+            np.concatenate([obs, np.full((6, 2), 6.0)], axis=1).astype(np.float32))[None])[0]
+    assert np.allclose(NumpyPolicy(data).q_values(obs), expected.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_entries_after_the_pixels_in_an_older_version_are_an_error(version):
+    data = _with_document(policy_to_bytes(conv_policy_with_position_and_goal()),
+                          lambda d: d.update(format_version=version))
+    for reader in (policy_from_bytes, NumpyPolicy):
+        with pytest.raises(PolicyFileError, match="equal to observation.shape"):
+            reader(data)
+
+
 def test_a_file_without_convolutions_is_still_written_as_version_2(policy):
     assert read_document(policy_to_bytes(policy))["format_version"] == 2
 
 
 @pytest.mark.parametrize(("damage", "problem"), [
     (lambda d: d["observation"].pop("image"), "convolutions read an image and only they do"),
-    (lambda d: d["observation"].update(image=[7, 7, 4]), "whose product is observation.shape"),
+    (lambda d: d["observation"].update(image=[7, 7, 4]),
+     "whose product is equal to observation.shape"),
     (lambda d: d["layers"][0].update(stride=0), "stride is 0, expected an integer >= 1"),
     (lambda d: d["layers"][2].update(kind="linear"), "a linear layer has no kind"),
     (lambda d: d.update(format_version=2), "convolutions; they are defined from version 3"),

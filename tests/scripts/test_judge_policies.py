@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -21,7 +22,7 @@ from hindsight_rl.core.config import (
 )
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import NumpyPolicy, Policy, policy_to_bytes
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, conv_policy_with_position_and_goal
 
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import judge_policies  # noqa: E402
@@ -82,6 +83,25 @@ def test_the_judge_plays_a_conv_file_on_the_observation_the_file_selects(tmp_pat
     np.testing.assert_allclose(mine, NumpyPolicy(path.read_bytes()).q_values(
         images.reshape(6, -1)), atol=1e-5)
     assert judge_policies.judge(path, 1, 3_000_000)[0::2] == ("MiniGrid-DoorKey-5x5-v0", 0.8)
+
+
+def test_the_judge_joins_the_agents_cell_and_the_goal_to_the_convolutions(tmp_path):
+    path = tmp_path / "conv_position.safetensors"
+    path.write_bytes(policy_to_bytes(conv_policy_with_position_and_goal()))
+    document, tensors = judge_policies.document_and_tensors(path)
+    env = gym.make("MiniGrid-DoorKey-8x8-v0")
+    rng = np.random.default_rng(2)
+    rows, mine = [], []
+    for seed in range(4):
+        obs, _ = env.reset(seed=seed)
+        obs["image"] = rng.integers(0, 11, (7, 7, 3))
+        seen = judge_policies.observed(document, obs, env)
+        assert seen[147:].tolist() == list(env.unwrapped.agent_pos)
+        rows.append(seen)
+        mine.append(judge_policies.forward(document, tensors, seen))
+    np.testing.assert_allclose(np.stack(mine), NumpyPolicy(path.read_bytes()).q_values(
+        np.stack(rows)), atol=1e-5)
+    assert judge_policies.judge(path, 1, 3_000_000)[0] == "MiniGrid-DoorKey-8x8-v0"
 
 
 def test_the_judge_carries_a_gru_files_memory_through_an_episode_and_forgets_it_after(

@@ -110,6 +110,11 @@ class ObservationConfig(Section):
     """The lowest value any entry takes, where the space's own bound is wrong or infinite."""
     high: float | None = None
     """The highest value any entry takes, likewise."""
+    position: bool = False
+    """Append the agent's cell (``unwrapped.agent_pos``: column, row), where the env keeps
+    one (MiniGrid): what an egocentric view cannot tell, and a goal HER can relabel. It
+    comes after the view's pixels, with the grid's own bounds (``low``/``high`` are the
+    view's)."""
 
     @model_validator(mode="after")
     def _low_below_high(self) -> ObservationConfig:

@@ -148,6 +148,8 @@ class GoalObservation(gym.ObservationWrapper):
             np.concatenate([space.low, space.low[index]]).astype(np.float32),
             np.concatenate([space.high, space.high[index]]).astype(np.float32),
             dtype=np.float32)
+        self.image_shape = getattr(env, "image_shape", None)
+        """An image's shape passes through: the goal's entries follow its pixels."""
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return np.concatenate([observation, self.desired]).astype(np.float32)
@@ -186,6 +188,10 @@ class SelectedObservation(gym.ObservationWrapper):
             low = np.full_like(low, config.low)
         if config is not None and config.high is not None:
             high = np.full_like(high, config.high)
+        self.position = config is not None and config.position
+        if self.position:
+            cells = _grid_size(env.unwrapped, env_id)
+            low, high = np.concatenate([low, [0, 0]]), np.concatenate([high, cells - 1])
         self.observation_space = gym.spaces.Box(low.astype(np.float32),
                                                 high.astype(np.float32), dtype=np.float32)
 
@@ -193,7 +199,19 @@ class SelectedObservation(gym.ObservationWrapper):
         if self.key is not None:
             observation = observation[self.key]
         row = np.asarray(observation, np.float32).reshape(-1)
-        return row if self.keep is None else row[self.keep]
+        row = row if self.keep is None else row[self.keep]
+        if self.position:
+            row = np.concatenate([row, np.asarray(self.env.unwrapped.agent_pos, np.float32)])
+        return row
+
+
+def _grid_size(base: gym.Env, env_id: str) -> np.ndarray:
+    """Columns and rows of the grid an env's ``agent_pos`` lies in (MiniGrid's width and
+    height); a clear error for an env that keeps no such position."""
+    if not all(hasattr(base, name) for name in ("agent_pos", "width", "height")):
+        raise ConfigError(f"env.observation.position: {env_id} keeps no agent_pos on a "
+                          "width × height grid (MiniGrid's environments do)")
+    return np.asarray([base.width, base.height], np.float64)
 
 
 def _dict_entry(space: gym.spaces.Dict, config: ObservationConfig | None,

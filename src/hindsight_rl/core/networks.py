@@ -111,13 +111,17 @@ class ConvEncoder(nn.Module):
     """Image observation → features: the flat row of pixels (height, width, channels, as
     the environment gives them) normalised, read as channels-first, convolutions each
     followed by a ReLU, flattened (channels, height, width), then ``relu(W x + b)`` to the
-    features' width, so the trunk sees what an MLP encoder would give it."""
+    features' width, so the trunk sees what an MLP encoder would give it.
 
-    def __init__(self, members: int, image_shape: Sequence[int], conv: ConvConfig,
-                 features: int) -> None:
+    Entries after the pixels (the agent's position, a desired goal: what a view cannot
+    show) join the flattened convolutions before the linear layer, as SB3's
+    ``CombinedExtractor`` joins a dict observation's vectors to its image's features."""
+
+    def __init__(self, members: int, obs_dim: int, image_shape: Sequence[int],
+                 conv: ConvConfig, features: int) -> None:
         super().__init__()
         self.image_shape = tuple(int(n) for n in image_shape)
-        obs_dim = math.prod(self.image_shape)
+        self.pixels = math.prod(self.image_shape)
         self.register_buffer("shift", torch.zeros(members, 1, obs_dim))
         self.register_buffer("scale", torch.ones(members, 1, obs_dim))
         channels = (self.image_shape[2], *conv.channels)
@@ -125,18 +129,22 @@ class ConvEncoder(nn.Module):
             StackedConv2d(members, c_in, c_out, kernel, stride)
             for c_in, c_out, kernel, stride in zip(channels[:-1], channels[1:], conv.kernels,
                                                    conv.strides, strict=True))
-        self.linear = StackedLinear(members, math.prod(conv_output_shape(image_shape, conv)),
+        convolved_width = math.prod(conv_output_shape(image_shape, conv))
+        self.linear = StackedLinear(members, convolved_width + obs_dim - self.pixels,
                                     features)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         members, batch, _ = obs.shape
         height, width, channels = self.image_shape
-        x = ((obs - self.shift) * self.scale).view(members, batch, height, width, channels)
-        x = x.permute(1, 0, 4, 2, 3).reshape(batch, members * channels, height, width)
+        x = (obs - self.shift) * self.scale
+        image = x[..., :self.pixels].reshape(members, batch, height, width, channels)
+        image = image.permute(1, 0, 4, 2, 3).reshape(batch, members * channels, height, width)
         for conv in self.convs:
-            x = conv(x).relu_()
-        x = x.reshape(batch, members, -1).transpose(0, 1)
-        return self.linear(x).relu_()
+            image = conv(image).relu_()
+        image = image.reshape(batch, members, -1).transpose(0, 1)
+        if x.shape[-1] > self.pixels:
+            image = torch.cat([image, x[..., self.pixels:]], dim=-1)
+        return self.linear(image).relu_()
 
 
 class GRUEncoder(nn.Module):
@@ -166,11 +174,11 @@ def make_encoder(members: int, obs_dim: int, config: NetworkConfig,
         return MLPEncoder(members, obs_dim, config.hidden_sizes[0])
     if config.encoder == "gru":
         return GRUEncoder(members, obs_dim, config.hidden_sizes[0])
-    if image_shape is None or math.prod(image_shape) != obs_dim:
+    if image_shape is None or math.prod(image_shape) > obs_dim:
         raise HindsightRLError("network.encoder: cnn reads image observations (height × "
                                "width × channels); this task's observation is a "
                                f"{obs_dim}-entry vector")
-    return ConvEncoder(members, image_shape, config.conv, config.hidden_sizes[0])
+    return ConvEncoder(members, obs_dim, image_shape, config.conv, config.hidden_sizes[0])
 
 
 def stacked_trunk(members: int, sizes: Sequence[int]) -> nn.Sequential:
@@ -451,15 +459,19 @@ def numpy_conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
 
 def numpy_convolutions(x: np.ndarray, image_shape: Sequence[int],
                        convs: Sequence[NumpyConv]) -> np.ndarray:
-    """A ``cnn`` encoder's convolutions on normalised flat rows ``(members, batch, h·w·c)``:
-    read as channels-first images, each convolution then a ReLU, flattened (channels,
-    height, width) as :class:`ConvEncoder` flattens them."""
+    """A ``cnn`` encoder's convolutions on normalised flat rows ``(members, batch, h·w·c
+    + vector entries)``: the pixels read as channels-first images, each convolution then a
+    ReLU, flattened (channels, height, width) with the entries after the pixels appended,
+    as :class:`ConvEncoder` does."""
     members, batch, _ = x.shape
     height, width, channels = image_shape
-    x = x.reshape(members, batch, height, width, channels).transpose(0, 1, 4, 2, 3)
+    pixels = height * width * channels
+    image = x[..., :pixels].reshape(members, batch, height, width, channels)
+    image = image.transpose(0, 1, 4, 2, 3)
     for weight, bias, stride in convs:
-        x = np.maximum(numpy_conv2d(x, weight, bias, stride), 0.0)
-    return x.reshape(members, batch, -1)
+        image = np.maximum(numpy_conv2d(image, weight, bias, stride), 0.0)
+    image = image.reshape(members, batch, -1)
+    return image if x.shape[2] == pixels else np.concatenate([image, x[..., pixels:]], axis=2)
 
 
 NumpyLayer = tuple[np.ndarray, np.ndarray, str | None]

@@ -52,11 +52,14 @@ from hindsight_rl.core.recurrent import GRUWeights, StackedGRU, numpy_gru_step
 FORMAT = "hindsight-rl/q-network"
 """The format's name, kept from version 1 (when it held Q-networks only) so that every reader
 recognises every file; ``kind`` says what a version-2 file holds."""
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 """Version 1 is version 2 without ``kind`` (always a Q-network): old files keep playing.
-Version 3 is version 2 with ``conv2d`` encoder layers, version 4 with a ``gru`` encoder;
-files with neither are still written as version 2."""
+Version 3 is version 2 with ``conv2d`` encoder layers, version 4 with a ``gru`` encoder,
+version 5 with entries after an image's pixels (the agent's position, a desired goal) that
+join the flattened convolutions; each file is written as the oldest version that defines
+its network."""
+CONV_WITH_VECTOR_VERSION = 5
 CONV2D, GRU = "conv2d", "gru"
 """A convolutional and a recurrent layer's ``kind`` (a layer without ``kind`` is linear)."""
 GRU_TENSORS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -212,11 +215,14 @@ def _layer_entry(prefix: str, layer: FileLayer, part: str) -> dict[str, Any]:
 
 
 def _format_version(network: QNetwork | GaussianActor) -> int:
-    """The oldest version that defines the network: 4 for a gru encoder, 3 for a cnn one,
-    2 otherwise (so that readers of version 2 read every file they could)."""
+    """The oldest version that defines the network: 4 for a gru encoder, 5 for a cnn one
+    with entries after the pixels, 3 for one without, 2 otherwise (so that readers of an
+    older version read every file they could)."""
     if isinstance(network.encoder, GRUEncoder):
-        return FORMAT_VERSION
-    return 3 if network.image_shape is not None else 2
+        return 4
+    if network.image_shape is None:
+        return 2
+    return CONV_WITH_VECTOR_VERSION if network.obs_dim > network.encoder.pixels else 3
 
 
 def _action_entry(actor: GaussianActor) -> dict[str, Any]:
@@ -404,6 +410,10 @@ def _check_layout(document: dict[str, Any], source: str) -> None:
     if document["parts"] != expected_parts:
         raise PolicyFileError(f"{source}: parts is {document['parts']!r}; for {len(layers)} "
                               f"layers the format defines {expected_parts}")
+    shape = document["observation"]["shape"]
+    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int
+            and shape[0] >= 1):
+        raise PolicyFileError(f"{source}: observation.shape is {shape!r}, expected [width]")
     _check_convolutions(document, encoder, source)
     for index, layer in enumerate(layers):
         if layer.get("kind") == GRU:
@@ -425,10 +435,6 @@ def _check_layout(document: dict[str, Any], source: str) -> None:
         raise PolicyFileError(f"{source}: n_actions is {n_actions!r}, expected an integer >= 1")
     if type(gamma) not in (int, float) or not 0 < gamma <= 1:
         raise PolicyFileError(f"{source}: gamma is {gamma!r}, expected a number in (0, 1]")
-    shape = document["observation"]["shape"]
-    if not (isinstance(shape, list) and len(shape) == 1 and type(shape[0]) is int
-            and shape[0] >= 1):
-        raise PolicyFileError(f"{source}: observation.shape is {shape!r}, expected [width]")
     if not isinstance(document["provenance"], dict):
         raise PolicyFileError(f"{source}: provenance is not a JSON object")
 
@@ -457,12 +463,21 @@ def _check_convolutions(document: dict[str, Any], encoder: int, source: str) -> 
         raise PolicyFileError(f"{source}: observation.image is {image!r} with "
                               f"{encoder - 1} convolutions; convolutions read an image and "
                               "only they do")
-    if image is not None and not (
-            isinstance(image, list) and len(image) == 3
+    if image is None:
+        return
+    width = document["observation"]["shape"][0]
+    vectors = version >= CONV_WITH_VECTOR_VERSION
+    if not (isinstance(image, list) and len(image) == 3
             and all(type(n) is int and n >= 1 for n in image)
-            and math.prod(image) == document["observation"]["shape"][0]):
+            and (math.prod(image) <= width if vectors else math.prod(image) == width)):
+        bound = "at most" if vectors else "equal to"
         raise PolicyFileError(f"{source}: observation.image is {image!r}, expected [height, "
-                              "width, channels] whose product is observation.shape[0]")
+                              f"width, channels] whose product is {bound} observation.shape[0] "
+                              f"({width})")
+    if not vectors and document["goal"] is not None:
+        raise PolicyFileError(f"{source}: format_version {version} has a goal beside an "
+                              f"image; entries after the pixels are defined from version "
+                              f"{CONV_WITH_VECTOR_VERSION}")
 
 
 def _check_gru(document: dict[str, Any], source: str) -> None:
@@ -646,7 +661,7 @@ def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: st
             raise PolicyFileError(f"{source}: tensor {name!r} named in metadata is missing")
     layers = document["layers"]
     if _encoder_layers(document) > 1:
-        in_width = _check_conv_tensors(tensors, document, source)
+        in_width = _check_conv_tensors(tensors, document, in_width, source)
     elif layers[0].get("kind") == GRU:
         in_width = _check_gru_tensors(tensors, layers[0], in_width, source)
     for layer in layers[_first_linear(document):]:
@@ -668,13 +683,13 @@ def _check_tensors(tensors: dict[str, Any], document: dict[str, Any], source: st
                                   f"{observation['shape'][0]} finite numbers")
 
 
-def _check_conv_tensors(tensors: dict[str, Any], document: dict[str, Any],
+def _check_conv_tensors(tensors: dict[str, Any], document: dict[str, Any], in_width: int,
                         source: str) -> int:
     """Each convolution's weight is ``(out, in, k, k)`` with ``in`` the channels it reads and
-    a kernel that fits the image left; returns the flattened width after the last one."""
+    a kernel that fits the image left; returns the width the encoder's linear layer reads:
+    the flattened convolutions and the ``in_width`` entries' rest after the pixels."""
     height, width, channels = document["observation"]["image"]
-    if _goal_width(document):
-        raise PolicyFileError(f"{source}: a goal cannot be appended to an image observation")
+    vectors = in_width - height * width * channels
     for layer in document["layers"][:_encoder_layers(document) - 1]:
         weight, bias = tensors[layer["weight"]], tensors[layer["bias"]]
         kernel, stride = (int(weight.shape[-1]) if weight.ndim == 4 else 0), layer["stride"]
@@ -689,7 +704,7 @@ def _check_conv_tensors(tensors: dict[str, Any], document: dict[str, Any],
             raise PolicyFileError(f"{source}: {layer['weight']} or its bias is not finite")
         channels = int(weight.shape[0])
         height, width = convolved(height, width, kernel, stride)
-    return channels * height * width
+    return channels * height * width + vectors
 
 
 def _check_gru_tensors(tensors: dict[str, Any], layer: dict[str, Any], in_width: int,
