@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import torch
 from kedro.framework.project import pipelines
 
@@ -58,3 +59,39 @@ def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
         ).read_bytes())
         assert finetuned.network.image_shape == (7, 7, 3)
         assert finetuned.provenance["parent_sha256"] is not None
+
+
+def _goal_on_the_agents_cell(desired: list[int]) -> dict:
+    """A MiniGrid env setting whose network sees its cell and the goal square's."""
+    return {"observation": {"key": "image", "high": 10.0, "position": True},
+            "goal": {"achieved": [147, 148], "desired": desired, "reached": "within",
+                     "step_reward": 0.0, "reached_reward": 1.0}}
+
+
+def test_the_agents_cell_and_the_goal_square_carry_over_with_her_on_the_target(project):
+    run_session(project, runtime_params={
+        "sources": {"doorkey": {"env": _goal_on_the_agents_cell([3, 3])}},
+        "targets": {"doorkey_8x8": {"env": _goal_on_the_agents_cell([6, 6]),
+                                    "her": {"k": 2}}}}, pipeline_name="minigrid")
+    rollouts = latest(project, "data/01_raw/sources/doorkey/source_rollouts.parquet")
+    columns = pd.read_parquet(rollouts).columns
+    assert {"obs_147", "obs_148", "goal_0", "goal_1"} <= set(columns)
+    assert "obs_149" not in columns, "the goal is in its own columns, not the observation's"
+    plan = json.loads(latest(project, "data/03_primary/doorkey_8x8/transfer_plan.json")
+                      .read_text())
+    assert plan["parts"] == ["encoder", "trunk", "head"], "the same inputs: everything fits"
+    dataset = pd.read_parquet(latest(project,
+                                     "data/03_primary/doorkey_8x8/hindsight_dataset.parquet"))
+    assert (dataset[["goal_0", "goal_1"]].to_numpy() != 6.0).any(axis=1).any(), \
+        "HER adds copies whose goal is a cell the agent reached"
+    data = latest(project, "data/06_models/doorkey_8x8/seed_0/finetuned_policy.safetensors")
+    player = NumpyPolicy(data.read_bytes())
+    assert player.document["format_version"] == 5
+    assert player.document["goal"]["desired"] == [6.0, 6.0]
+    cells = np.random.default_rng(1).integers(1, 7, (5, 2))
+    obs = np.concatenate([np.random.default_rng(0).integers(0, 11, (5, 147)), cells], axis=1)
+    with torch.no_grad():
+        inputs = torch.from_numpy(np.concatenate([obs, np.full((5, 2), 6.0)], axis=1)
+                                  .astype(np.float32))
+        torch_q = policy_from_bytes(data.read_bytes()).network(inputs[None])[0].numpy()
+    assert np.allclose(player.q_values(obs), torch_q, atol=1e-5)

@@ -151,6 +151,11 @@ class EnvConfig(Section):
     observation: ObservationConfig | None = None
     """What the network sees of the observation (a dict entry, some entries, its range)."""
 
+    @property
+    def goal_width(self) -> int:
+        """Entries the desired goal adds at the end of every observation (0 without one)."""
+        return 0 if self.goal is None else len(self.goal.desired)
+
 
 class ConvConfig(Section):
     """The convolutions of a ``cnn`` encoder, one entry per layer (each followed by a ReLU),

@@ -603,7 +603,7 @@ def check_table_fits(table: pd.DataFrame, config: EnvConfig, source: str) -> Non
                  f"{expected[key]!r}; collect it again or load a version that matches")
     widths = {prefix: sum(1 for c in table.columns if c.startswith(f"{prefix}_")
                           and c[len(prefix) + 1:].isdigit()) for prefix in ("obs", "goal")}
-    goal_width = 0 if config.goal is None else len(config.goal.desired)
+    goal_width = config.goal_width
     if widths["obs"] != info.obs_dim or widths["goal"] != goal_width:
         fail(f"has {widths['obs']} observation and {widths['goal']} goal columns; "
              f"{config.id} gives {info.obs_dim} and its config {goal_width}")

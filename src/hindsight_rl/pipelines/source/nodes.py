@@ -21,7 +21,8 @@ logger = logging.getLogger(__name__)
 
 
 def collect_source_rollouts(source: SourceConfig) -> pd.DataFrame:
-    """Roll out the behaviour policy (uniform by default) on the source task.
+    """Roll out the behaviour policy (uniform by default) on the source task (a
+    goal-conditioned one's desired goal in ``goal_i`` columns, as on a target).
 
     These transitions warm-start the pretraining replay buffer and fix the observation
     normalisation of the source network.
@@ -29,7 +30,8 @@ def collect_source_rollouts(source: SourceConfig) -> pd.DataFrame:
     config = source
     rng = np.random.default_rng(config.collect.seed)
     act = behaviour_policy(config.collect, env_info(config.env), None, rng)
-    table = to_table(collect_rollouts(config.env, config.collect.steps, act, config.collect.seed))
+    table = to_table(collect_rollouts(config.env, config.collect.steps, act, config.collect.seed),
+                     config.env.goal_width)
     table.attrs = trajectory_attrs(config.env, config.collect, behaviour_sha256=None)
     return table
 
