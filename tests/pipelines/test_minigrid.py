@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 from kedro.framework.project import pipelines
 
 from hindsight_rl import settings
@@ -61,18 +62,10 @@ def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
         assert finetuned.provenance["parent_sha256"] is not None
 
 
-def _goal_on_the_agents_cell(desired: list[int]) -> dict:
-    """A MiniGrid env setting whose network sees its cell and the goal square's."""
-    return {"observation": {"key": "image", "high": 10.0, "position": True},
-            "goal": {"achieved": [147, 148], "desired": desired, "reached": "within",
-                     "step_reward": 0.0, "reached_reward": 1.0}}
-
-
-def test_the_agents_cell_and_the_goal_square_carry_over_with_her_on_the_target(project):
-    run_session(project, runtime_params={
-        "sources": {"doorkey": {"env": _goal_on_the_agents_cell([3, 3])}},
-        "targets": {"doorkey_8x8": {"env": _goal_on_the_agents_cell([6, 6]),
-                                    "her": {"k": 2}}}}, pipeline_name="minigrid")
+def test_conf_minigrid_her_carries_the_agents_cell_and_the_goal_square_with_her(project):
+    """``--env minigrid_her``'s settings, over conf/smoke's budgets."""
+    her = yaml.safe_load((project / "conf/minigrid_her/parameters.yml").read_text())
+    run_session(project, runtime_params=her, pipeline_name="minigrid")
     rollouts = latest(project, "data/01_raw/sources/doorkey/source_rollouts.parquet")
     columns = pd.read_parquet(rollouts).columns
     assert {"obs_147", "obs_148", "goal_0", "goal_1"} <= set(columns)

@@ -603,10 +603,9 @@ def check_table_fits(table: pd.DataFrame, config: EnvConfig, source: str) -> Non
                  f"{expected[key]!r}; collect it again or load a version that matches")
     widths = {prefix: sum(1 for c in table.columns if c.startswith(f"{prefix}_")
                           and c[len(prefix) + 1:].isdigit()) for prefix in ("obs", "goal")}
-    goal_width = config.goal_width
-    if widths["obs"] != info.obs_dim or widths["goal"] != goal_width:
+    if widths["obs"] != info.obs_dim or widths["goal"] != config.goal_width:
         fail(f"has {widths['obs']} observation and {widths['goal']} goal columns; "
-             f"{config.id} gives {info.obs_dim} and its config {goal_width}")
+             f"{config.id} gives {info.obs_dim} and its config {config.goal_width}")
     if info.continuous:
         _check_continuous_actions(table, info, config.id, fail)
     else:

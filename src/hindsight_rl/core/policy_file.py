@@ -687,7 +687,7 @@ def _check_conv_tensors(tensors: dict[str, Any], document: dict[str, Any], in_wi
                         source: str) -> int:
     """Each convolution's weight is ``(out, in, k, k)`` with ``in`` the channels it reads and
     a kernel that fits the image left; returns the width the encoder's linear layer reads:
-    the flattened convolutions and the ``in_width`` entries' rest after the pixels."""
+    the flattened convolutions plus the input's ``in_width`` entries after the pixels."""
     height, width, channels = document["observation"]["image"]
     vectors = in_width - height * width * channels
     for layer in document["layers"][:_encoder_layers(document) - 1]:
