@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -89,7 +88,7 @@ def test_the_judge_joins_the_agents_cell_and_the_goal_to_the_convolutions(tmp_pa
     path = tmp_path / "conv_position.safetensors"
     path.write_bytes(policy_to_bytes(conv_policy_with_position_and_goal()))
     document, tensors = judge_policies.document_and_tensors(path)
-    env = gym.make("MiniGrid-DoorKey-8x8-v0")
+    env = judge_policies.make_env(document)
     rng = np.random.default_rng(2)
     rows, mine = [], []
     for seed in range(4):
