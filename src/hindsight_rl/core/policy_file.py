@@ -173,7 +173,7 @@ def _document(policy: Policy) -> dict[str, Any]:
         del env["max_episode_steps"]
         if env["reward_threshold"] is None:
             del env["reward_threshold"]
-    width = network.obs_dim - (0 if goal is None else len(goal["desired"]))
+    width = network.obs_dim - policy.env.goal_width
     shift, scale = network.encoder.shift[0, 0].tolist(), network.encoder.scale[0, 0].tolist()
     if goal is not None:
         goal = {**goal, "shift": shift[width:], "scale": scale[width:]}
