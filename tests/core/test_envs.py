@@ -1,3 +1,5 @@
+import math
+
 import gymnasium as gym
 import numpy as np
 import pandas as pd
@@ -5,6 +7,7 @@ import pytest
 
 from hindsight_rl.core.config import (
     ConfigError,
+    ConvConfig,
     EnvConfig,
     GoalConfig,
     NetworkConfig,
@@ -414,6 +417,39 @@ def test_position_appends_the_agents_cell_after_the_view_with_the_grids_bounds()
         obs, *_ = env.step(action)
 
 
+PIXELS = "tests.core.image_envs:PixelImage"
+
+
+@pytest.mark.parametrize(("shape", "channels", "first"), [
+    ((3, 4, 5), None, True), ((4, 5, 3), None, False),
+    ((4, 4, 4), "first", True), ((2, 5, 2), "last", False)],
+    ids=["smallest_first", "smallest_last", "said_first", "said_last"])
+def test_an_image_reaches_the_network_channels_last_wherever_its_channels_are(shape, channels,
+                                                                               first):
+    config = EnvConfig(id="PixelImage-v0", entry_point=PIXELS, make_kwargs={"shape": shape},
+                       observation=ObservationConfig(channels=channels))
+    obs, _ = make_env(config).reset(seed=0)
+    pixels = np.arange(math.prod(shape)).reshape(shape)
+    rows = pixels.transpose(1, 2, 0) if first else pixels
+    assert np.array_equal(obs, rows.reshape(-1))
+    assert env_info(config).image_shape == rows.shape
+    assert env_info(config).obs_high.tolist() == [255.0] * math.prod(shape)
+
+
+def test_a_policy_file_replays_the_channels_its_network_read():
+    config = EnvConfig(id="PixelImage-v0", entry_point=PIXELS, make_kwargs={"shape": [4, 4, 4]},
+                       observation=ObservationConfig(channels="first"))
+    info = env_info(config)
+    network = QNetwork(info.obs_dim, 2, NetworkConfig(
+        hidden_sizes=(4, 4), encoder="cnn", conv=ConvConfig(channels=(2,), kernels=(2,),
+                                                          strides=(1,))),
+        image_shape=info.image_shape)
+    document = read_document(policy_to_bytes(Policy(network=network, env=config, gamma=0.9)))
+    replayed = env_config_of(document, PIXELS)
+    assert replayed.observation.channels == "first"
+    assert np.array_equal(make_env(replayed).reset(seed=0)[0], make_env(config).reset(seed=0)[0])
+
+
 @pytest.mark.parametrize(("env", "problem"), [
     ({"id": "CartPole-v1", "observation": {"position": True}},
      "position: CartPole-v1 keeps no agent_pos"),
@@ -425,7 +461,13 @@ def test_position_appends_the_agents_cell_after_the_view_with_the_grids_bounds()
     ({"id": "CartPole-v1", "observation": {"keep": [0, 4]}}, "index 4 is outside"),
     ({"id": "CartPole-v1", "observation": {"keep": []}}, "one or more distinct indices"),
     ({"id": "CartPole-v1", "observation": {"low": 1.0, "high": 0.0}},
-     "expected a number above low")])
+     "expected a number above low"),
+    ({"id": "CartPole-v1", "observation": {"channels": "first"}},
+     "channels: CartPole-v1's observation has shape \\(4,\\), not an image"),
+    ({"id": "PixelImage-v0", "entry_point": PIXELS, "make_kwargs": {"shape": [4, 3, 4]}},
+     "channels: PixelImage-v0's image is 4 × 3 × 4 and no axis is clearly its channels"),
+    ({"id": "CartPole-v1", "observation": {"channels": "middle"}},
+     "channels: got 'middle'")])
 def test_a_wrong_observation_setting_names_the_problem(env, problem):
     with pytest.raises(ConfigError, match=problem):
         env_info(from_mapping(EnvConfig, env, "env"))

@@ -110,6 +110,12 @@ class ObservationConfig(Section):
     """The lowest value any entry takes, where the space's own bound is wrong or infinite."""
     high: float | None = None
     """The highest value any entry takes, likewise."""
+    channels: Literal["first", "last"] | None = None
+    """Where an image's channels are: ``last`` (height × width × channels: MiniGrid,
+    MinAtar) or ``first`` (channels × height × width: Atari frame stacks, torchvision).
+    Unset: the smallest axis, as SB3 infers it; an image whose smallest axis is neither or
+    not unique must say. The network always sees channels last (rows of pixels in
+    height, width, channels order)."""
     position: bool = False
     """Append the agent's cell (``unwrapped.agent_pos``: column, row), where the env keeps
     one (MiniGrid): what an egocentric view cannot tell, and a goal HER can relabel. It

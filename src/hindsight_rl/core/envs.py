@@ -158,7 +158,8 @@ class GoalObservation(gym.ObservationWrapper):
 class SelectedObservation(gym.ObservationWrapper):
     """What the network sees (``env.observation``): a dict observation's entry, a flat
     observation's chosen entries, declared bounds; an image flattened to a row of pixels
-    (height, width, channels), its shape kept in ``image_shape`` for a ``cnn`` encoder."""
+    (height, width, channels; a channels-first image transposed first), its shape kept in
+    ``image_shape`` for a ``cnn`` encoder."""
 
     def __init__(self, env: gym.Env, config: ObservationConfig | None, env_id: str) -> None:
         super().__init__(env)
@@ -169,11 +170,12 @@ class SelectedObservation(gym.ObservationWrapper):
             raise ConfigError(f"env.observation.key: {env_id}'s observation is not a dict")
         if not isinstance(space, gym.spaces.Box) or len(space.shape) not in (1, 3):
             raise ConfigError(f"env.id: {env_id} has observation space {space}; supported: "
-                              "a flat Box (1-d), an image Box (height × width × channels), "
+                              "a flat Box (1-d), an image Box (3-d, channels first or last), "
                               "or a Dict with env.observation.key naming one of those")
         self.key = None if config is None else config.key
-        self.image_shape = tuple(space.shape) if len(space.shape) == 3 else None
-        low, high = space.low.reshape(-1), space.high.reshape(-1)
+        self.image_shape, self.channels_first = _image_layout(space.shape, config, env_id)
+        low, high = (self._row(np.asarray(bound, np.float64))
+                     for bound in (space.low, space.high))
         self.keep = None
         if config is not None and config.keep is not None:
             if max(config.keep) >= low.size:
@@ -198,11 +200,47 @@ class SelectedObservation(gym.ObservationWrapper):
     def observation(self, observation: Any) -> np.ndarray:
         if self.key is not None:
             observation = observation[self.key]
-        row = np.asarray(observation, np.float32).reshape(-1)
+        row = self._row(np.asarray(observation, np.float32))
         row = row if self.keep is None else row[self.keep]
         if self.position:
             row = np.concatenate([row, np.asarray(self.env.unwrapped.agent_pos, np.float32)])
         return row
+
+
+    def _row(self, values: np.ndarray) -> np.ndarray:
+        """An observation (or a bound) as the flat row the network reads: an image's pixels
+        in height, width, channels order."""
+        return (values.transpose(1, 2, 0) if self.channels_first else values).reshape(-1)
+
+
+def _image_layout(shape: tuple[int, ...], config: ObservationConfig | None, env_id: str
+                  ) -> tuple[tuple[int, int, int] | None, bool]:
+    """An observation's image shape (height, width, channels; None if it is not an image)
+    and whether its channels come first: as ``env.observation.channels`` says, else its
+    smallest axis, first or last, as SB3 infers it; a clear error when that is ambiguous."""
+    channels = None if config is None else config.channels
+    if len(shape) != 3:
+        if channels is not None:
+            raise ConfigError(f"env.observation.channels: {env_id}'s observation has shape "
+                              f"{shape}, not an image")
+        return None, False
+    if channels is None:
+        channels = _smallest_axis(shape, env_id)
+    if channels == "first":
+        return (int(shape[1]), int(shape[2]), int(shape[0])), True
+    return (int(shape[0]), int(shape[1]), int(shape[2])), False
+
+
+def _smallest_axis(shape: tuple[int, ...], env_id: str) -> str:
+    """``last`` or ``first``: the axis of an image that is smaller than the other two."""
+    if shape[2] < min(shape[0], shape[1]):
+        return "last"
+    if shape[0] < min(shape[1], shape[2]):
+        return "first"
+    raise ConfigError(f"env.observation.channels: {env_id}'s image is "
+                      f"{' × '.join(map(str, shape))} and no axis is clearly its channels "
+                      "(the smallest); set channels: last (height × width × channels) or "
+                      "first (channels × height × width)")
 
 
 def _grid_size(base: gym.Env, env_id: str) -> np.ndarray:
