@@ -110,6 +110,16 @@ def test_the_collection_policy_must_exist_for_the_algorithm(target, message):
         from_mapping(TargetConfig, {"env": {"id": "CartPole-v1"}, **target}, "")
 
 
+def test_a_sac_target_explores_without_epsilon():
+    target = {"env": {"id": "Pendulum-v1"}, "algorithm": "sac", "collect": {"policy": "sample"},
+              "finetune": {"exploration_initial_eps": 0.3}}
+    with pytest.raises(ConfigError, match="finetune.exploration_initial_eps: got 0.3, expected "
+                                          "null with algorithm sac"):
+        from_mapping(TargetConfig, target, "")
+    del target["finetune"]
+    assert from_mapping(TargetConfig, target, "").finetune.exploration_initial_eps is None
+
+
 def test_the_source_collects_with_no_network():
     with pytest.raises(ConfigError, match="source.collect.policy: got 'boltzmann', expected "
                                           "'uniform'"):

@@ -1,9 +1,19 @@
 import numpy as np
+import torch
 
-from hindsight_rl.core.config import GoalConfig
+from hindsight_rl.core.config import (
+    DQNConfig,
+    FinetuneConfig,
+    GoalConfig,
+    SACConfig,
+    fine_tuning,
+)
 from hindsight_rl.core.hindsight import label_hindsight
-from hindsight_rl.core.training import warm_start_from_table
+from hindsight_rl.core.networks import QNetwork
+from hindsight_rl.core.policy_file import Policy
+from hindsight_rl.core.training import finetune_from, warm_start_from_table
 from hindsight_rl.core.trajectories import transitions_from_lists
+from tests.conftest import hindsight_table
 
 GOAL = GoalConfig(achieved=(0,), desired=(3.0,), reached="at_least", reached_reward=0.0)
 
@@ -32,3 +42,32 @@ def test_warm_start_counts_only_env_steps_and_keeps_copies_one_step():
     one_step = np.where(warm.terminated[copies], 0.0, 0.5)
     assert bootstrap.discount[copies].tolist() == one_step.tolist()
     assert bootstrap.next_obs[copies].tolist() == warm.next_obs[copies].tolist()
+
+
+def _fine_tuned_head(corridor, tiny_network, tiny_dqn, finetune: FinetuneConfig
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The transferred head and the head after fine-tuning on the corridor."""
+    torch.manual_seed(0)
+    source = Policy(network=QNetwork(1, 2, tiny_network), env=corridor, gamma=0.99)
+    [(policy, _)] = finetune_from(source, corridor, tiny_dqn, finetune, (0,),
+                                  hindsight_table(corridor, 50), [7], label="t")
+    return source.network.head.weight.detach(), policy.network.head.weight.detach()
+
+
+def test_the_fine_tuned_arm_learns_at_its_own_rate(corridor, tiny_network, tiny_dqn):
+    before, after = _fine_tuned_head(corridor, tiny_network, tiny_dqn,
+                                     FinetuneConfig(frozen=()))
+    assert (after - before).abs().max() > 1e-3, "dqn.learning_rate moves the head"
+    before, after = _fine_tuned_head(corridor, tiny_network, tiny_dqn,
+                                     FinetuneConfig(frozen=(), learning_rate=1e-9))
+    assert (after - before).abs().max() < 1e-5, "finetune.learning_rate barely does"
+
+
+def test_fine_tuning_settings_replace_only_what_they_set():
+    dqn = DQNConfig(learning_rate=5e-4, exploration_initial_eps=1.0, exploration_final_eps=0.05)
+    tuned = fine_tuning(dqn, FinetuneConfig(learning_rate=1e-4, exploration_initial_eps=0.3))
+    assert (tuned.learning_rate, tuned.exploration_initial_eps) == (1e-4, 0.3)
+    assert tuned.model_copy(update={"learning_rate": 5e-4,
+                                    "exploration_initial_eps": 1.0}) == dqn
+    assert fine_tuning(dqn, FinetuneConfig()) == dqn
+    assert fine_tuning(SACConfig(), FinetuneConfig(learning_rate=1e-4)).learning_rate == 1e-4

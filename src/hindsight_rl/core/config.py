@@ -403,6 +403,15 @@ class FinetuneConfig(Section):
     below its transferred score gets the full weight back); ``None``: it never fades."""
     anchor_coef: float = Field(0.0, ge=0)
     """α of L2-SP: α·Σ(θ − θ₀)² over the transferred parameters that train; 0 turns it off."""
+    learning_rate: float | None = Field(None, gt=0, le=1)
+    """The fine-tuned arm's learning rate where not the algorithm's (``dqn`` or ``sac``
+    ``learning_rate``, which the scratch arm keeps): steps small enough that the first
+    updates on the target do not overwrite what transfer gave. None: the algorithm's."""
+    exploration_initial_eps: float | None = Field(None, ge=0, le=1)
+    """DQN: the fine-tuned arm's ε at its first step where not
+    ``dqn.exploration_initial_eps``: a transferred network that plays the target well with
+    a little randomness then collects its own successes from the start, where ε 1 would
+    fill the replay with uniform play. None: the algorithm's."""
     critic_warmup_steps: NonNegativeInt = 2000
     """SAC, when the whole actor carries over: env steps at the start of fine-tuning in which
     only the critics learn (the transferred actor acts unchanged), so that the actor's first
@@ -553,6 +562,10 @@ class TargetConfig(Section):
         self._collection_fits_algorithm()
         if self.encoder == "gru":
             _check_recurrent(self.training, self.algorithm, self.her.k, self.collect)
+        if self.algorithm == "sac" and self.finetune.exploration_initial_eps is not None:
+            raise invalid("finetune.exploration_initial_eps",
+                          self.finetune.exploration_initial_eps,
+                          "null with algorithm sac (SAC explores by its entropy, not by ε)")
         return self
 
     def network(self, source: NetworkConfig) -> NetworkConfig:
@@ -584,6 +597,15 @@ class TargetConfig(Section):
     def training(self) -> TrainingConfig:
         """The settings of the configured algorithm."""
         return self.sac if self.algorithm == "sac" else self.dqn
+
+
+def fine_tuning(training: TrainingConfig, finetune: FinetuneConfig) -> TrainingConfig:
+    """``training`` as the fine-tuned arm uses it: ``finetune``'s learning rate and first ε
+    where set (the scratch arm keeps ``training`` as it is)."""
+    update = {key: value for key in ("learning_rate", "exploration_initial_eps")
+              if (value := getattr(finetune, key)) is not None
+              and key in type(training).model_fields}
+    return training.model_copy(update=update)
 
 
 class ArmConfig(Section):

@@ -24,6 +24,7 @@ from hindsight_rl.core.config import (
     NetworkConfig,
     SACConfig,
     TargetConfig,
+    fine_tuning,
     with_encoder,
 )
 from hindsight_rl.core.dqn import CurveCallback, Member, TrainResult, WarmStart, train_dqn
@@ -176,6 +177,7 @@ def finetune_from(pretrained: Policy, env_config: EnvConfig,
     parts, fine-tune with hindsight data (relabelling each new episode's goals too when
     ``her.k`` > 0); every seed shares the updates. Returns each seed's policy and history,
     in seed order."""
+    dqn_config = fine_tuning(dqn_config, finetune_config)
     warm_start = warm_start_from_table(hindsight)
     train = train_dqn
     if isinstance(dqn_config, SACConfig):
