@@ -206,7 +206,6 @@ class SelectedObservation(gym.ObservationWrapper):
             row = np.concatenate([row, np.asarray(self.env.unwrapped.agent_pos, np.float32)])
         return row
 
-
     def _row(self, values: np.ndarray) -> np.ndarray:
         """An observation (or a bound) as the flat row the network reads: an image's pixels
         in height, width, channels order."""
