@@ -63,12 +63,17 @@ def make_env(document: dict) -> gym.Env:
 def observed(document: dict, obs: object, env: gym.Env | None = None) -> np.ndarray:
     """What the network sees of an observation (``env.observation``): a dict's entry, a flat
     observation's kept entries, an image flattened to its pixels in (height, width,
-    channels) order; then the agent's cell (``env.unwrapped.agent_pos``, so ``env`` is
-    needed) where ``position`` says so."""
+    channels) order (a channels-first one transposed: as ``channels`` says, else when its
+    first axis is the smallest); then the agent's cell (``env.unwrapped.agent_pos``, so
+    ``env`` is needed) where ``position`` says so."""
     selection = document["env"].get("observation") or {}
     if selection.get("key") is not None:
         obs = obs[selection["key"]]
-    row = np.asarray(obs, np.float64).reshape(-1)
+    obs = np.asarray(obs, np.float64)
+    if obs.ndim == 3 and (selection.get("channels") or (
+            "first" if obs.shape[0] < min(obs.shape[1:]) else "last")) == "first":
+        obs = obs.transpose(1, 2, 0)
+    row = obs.reshape(-1)
     row = row if selection.get("keep") is None else row[selection["keep"]]
     if selection.get("position"):
         row = np.concatenate([row, np.asarray(env.unwrapped.agent_pos, np.float64)])

@@ -19,6 +19,7 @@ from hindsight_rl.core.config import (
     NetworkConfig,
     ObservationConfig,
 )
+from hindsight_rl.core.envs import make_env
 from hindsight_rl.core.networks import QNetwork
 from hindsight_rl.core.policy_file import NumpyPolicy, Policy, policy_to_bytes
 from tests.conftest import PROJECT_ROOT, conv_policy_with_position_and_goal
@@ -82,6 +83,17 @@ def test_the_judge_plays_a_conv_file_on_the_observation_the_file_selects(tmp_pat
     np.testing.assert_allclose(mine, NumpyPolicy(path.read_bytes()).q_values(
         images.reshape(6, -1)), atol=1e-5)
     assert judge_policies.judge(path, 1, 3_000_000)[0::2] == ("MiniGrid-DoorKey-5x5-v0", 0.8)
+
+
+def test_the_judge_reads_an_image_channels_last_wherever_its_channels_are():
+    entry = "tests.core.image_envs:PixelImage"
+    for shape, channels in (((3, 4, 5), None), ((4, 5, 3), None), ((4, 4, 4), "first")):
+        config = EnvConfig(id="PixelImage-v0", entry_point=entry, make_kwargs={"shape": shape},
+                           observation=ObservationConfig(channels=channels))
+        raw = np.arange(np.prod(shape)).reshape(shape)
+        document = {"env": config.model_dump(mode="json")}
+        ours, _ = make_env(config).reset(seed=0)
+        assert judge_policies.observed(document, raw).tolist() == ours.tolist()
 
 
 def test_the_judge_joins_the_agents_cell_and_the_goal_to_the_convolutions(tmp_path):
