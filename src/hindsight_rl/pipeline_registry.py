@@ -23,7 +23,8 @@ from hindsight_rl.pipelines.branches import DagShape, TargetShape, dag_shape
 
 def every_stage(shape: DagShape, targets: dict[str, TargetShape]) -> Pipeline:
     """Source, target, finetune and evaluate stages for ``targets`` and their sources."""
-    return (source.create_pipeline(shape.sources_of(targets)) + target.create_pipeline(targets)
+    return (source.create_pipeline(shape.sources_of(targets))
+            + target.create_pipeline(shape, targets)
             + finetune.create_pipeline(shape, targets) + evaluate.create_pipeline(targets))
 
 
@@ -31,7 +32,7 @@ def register_pipelines() -> dict[str, Pipeline]:
     shape = dag_shape()
     targets = shape.targets
     stages = {"source": source.create_pipeline(shape.sources_of(targets)),
-              "target": target.create_pipeline(targets),
+              "target": target.create_pipeline(shape, targets),
               "finetune": finetune.create_pipeline(shape, targets),
               "evaluate": evaluate.create_pipeline(targets)}
     stages["__default__"] = sum(stages.values(), Pipeline([]))

@@ -11,6 +11,7 @@ import pytest
 
 from hindsight_rl.core.config import ConfigError, DQNConfig, ProjectConfig, from_mapping
 from hindsight_rl.pipeline_registry import register_pipelines
+from hindsight_rl.pipelines import target
 from hindsight_rl.pipelines.branches import (
     DagShape,
     check_source_actions,
@@ -63,7 +64,17 @@ def _target(**changes):
      "transfer_suite.mc: got 'mc', expected a name of its own"),
     ({"targets": {"mc": _target()}, "ablation": {"targets": {"cp": ["scratch"]}}},
      "ablation.targets.cp: got 'cp', expected one of the targets"),
+    ({"targets": {"big": _target(stepping_stones=["small"]), "small": _target()}},
+     "targets.big.stepping_stones: got 'small', expected a target listed before 'big' in "
+     "targets"),
+    ({"targets": {"mc": _target(stepping_stones=["mc"])}}, "targets.mc.stepping_stones: got"),
+    ({"targets": {"small": _target()}, "minigrid": {"big": _target(stepping_stones=["small"])}},
+     "minigrid.big.stepping_stones: got 'small', expected a target listed before 'big' in "
+     "minigrid"),
+    ({"targets": {"mc": _target(stepping_stones=["a", "a"])}}, "targets.mc.stepping_stones: got"),
 ])
+
+
 def test_a_malformed_shape_names_its_key_in_settings(shape, message):
     if message is None:
         assert from_mapping(DagShape, shape).targets == {}
@@ -90,6 +101,31 @@ def test_a_malformed_shape_names_its_key_in_settings(shape, message):
 def test_parameters_give_values_to_exactly_the_shapes_branches(parameters, message):
     with pytest.raises(ConfigError, match=message):
         project_config(parameters, SHAPE)
+
+
+def test_a_stepping_stone_target_offers_every_seeds_fine_tuned_policy_to_the_next():
+    shape = from_mapping(DagShape, {"targets": {
+        "small": _target(seeds=[0, 1]), "big": _target(stepping_stones=["small"])}})
+    assert shape.sources_of(shape.targets) == ["cp"], "only cp is pretrained"
+    assert shape.candidates(shape.targets["big"]) == {
+        "cp": "sources.cp.pretrained_policy", "small.seed_0": "small.seed_0.finetuned_policy",
+        "small.seed_1": "small.seed_1.finetuned_policy"}
+    (plan,) = [node for node in target.create_pipeline(shape, shape.targets).nodes
+               if node.name == "big.plan_transfer"]
+    assert plan.inputs == ["params:targets.big", "params:evaluation",
+                           "sources.cp.pretrained_policy", "small.seed_0.finetuned_policy",
+                           "small.seed_1.finetuned_policy"]
+    stones_only = from_mapping(DagShape, {"targets": {
+        "small": _target(), "big": _target(sources=[], stepping_stones=["small"])}})
+    assert stones_only.candidates(stones_only.targets["big"]) == {
+        "small.seed_0": "small.seed_0.finetuned_policy"}
+    parameters = {**PARAMETERS, "targets": {"small": {"env": {"id": "CartPole-v1"}},
+                                            "big": {"env": {"id": "CartPole-v1"}}}}
+    assert set(project_config(parameters, shape).targets) == {"small", "big"}
+    with pytest.raises(ConfigError, match="sources.small: no target in DAG_SHAPE"):
+        project_config({**parameters, "sources": {**PARAMETERS["sources"],
+                                                  "small": {"env": {"id": "CartPole-v1"}}}},
+                       shape)
 
 
 def test_relabelling_arms_need_a_goal_on_every_target_the_shape_runs_them_on():

@@ -80,8 +80,13 @@ class TuneShape(Section):
 class TargetShape(Section):
     """One target's branches: where it may transfer from and its training seeds."""
 
-    sources: Annotated[tuple[BranchName, ...], Field(strict=False, min_length=1)]
-    """Candidate sources; the probe picks one (:mod:`hindsight_rl.core.plan`)."""
+    sources: Annotated[tuple[BranchName, ...], Field(strict=False)]
+    """Candidate pretrained sources; the probe picks one candidate
+    (:mod:`hindsight_rl.core.plan`)."""
+    stepping_stones: Annotated[tuple[BranchName, ...], Field(strict=False)] = ()
+    """Targets of the same pipeline, listed before this one, whose every seed's fine-tuned
+    policy is a candidate too: a curriculum (DoorKey 5x5 → 6x6 → 8x8), for a target too far
+    from any pretrained source."""
     seeds: Seeds
     """Training seeds: one branch of datasets per seed and arm."""
 
@@ -89,6 +94,9 @@ class TargetShape(Section):
     def _distinct(self) -> TargetShape:
         _distinct(self.seeds, "seeds")
         _distinct(self.sources, "sources")
+        _distinct(self.stepping_stones, "stepping_stones")
+        if not self.sources and not self.stepping_stones:
+            raise invalid("sources", [], "at least one source (or a stepping stone)")
         return self
 
 
@@ -128,11 +136,24 @@ class DagShape(Section):
                                                for other in groups[:i]):
                     raise invalid(f"{group}.{name}", name,
                                   "a name of its own (it is also another pipeline's target)")
+        for group in ("targets", *groups):
+            self._stepping_stones_come_first(group)
         for name in self.ablation.targets:
             if name not in self.targets:
                 raise invalid(f"ablation.targets.{name}", name,
                               f"one of the targets {list(self.targets)}")
         return self
+
+    def _stepping_stones_come_first(self, group: str) -> None:
+        """A stepping stone is a target listed before the one that transfers from it, in the
+        same pipeline: it is fine-tuned first, and no chain runs in a circle."""
+        branches = getattr(self, group)
+        for i, (name, target) in enumerate(branches.items()):
+            for stone in target.stepping_stones:
+                if stone not in list(branches)[:i]:
+                    raise invalid(f"{group}.{name}.stepping_stones", stone,
+                                  f"a target listed before {name!r} in {group} (it is "
+                                  "fine-tuned first)")
 
     @property
     def all_targets(self) -> dict[str, TargetShape]:
@@ -143,6 +164,16 @@ class DagShape(Section):
     def sources_of(targets: Mapping[str, TargetShape]) -> list[str]:
         """The sources ``targets`` transfer from, each once, in order of appearance."""
         return list(dict.fromkeys(s for target in targets.values() for s in target.sources))
+
+    def candidates(self, target: TargetShape) -> dict[str, str]:
+        """The policies the probe weighs for ``target``, by candidate name: each source's
+        pretrained policy, then each seed's fine-tuned policy of each stepping stone
+        (``doorkey_6x6.seed_0``)."""
+        policies = {source: pretrained_policy(source) for source in target.sources}
+        for stone in target.stepping_stones:
+            for seed in self.all_targets[stone].seeds:
+                policies[f"{stone}.{seed_branch(seed)}"] = finetuned_policy(stone, seed)
+        return policies
 
     def groups(self, seeds: tuple[int, ...]) -> list[tuple[int, ...]]:
         """``seeds`` in the groups that share a node."""
@@ -219,6 +250,11 @@ def pretrained_policy(source: str) -> str:
     return f"{source_namespace(source)}.pretrained_policy"
 
 
+def finetuned_policy(target: str, seed: int) -> str:
+    """The dataset of one seed's fine-tuned policy file of ``target``."""
+    return f"{target}.{seed_branch(seed)}.{ARM_DATASETS['finetuned'][0]}"
+
+
 def per_source(sources: list[str], template: Pipeline) -> Pipeline:
     """``template`` once per source, namespaced ``sources.<name>``; ``params:source`` maps to
     ``params:sources.<name>``, shared settings keep their names."""
@@ -234,17 +270,26 @@ def per_source(sources: list[str], template: Pipeline) -> Pipeline:
 def per_target(targets: Mapping[str, TargetShape],
                template: Callable[[TargetShape], Pipeline]) -> Pipeline:
     """``template(target)`` once per target, namespaced ``<target>.``; ``params:target`` maps
-    to ``params:targets.<target>``, its sources' pretrained policies and shared settings
-    keep their names."""
+    to ``params:targets.<target>``, its sources' policies (pretrained, or a stepping-stone
+    target's) and shared settings keep their names."""
     branches = []
     for name, target in targets.items():
         pipeline = template(target)
-        inputs = {pretrained_policy(s) for s in target.sources} & set(pipeline.inputs())
+        inputs = {pretrained_policy(s) for s in target.sources} | {
+            dataset for dataset in pipeline.inputs()
+            if any(_fine_tuned_in(stone, dataset) for stone in target.stepping_stones)}
+        inputs &= set(pipeline.inputs())
         parameters = {"params:target": f"params:targets.{name}"}
         parameters.update({p: p for p in SHARED_PARAMETERS if p in pipeline.inputs()})
         branches.append(Pipeline(pipeline, namespace=name, inputs=inputs or None,
                                  parameters=parameters))
     return sum(branches, Pipeline([]))
+
+
+def _fine_tuned_in(target: str, dataset: str) -> bool:
+    """Whether ``dataset`` is one seed's fine-tuned policy of ``target``."""
+    return (dataset.startswith(f"{target}.seed_")
+            and dataset.endswith(f".{ARM_DATASETS['finetuned'][0]}"))
 
 
 def per_seed_group(shape: DagShape, template: Callable[[tuple[int, ...]], Pipeline],
@@ -332,10 +377,12 @@ def check_source_actions(config: ProjectConfig, shape: DagShape) -> None:
         if target.source_actions is None:
             continue
         info = env_info(target.env)
-        for source in shape.all_targets[name].sources:
+        branch = shape.all_targets[name]
+        candidates = [(source, config.sources[source]) for source in branch.sources] + [
+            (stone, config.targets[stone]) for stone in branch.stepping_stones]
+        for source, given in candidates:
             try:
-                source_action_table(target.source_actions,
-                                    env_info(config.sources[source].env).n_actions,
+                source_action_table(target.source_actions, env_info(given.env).n_actions,
                                     info.action_low, info.action_high)
             except ConfigError as error:
                 raise ConfigError(f"targets.{name}.{error} (source {source!r})") from None

@@ -59,7 +59,8 @@ def create_pipeline(shape: DagShape) -> Pipeline:
         ablation_report, inputs=[f"ablation.{name}.summary" for name in plan],
         outputs="ablation_report", name="report", namespace="ablation")
     targets = {name: shape.targets[name] for name in plan}
-    return (source.create_pipeline(shape.sources_of(targets)) + target.create_pipeline(targets)
+    return (source.create_pipeline(shape.sources_of(targets))
+            + target.create_pipeline(shape, targets)
             + sum(runs, Pipeline([]))
             + Pipeline([summary(name, arms, seeds) for name, arms in plan.items()])
             + Pipeline([report]))

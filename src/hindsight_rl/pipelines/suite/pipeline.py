@@ -18,6 +18,7 @@ def create_pipeline(shape: DagShape) -> Pipeline:
                   outputs=["transfer_suite.summary", "transfer_suite.heatmap",
                            "transfer_suite.report"],
                   name="transfer_suite.report")
-    return (source.create_pipeline(shape.sources_of(pairs)) + target.create_pipeline(pairs)
+    return (source.create_pipeline(shape.sources_of(pairs))
+            + target.create_pipeline(shape, pairs)
             + finetune.create_pipeline(shape, pairs) + evaluate.create_pipeline(pairs)
             + Pipeline([report]))
