@@ -62,9 +62,12 @@ DAG_SHAPE = {
         "pendulum_heavy": {"sources": ["pendulum"], "seeds": [0, 1, 2]},
     },
     # `kedro run --pipeline minigrid`: image observations, DQN with a convolutional encoder;
-    # the 5x5 and 8x8 rooms show the same 7x7 view, so the whole network carries over.
+    # the 5x5, 6x6 and 8x8 rooms show the same 7x7 view, so the whole network carries over.
+    # The 6x6 room is a stepping stone: each of its fine-tuned seeds is a candidate for 8x8.
     "minigrid": {
-        "doorkey_8x8": {"sources": ["doorkey"], "seeds": [0, 1, 2]},
+        "doorkey_6x6": {"sources": ["doorkey"], "seeds": [0, 1, 2]},
+        "doorkey_8x8": {"sources": ["doorkey"], "stepping_stones": ["doorkey_6x6"],
+                        "seeds": [0, 1, 2]},
     },
     # `kedro run --pipeline recurrent`: CartPole with its velocities hidden, a gru encoder
     # over the episode so far, the trunk carried over from the CartPole MLP.

@@ -1,6 +1,7 @@
 """The minigrid pipeline end to end on tiny budgets (conf/smoke): a convolutional DQN source
-on MiniGrid-DoorKey-5x5-v0 carried whole to MiniGrid-DoorKey-8x8-v0 (the same 7×7 view),
-with its hindsight dataset, both arms, evaluation and report; its files play in numpy."""
+on MiniGrid-DoorKey-5x5-v0 carried whole to MiniGrid-DoorKey-6x6-v0 and, with the 6x6 room's
+fine-tuned seeds as further candidates, to MiniGrid-DoorKey-8x8-v0 (the same 7×7 view), with
+their hindsight datasets, both arms, evaluation and reports; its files play in numpy."""
 
 from __future__ import annotations
 
@@ -8,15 +9,13 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 import yaml
 from kedro.framework.project import pipelines
 
 from hindsight_rl import settings
 from hindsight_rl.core.policy_file import NumpyPolicy, policy_from_bytes, sha256_of
-from tests.conftest import copy_project
-from tests.pipelines.conftest import dag_shape, latest, run_session
+from tests.pipelines.conftest import latest, run_session
 
 TARGETS = settings.DAG_SHAPE["minigrid"]
 
@@ -40,6 +39,14 @@ def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
     plan = json.loads(latest(project, "data/03_primary/doorkey_8x8/transfer_plan.json")
                       .read_text())
     assert plan["parts"] == ["encoder", "trunk", "head"], "the same view: everything fits"
+    assert list(plan["probes"]) == ["doorkey", *(f"doorkey_6x6.seed_{s}" for s in (0, 1, 2))], \
+        "the 6x6 room is a stepping stone: each of its fine-tuned seeds is a candidate"
+    candidates = {
+        "doorkey": "data/06_models/sources/doorkey/pretrained_policy.safetensors",
+        **{f"doorkey_6x6.seed_{s}": f"data/06_models/doorkey_6x6/seed_{s}/"
+                                     "finetuned_policy.safetensors" for s in (0, 1, 2)}}
+    chosen = policy_from_bytes(latest(project, candidates[plan["source"]]).read_bytes())
+    assert sha256_of(chosen) == plan["source_sha256"]
     for target in TARGETS:
         metrics = json.loads(latest(project, f"data/08_reporting/{target}/"
                                              "transfer_metrics.json").read_text())
@@ -61,7 +68,8 @@ def test_the_doorkey_network_is_pretrained_carried_whole_and_judged(project):
             project, f"data/06_models/{target}/seed_0/finetuned_policy.safetensors"
         ).read_bytes())
         assert finetuned.network.image_shape == (7, 7, 3)
-        assert finetuned.provenance["parent_sha256"] is not None
+        assert finetuned.provenance["parent_sha256"] == json.loads(latest(
+            project, f"data/03_primary/{target}/transfer_plan.json").read_text())["source_sha256"]
 
 
 def test_conf_minigrid_her_carries_the_agents_cell_and_the_goal_square_with_her(project):
@@ -91,38 +99,3 @@ def test_conf_minigrid_her_carries_the_agents_cell_and_the_goal_square_with_her(
         torch_q = policy_from_bytes(data.read_bytes()).network(inputs[None])[0].numpy()
     assert np.allclose(player.q_values(obs), torch_q, atol=1e-5)
 
-
-def test_a_stepping_stone_room_offers_its_fine_tuned_seeds_to_the_next_room(tmp_path):
-    """DoorKey 5x5 → 6x6 → 8x8 as a curriculum (``stepping_stones`` in settings.py): the 8x8
-    probe weighs the 5x5 source and every seed the 6x6 room fine-tuned, and fine-tunes the one
-    it chose."""
-    project = copy_project(tmp_path)
-    parameters = project / "conf/smoke/parameters.yml"
-    config = yaml.safe_load(parameters.read_text())
-    base = yaml.safe_load((project / "conf/base/parameters_target.yml").read_text())
-    six = base["targets"]["doorkey_8x8"]
-    config["targets"]["doorkey_6x6"] = {
-        **six, "env": {**six["env"], "id": "MiniGrid-DoorKey-6x6-v0"},
-        **config["targets"]["doorkey_8x8"]}
-    parameters.write_text(yaml.safe_dump(config))
-    rooms = {"doorkey_6x6": {"sources": ["doorkey"], "seeds": [0, 1]},
-             "doorkey_8x8": {"sources": ["doorkey"], "stepping_stones": ["doorkey_6x6"],
-                             "seeds": [0]}}
-    with pytest.MonkeyPatch.context() as patch, dag_shape(project, minigrid=rooms):
-        patch.chdir(project)
-        run_session(project, pipeline_name="minigrid")
-
-    plan = json.loads(latest(project, "data/03_primary/doorkey_8x8/transfer_plan.json")
-                      .read_text())
-    assert list(plan["probes"]) == ["doorkey", "doorkey_6x6.seed_0", "doorkey_6x6.seed_1"]
-    candidates = {
-        "doorkey": "data/06_models/sources/doorkey/pretrained_policy.safetensors",
-        **{f"doorkey_6x6.seed_{s}": f"data/06_models/doorkey_6x6/seed_{s}/"
-                                     "finetuned_policy.safetensors" for s in (0, 1)}}
-    chosen = policy_from_bytes(latest(project, candidates[plan["source"]]).read_bytes())
-    assert sha256_of(chosen) == plan["source_sha256"]
-    finetuned = policy_from_bytes(latest(
-        project, "data/06_models/doorkey_8x8/seed_0/finetuned_policy.safetensors").read_bytes())
-    assert finetuned.provenance["parent_sha256"] == plan["source_sha256"]
-    six_room = policy_from_bytes(latest(project, candidates["doorkey_6x6.seed_0"]).read_bytes())
-    assert six_room.env.id == "MiniGrid-DoorKey-6x6-v0"
