@@ -73,8 +73,6 @@ def _target(**changes):
      "minigrid"),
     ({"targets": {"mc": _target(stepping_stones=["a", "a"])}}, "targets.mc.stepping_stones: got"),
 ])
-
-
 def test_a_malformed_shape_names_its_key_in_settings(shape, message):
     if message is None:
         assert from_mapping(DagShape, shape).targets == {}

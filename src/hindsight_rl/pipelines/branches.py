@@ -1,12 +1,12 @@
 """The DAG's shape and every name made from it.
 
-Which branches the DAG has — the targets, the sources each may transfer from, each target's
-training seeds, how many seeds share a node, the transfer suite's pairs, the ablation's
-targets, arms and seeds — is structure, set in ``DAG_SHAPE`` in the project's
-``settings.py`` and read once when pipelines are registered: the same in every config
-environment, so ``--env`` and ``--params`` change values, never the DAG. Parameters give each
-branch its values, and :func:`check_parameters` refuses parameters that name a branch the DAG
-does not have (or leave one without values).
+Which branches the DAG has — the targets, the sources (and stepping-stone targets) each may
+transfer from, each target's training seeds, how many seeds share a node, the transfer
+suite's pairs, the ablation's targets, arms and seeds — is structure, set in ``DAG_SHAPE``
+in the project's ``settings.py`` and read once when pipelines are registered: the same in
+every config environment, so ``--env`` and ``--params`` change values, never the DAG.
+Parameters give each branch its values, and :func:`check_parameters` refuses parameters that
+name a branch the DAG does not have (or leave one without values).
 
 This module builds every branch, node and dataset name, and reads them back where that is
 needed (the evaluate node's inputs, the scheduler's costs), so no other code parses names.
@@ -275,10 +275,7 @@ def per_target(targets: Mapping[str, TargetShape],
     branches = []
     for name, target in targets.items():
         pipeline = template(target)
-        inputs = {pretrained_policy(s) for s in target.sources} | {
-            dataset for dataset in pipeline.inputs()
-            if any(_fine_tuned_in(stone, dataset) for stone in target.stepping_stones)}
-        inputs &= set(pipeline.inputs())
+        inputs = {dataset for dataset in pipeline.inputs() if _transfers_from(target, dataset)}
         parameters = {"params:target": f"params:targets.{name}"}
         parameters.update({p: p for p in SHARED_PARAMETERS if p in pipeline.inputs()})
         branches.append(Pipeline(pipeline, namespace=name, inputs=inputs or None,
@@ -286,10 +283,13 @@ def per_target(targets: Mapping[str, TargetShape],
     return sum(branches, Pipeline([]))
 
 
-def _fine_tuned_in(target: str, dataset: str) -> bool:
-    """Whether ``dataset`` is one seed's fine-tuned policy of ``target``."""
-    return (dataset.startswith(f"{target}.seed_")
-            and dataset.endswith(f".{ARM_DATASETS['finetuned'][0]}"))
+def _transfers_from(target: TargetShape, dataset: str) -> bool:
+    """Whether ``dataset`` is a policy ``target`` may transfer from: a source's pretrained
+    one, or one seed's fine-tuned one of a stepping stone."""
+    finetuned = f".{ARM_DATASETS['finetuned'][0]}"
+    return (any(dataset == pretrained_policy(source) for source in target.sources)
+            or any(dataset.startswith(f"{stone}.seed_") and dataset.endswith(finetuned)
+                   for stone in target.stepping_stones))
 
 
 def per_seed_group(shape: DagShape, template: Callable[[tuple[int, ...]], Pipeline],
