@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import copy_project
+from tests.conftest import PROJECT_ROOT, copy_project
 
 
 def _kedro_run(project, *args):
@@ -70,6 +70,19 @@ def test_a_corrupted_pretrained_policy_names_the_file(tmp_path, runner):
     assert errors == [f"Error: {path}: not a hindsight-rl policy file (header of {claimed} "
                       "bytes: larger than the file or than 16777216 bytes)"]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_dasks_closed_stream_traceback_at_shutdown_stays_out_of_the_log():
+    """A failed DaskRunner run closes its cluster while a stream may still be sending; Dask
+    logs that at INFO with a traceback (``distributed.batched``), which the project's
+    logging keeps quiet, also after Dask sets up its own loggers on import."""
+    code = ("import logging, logging.config, pathlib, yaml; logging.config.dictConfig("
+            "yaml.safe_load(pathlib.Path('conf/logging.yml').read_text())); import distributed; "
+            "log = logging.getLogger('distributed.batched'); "
+            "print(log.isEnabledFor(logging.INFO), log.isEnabledFor(logging.WARNING))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
+                            text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]
 
 
 def test_load_versions_naming_a_version_that_does_not_exist_is_one_line(tmp_path):
