@@ -98,4 +98,3 @@ def test_conf_minigrid_her_carries_the_agents_cell_and_the_goal_square_with_her(
                                   .astype(np.float32))
         torch_q = policy_from_bytes(data.read_bytes()).network(inputs[None])[0].numpy()
     assert np.allclose(player.q_values(obs), torch_q, atol=1e-5)
-

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Annotated, Any
 
 from kedro.pipeline import Node, Pipeline
@@ -147,10 +147,10 @@ class DagShape(Section):
     def _stepping_stones_come_first(self, group: str) -> None:
         """A stepping stone is a target listed before the one that transfers from it, in the
         same pipeline: it is fine-tuned first, and no chain runs in a circle."""
-        branches = getattr(self, group)
-        for i, (name, target) in enumerate(branches.items()):
+        names = list(getattr(self, group))
+        for i, (name, target) in enumerate(getattr(self, group).items()):
             for stone in target.stepping_stones:
-                if stone not in list(branches)[:i]:
+                if stone not in names[:i]:
                     raise invalid(f"{group}.{name}.stepping_stones", stone,
                                   f"a target listed before {name!r} in {group} (it is "
                                   "fine-tuned first)")
@@ -268,28 +268,21 @@ def per_source(sources: list[str], template: Pipeline) -> Pipeline:
 
 
 def per_target(targets: Mapping[str, TargetShape],
-               template: Callable[[TargetShape], Pipeline]) -> Pipeline:
+               template: Callable[[TargetShape], Pipeline],
+               outside: Callable[[TargetShape], Iterable[str]] = lambda target: ()
+               ) -> Pipeline:
     """``template(target)`` once per target, namespaced ``<target>.``; ``params:target`` maps
-    to ``params:targets.<target>``, its sources' policies (pretrained, or a stepping-stone
-    target's) and shared settings keep their names."""
+    to ``params:targets.<target>``, shared settings and the datasets ``outside(target)``
+    names (made outside the target: its candidate sources' policies) keep their names."""
     branches = []
     for name, target in targets.items():
         pipeline = template(target)
-        inputs = {dataset for dataset in pipeline.inputs() if _transfers_from(target, dataset)}
+        inputs = set(outside(target)) & set(pipeline.inputs())
         parameters = {"params:target": f"params:targets.{name}"}
         parameters.update({p: p for p in SHARED_PARAMETERS if p in pipeline.inputs()})
         branches.append(Pipeline(pipeline, namespace=name, inputs=inputs or None,
                                  parameters=parameters))
     return sum(branches, Pipeline([]))
-
-
-def _transfers_from(target: TargetShape, dataset: str) -> bool:
-    """Whether ``dataset`` is a policy ``target`` may transfer from: a source's pretrained
-    one, or one seed's fine-tuned one of a stepping stone."""
-    finetuned = f".{ARM_DATASETS['finetuned'][0]}"
-    return (any(dataset == pretrained_policy(source) for source in target.sources)
-            or any(dataset.startswith(f"{stone}.seed_") and dataset.endswith(finetuned)
-                   for stone in target.stepping_stones))
 
 
 def per_seed_group(shape: DagShape, template: Callable[[tuple[int, ...]], Pipeline],

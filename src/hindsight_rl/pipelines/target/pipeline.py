@@ -23,4 +23,5 @@ def template(candidates: dict[str, str]) -> Pipeline:
 
 
 def create_pipeline(shape: DagShape, targets: dict[str, TargetShape]) -> Pipeline:
-    return per_target(targets, lambda target: template(shape.candidates(target)))
+    return per_target(targets, lambda target: template(shape.candidates(target)),
+                      outside=lambda target: shape.candidates(target).values())
