@@ -2,10 +2,11 @@
 
     python scripts/judge_policies.py [--data data] [--episodes 100] [--seed 3000000]
 
-Plays the latest version of every pretrained and fine-tuned policy file greedily on held-out
-episodes (seeds no training or evaluation of the pipeline uses) and prints one line per
-policy; exits 1 when a policy is below its environment's reward threshold or when a target's
-latest verdict says transfer hurt. It imports nothing of the project: numpy, Gymnasium,
+Plays the latest version of every pretrained and fine-tuned policy file as the file says
+(its argmax, or its Boltzmann draws where it has ``acting``) on held-out episodes (seeds no
+training or evaluation of the pipeline uses) and prints one line per policy; exits 1 when a
+policy is below its environment's reward threshold or when a target's latest verdict says
+transfer hurt. It imports nothing of the project: numpy, Gymnasium,
 safetensors and the file's JSON document (docs/design.md, "Policy file") are all it needs
 (and ``minigrid`` to register MiniGrid's ids), so a bug in the training code cannot also
 hide in the judge. It plays every layer the format defines: linear, ``conv2d`` and ``gru``.
@@ -142,29 +143,34 @@ def gru_step(x: np.ndarray, memory: dict | None, layer: dict,
 
 
 def action(document: dict, tensors: dict[str, np.ndarray], obs: np.ndarray,
-           memory: dict | None = None) -> int | np.ndarray:
-    """The greedy action: ``argmax Q`` of a Q-network (format version 1, or kind
-    ``q_network``); ``tanh(mean) · scale + bias`` of a squashed Gaussian actor, with scale
-    and bias from the action bounds."""
+           memory: dict | None = None, rng: np.random.Generator | None = None
+           ) -> int | np.ndarray:
+    """The file's action: ``argmax Q`` of a Q-network (format version 1, or kind
+    ``q_network``), or a draw from ``softmax(Q / acting.temperature)`` (with ``rng``) where
+    the file has that entry; ``tanh(mean) · scale + bias`` of a squashed Gaussian actor, with
+    scale and bias from the action bounds."""
     x = forward(document, tensors, obs, memory)
     if document.get("kind", "q_network") == "q_network":
-        return int(x.argmax())
+        if "acting" not in document:
+            return int(x.argmax())
+        weights = np.exp((x - x.max()) / document["acting"]["temperature"])
+        return int(rng.choice(len(x), p=weights / weights.sum()))
     low, high = (np.asarray(document["action"][key], np.float64) for key in ("low", "high"))
     mean = x[:len(low)]
     return (np.tanh(mean) * (high - low) / 2 + (high + low) / 2).astype(np.float32)
 
 
 def judge(path: Path, episodes: int, first_seed: int) -> tuple[str, float, float | None]:
-    """Env id, mean greedy return over ``episodes`` held-out episodes, reward threshold (the
-    env's own, or the one the file declares for an env registered without one)."""
+    """Env id, mean return over ``episodes`` held-out episodes, reward threshold (the env's
+    own, or the one the file declares for an env registered without one)."""
     document, tensors = document_and_tensors(path)
     env = make_env(document)
-    returns = []
+    returns, rng = [], np.random.default_rng(first_seed)
     for seed in range(first_seed, first_seed + episodes):
         obs, _ = env.reset(seed=seed)
         total, done, memory = 0.0, False, {}
         while not done:
-            chosen = action(document, tensors, observed(document, obs, env), memory)
+            chosen = action(document, tensors, observed(document, obs, env), memory, rng)
             obs, reward, terminated, truncated, _ = env.step(chosen)
             total, done = total + float(reward), terminated or truncated
         returns.append(total)

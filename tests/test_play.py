@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 import sys
@@ -391,3 +392,19 @@ def test_play_and_record_a_gru_file(tmp_path, capsys):
     assert report["env"] == "CartPole-v1" and report["episodes"] == 3
     assert report["mean"] == round(float(expected.mean()), 2)
     assert report["recorded"]["return"] == expected[0] == report["recorded"]["frames"] - 1
+
+
+def test_a_file_with_a_temperature_plays_its_draws_the_same_for_the_same_seed(tmp_path, capsys):
+    """The forward-walking network at a temperature far above its Q-values' spread draws
+    every action: its episodes no longer all end pushing into the wall."""
+    path = tmp_path / "hot.safetensors"
+    env = EnvConfig(id="MiniGrid-Empty-5x5-v0", success="terminated", observation=MINIGRID_VIEW)
+    path.write_bytes(policy_to_bytes(dataclasses.replace(always_forward(env),
+                                                         acting_temperature=100.0)))
+    reports = []
+    for _ in range(2):
+        assert main([str(path), "--episodes", "3", "--cycles", "4", "--seed", "5"]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    assert reports[0] == reports[1]
+    assert reports[0]["acting"] == {"rule": "boltzmann", "temperature": 100.0}
+    assert reports[0]["endings"] != {"cycle 2": 3}

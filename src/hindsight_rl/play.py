@@ -1,4 +1,6 @@
-"""Play a policy file greedily, from the file alone: ``python -m hindsight_rl.play FILE``.
+"""Play a policy file as the file says, from the file alone: ``python -m hindsight_rl.play
+FILE``. A Q-network plays its argmax, or draws from ``softmax(Q / temperature)`` where the
+file's ``acting`` entry has a temperature (seeded with ``--seed``, so runs repeat).
 
 Builds the environment the file's metadata names (with its overrides), acts with the pure
 numpy forward pass, and prints the mean and spread of the returns. ``--record out.gif``
@@ -53,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="policy files (.safetensors), versioned dataset folders, or "
                              "catalog dataset names (mountaincar.seed_0.finetuned_policy)")
     parser.add_argument("--episodes", type=_bounded_int(1), default=100,
-                        help="greedy episodes per file (>= 1)")
+                        help="episodes per file (>= 1)")
     parser.add_argument("--seed", type=_bounded_int(0, MAX_SEED), default=2_000_000,
                         help="seed of the first episode (>= 0)")
     parser.add_argument("--record", metavar="OUT.gif|OUT.mp4", type=_recording_path,
@@ -149,7 +151,7 @@ def latest_version(path: Path) -> Path:
 
 
 def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
-    """Greedy returns of one file's policy, summarised, after checking the network fits the
+    """Returns of one file's policy, summarised, after checking the network fits the
     environment the file names."""
     policy = NumpyPolicy(path.read_bytes(), source=str(path))
     try:
@@ -159,8 +161,10 @@ def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
         raise HindsightRLError(f"{path}: {error}") from None
     check_fits_env(policy.document, env.id, info, str(path))
     seeds = range(args.seed, args.seed + args.episodes)
-    actions = policy.player()
+    actions = policy.player(args.seed)
     summary: dict[str, object] = {"file": str(path), "env": env.id, "overrides": env.overrides}
+    if policy.temperature:
+        summary["acting"] = {"rule": "boltzmann", "temperature": policy.temperature}
     if args.record is not None:
         frames, episode_return = episode_frames(env, actions, args.seed)
         write_recording(frames, args.record, args.fps)

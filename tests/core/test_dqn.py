@@ -361,3 +361,42 @@ def test_the_novelty_bonus_shapes_the_replay_rewards_not_the_recorded_returns(
     bonuses = np.asarray(stored_rewards) - np.round(stored_rewards)
     assert bonuses.max() == pytest.approx(0.25)  # the first visit to a cell
     assert (bonuses > 0).all() and bonuses.min() < 0.25 / 2  # later visits earn less
+
+
+def _stays_by_a_hair() -> QNetwork:
+    """A network that ranks staying (action 0) first by 0.001 everywhere: its argmax never
+    leaves the corridor's start, while draws among its near-tied actions do."""
+    network = _constant_network(-1.0)
+    with torch.no_grad():
+        network.head.bias[0, 0, 1] = -1.001
+    return network
+
+
+@pytest.mark.parametrize(("fractions", "expected"), [((0.01,), 0.01), ((), 0.0)])
+def test_a_curve_point_plays_the_temperature_that_scores_higher(corridor, tiny_dqn,
+                                                                fractions, expected):
+    config = tiny_dqn.model_copy(update={"learning_starts": 10_000, "total_steps": 100,
+                                         "acting_temperatures": fractions})
+    result = train_one(_stays_by_a_hair(), corridor, config, eval_seeds=range(10, 30))
+    curve = result.history.query("metric == 'eval_return'").value
+    assert result.acting_temperature == pytest.approx(expected)  # 0.01 × mean |max Q| of 1
+    assert (curve > -5.0).all() if fractions else (curve == -5.0).all()
+
+
+def test_the_kept_network_keeps_its_points_temperature(corridor, tiny_network, tiny_dqn):
+    run = dqn._StackRun(_members([0], tiny_network), dqn.RunSpec(corridor, tiny_dqn, [10]))
+    member = run.members[0]
+    for temperature, mean in [(0.5, -3.0), (0.0, -4.0)]:
+        member.played_temperature = temperature
+        member.evaluate(np.array([mean]), run.online, 100, 300)
+    assert run.results()[0].acting_temperature == 0.5
+    last = run.members[0].result(run.online, 300, tiny_dqn.model_copy(update={"keep": "last"}),
+                                 ())
+    assert last.acting_temperature == 0.0
+
+
+def test_value_scale_averages_the_best_actions_magnitude():
+    scale = dqn.ValueScale(lambda obs: np.array([[1.0, -3.0], [-2.0, -5.0]])[:len(obs)])
+    assert scale(np.zeros((2, 1))).shape == (2, 2)
+    scale(np.zeros((1, 1)))
+    assert scale.mean == pytest.approx((1.0 + 2.0 + 1.0) / 3)

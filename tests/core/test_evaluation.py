@@ -9,6 +9,7 @@ from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.evaluation import (
     GreedyEvaluator,
     area_under_curve,
+    boltzmann,
     bootstrap_ci,
     count_endings,
     cycle_actions,
@@ -16,6 +17,7 @@ from hindsight_rl.core.evaluation import (
     evaluate_greedy,
     greedy,
     interquartile_mean,
+    remembers,
     steps_to_threshold,
     trailing_cycle,
 )
@@ -203,3 +205,31 @@ def test_without_watching_cycles_no_episode_has_one():
     evaluator = GreedyEvaluator(_minigrid("MiniGrid-Empty-5x5-v0"), [0])
     evaluator.run(lambda obs: np.full(len(obs), 2))
     assert evaluator.cycles == [None]
+
+
+class _Remembering:
+    """A recurrent Q-function's shape: ``start(episodes)``, then one call per step."""
+
+    def __init__(self) -> None:
+        self.started = None
+
+    def start(self, episodes: int) -> None:
+        self.started = episodes
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return np.tile([0.0, 0.05, 1.0], (len(obs), 1))
+
+
+def test_boltzmann_draws_repeat_with_their_seed_and_keep_a_memory():
+    q_values = _Remembering()
+    hot = boltzmann(q_values, 10.0, np.random.default_rng(3))
+    assert remembers(hot)
+    hot.start(4)
+    assert q_values.started == 4
+    drawn = hot(np.zeros((4000, 1)))
+    assert set(drawn.tolist()) == {0, 1, 2}
+    assert np.array_equal(boltzmann(q_values, 10.0, np.random.default_rng(3))(
+        np.zeros((4000, 1))), drawn)
+    cold = boltzmann(q_values, 1e-3, np.random.default_rng(3))(np.zeros((50, 1)))
+    assert (cold == 2).all()
+    assert (boltzmann(q_values, 0.0, np.random.default_rng(3))(np.zeros((5, 1))) == 2).all()

@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -790,3 +791,54 @@ def test_a_broken_gru_file_is_an_error_naming_the_problem(case):
 def test_files_without_a_gru_keep_their_versions(policy, conv_policy):
     assert read_document(policy_to_bytes(policy))["format_version"] == 2
     assert read_document(policy_to_bytes(conv_policy))["format_version"] == 3
+
+
+# --- Version 6: a Q-network played by Boltzmann draws -------------------------------------------
+
+
+def _hot(policy: Policy, temperature: float) -> Policy:
+    return dataclasses.replace(policy, acting_temperature=temperature)
+
+
+def test_a_temperature_is_written_as_version_6_and_read_back(policy):
+    data = policy_to_bytes(_hot(policy, 0.25))
+    document = read_document(data)
+    assert document["format_version"] == 6
+    assert document["acting"] == {"rule": "boltzmann", "temperature": 0.25}
+    assert policy_from_bytes(data).acting_temperature == 0.25
+    assert policy_to_bytes(policy_from_bytes(data)) == data
+    assert "acting" not in read_document(policy_to_bytes(policy))
+    assert NumpyPolicy(policy_to_bytes(policy)).temperature == 0.0
+
+
+def test_a_file_with_a_temperature_draws_its_actions_from_the_softmax(policy):
+    obs = np.tile(np.array([[0.3, -0.2, 0.1, 0.5]], np.float32), (4000, 1))
+    q_values = NumpyPolicy(policy_to_bytes(policy)).q_values(obs[:1])[0]
+    temperature = float(abs(q_values[0] - q_values[1]))  # the gap: neither action is certain
+    data = policy_to_bytes(_hot(policy, temperature))
+    chosen = NumpyPolicy(data).player(seed=7)(obs)
+    softmax = np.exp(q_values / temperature) / np.exp(q_values / temperature).sum()
+    np.testing.assert_allclose(np.bincount(chosen, minlength=2) / len(obs), softmax, atol=0.03)
+    assert np.array_equal(NumpyPolicy(data).player(seed=7)(obs), chosen)
+    assert not np.array_equal(NumpyPolicy(data).player(seed=8)(obs), chosen)
+    greedy = NumpyPolicy(policy_to_bytes(policy)).player(seed=7)(obs)
+    assert (greedy == q_values.argmax()).all()
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (lambda d: d.update(format_version=5), "acting is defined from format_version 6"),
+    (lambda d: d["acting"].update(rule="epsilon"), "the format defines"),
+    (lambda d: d["acting"].update(temperature=0), "expected a finite number > 0"),
+    (lambda d: d["acting"].update(temperature="hot"), "expected a finite number > 0")])
+def test_a_broken_acting_entry_is_an_error_naming_the_problem(policy, damage, problem):
+    data = _with_document(policy_to_bytes(_hot(policy, 0.5)), damage)
+    for reader in (policy_from_bytes, NumpyPolicy):
+        with pytest.raises(PolicyFileError, match=problem):
+            reader(data)
+
+
+def test_an_actor_cannot_have_a_temperature(actor_policy):
+    data = _with_document(policy_to_bytes(actor_policy), lambda d: d.update(
+        format_version=6, acting={"rule": "boltzmann", "temperature": 0.5}))
+    with pytest.raises(PolicyFileError, match="for a q_network only"):
+        NumpyPolicy(data)

@@ -159,3 +159,18 @@ def test_a_policy_below_its_threshold_or_a_hurt_verdict_fails_the_gate(tmp_path)
     assert lines[0].startswith("FAIL 06_models/sources/mc/pretrained_policy.safetensors: "
                                "MountainCar-v0 -200.0 over 2 episodes (threshold -110.0)")
     assert lines[1].startswith("FAIL mc: Transfer hurt")
+
+
+def test_the_judge_draws_a_boltzmann_files_actions_from_its_softmax(tmp_path):
+    path = tmp_path / "hot.safetensors"
+    torch.manual_seed(0)  # Q-values 0.31, -0.06, -0.26 at obs: each action drawn at 0.3
+    policy = Policy(network=QNetwork(2, 3, NetworkConfig(hidden_sizes=(8, 8))),
+                    env=EnvConfig(id="MountainCar-v0"), gamma=0.99, acting_temperature=0.3)
+    path.write_bytes(policy_to_bytes(policy))
+    document, tensors = judge_policies.document_and_tensors(path)
+    obs, rng = np.array([-0.5, 0.01]), np.random.default_rng(0)
+    q_values = NumpyPolicy(path.read_bytes()).q_values(obs[None])[0]
+    drawn = [judge_policies.action(document, tensors, obs, rng=rng) for _ in range(3000)]
+    softmax = np.exp((q_values - q_values.max()) / 0.3)
+    np.testing.assert_allclose(np.bincount(drawn, minlength=3) / 3000, softmax / softmax.sum(),
+                               atol=0.03)

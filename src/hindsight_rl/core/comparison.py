@@ -65,9 +65,10 @@ class Judged:
 
 def judge_policies(policies: dict[str, Policy], env_config: EnvConfig,
                    config: EvalConfig) -> dict[str, Judged]:
-    """Greedy episodes of each policy, played from its file bytes with numpy alone (which
-    appends the file's own goal to the environment's observations); a policy that does not
-    fit the environment is refused before any episode."""
+    """Episodes of each policy as its file plays (the argmax, or Boltzmann draws seeded
+    with the first episode's seed where the file has a temperature), from its bytes with
+    numpy alone (which appends the file's own goal to the environment's observations); a
+    policy that does not fit the environment is refused before any episode."""
     env = without_goal(env_config)
     info = env_info(env)
     files = {name: NumpyPolicy(policy_to_bytes(policy), name)
@@ -80,7 +81,7 @@ def judge_policies(policies: dict[str, Policy], env_config: EnvConfig,
     judged = {}
     try:
         for name, file in files.items():
-            returns = evaluator.run(file.player())
+            returns = evaluator.run(file.player(config.seed))
             stuck = sum(cycle is not None for cycle in evaluator.cycles) if counts_stuck \
                 else None
             judged[name] = Judged(returns, evaluator.successes, stuck)
@@ -101,8 +102,8 @@ def record_episodes(policies: dict[str, Policy], env_config: EnvConfig,
     """Each policy's first evaluation episode as a short GIF with its caption, played from
     the file bytes as :func:`score_policies` plays them."""
     env = without_goal(env_config)
-    return {name: episode_gif(env, NumpyPolicy(policy_to_bytes(policy), name).player(),
-                              config.seed, config.gif_frames, config.gif_fps)
+    return {name: episode_gif(env, NumpyPolicy(policy_to_bytes(policy), name).player(
+        config.seed), config.seed, config.gif_frames, config.gif_fps)
             for name, policy in policies.items()}
 
 

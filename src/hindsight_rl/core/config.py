@@ -319,6 +319,14 @@ class DQNConfig(TrainingConfig):
     novelty_bits: int = Field(32, ge=1, le=62)
     """Bits of the observation's SimHash that visits are counted by: fewer bits, coarser
     cells."""
+    acting_temperatures: _list(Annotated[float, Field(gt=0, le=10)]) = (0.01, 0.03, 0.1)
+    """Boltzmann temperatures that each learning-curve point plays besides the argmax, as
+    fractions of the network's value scale (the mean ``|max_a Q|`` over its argmax
+    episodes); the point is the best of them (the argmax on a tie), and a kept network's
+    policy file plays at its point's temperature. Where the observation hides part of the
+    state (MiniGrid's view), an argmax whose actions tie within the fit's error turns on one
+    spot, and a small temperature breaks the tie
+    (:func:`hindsight_rl.core.evaluation.boltzmann_choice`). ``[]``: the argmax only."""
 
 
 class SACConfig(TrainingConfig):

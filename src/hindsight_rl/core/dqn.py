@@ -30,7 +30,7 @@ from hindsight_rl.core.checkpoints import (
 from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig, TrainingConfig
 from hindsight_rl.core.envs import env_info, make_env
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.evaluation import GreedyEvaluator, greedy
+from hindsight_rl.core.evaluation import GreedyEvaluator, boltzmann, greedy, remembers
 from hindsight_rl.core.guidance import Guidance
 from hindsight_rl.core.hindsight import (
     Bootstrap,
@@ -92,6 +92,9 @@ class TrainResult:
     temperature: float | None = None
     """SAC's entropy temperature α at the end (None for DQN): what fine-tuning from this
     policy starts with."""
+    acting_temperature: float = 0.0
+    """DQN: the Boltzmann temperature the kept network played its learning-curve point at
+    (0: the argmax), which its policy file plays at."""
 
 
 def epsilon_at(step: int, config: DQNConfig) -> float:
@@ -240,6 +243,10 @@ class MemberRun:
         self.history = History()
         self.best_return = -np.inf
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.played_temperature = 0.0
+        """The acting temperature of the last learning-curve point (0: the argmax)."""
+        self.best_temperature = 0.0
+        """The acting temperature of the best point, kept with its weights."""
         self.last_finite_loss = float("nan")
         self.recent_return: float | None = None
         self.episode_slots: list[int] = []
@@ -309,8 +316,11 @@ class MemberRun:
         if returns.mean() >= self.best_return:
             self.best_return = float(returns.mean())
             self.best_state = played.member_state(self.index)
-        logger.info("%s: step %d/%d, greedy return %.1f ± %.1f", self.label, step, total,
-                    returns.mean(), returns.std())
+            self.best_temperature = self.played_temperature
+        acting = (f" (Boltzmann, temperature {self.played_temperature:.3g})"
+                  if self.played_temperature else "")
+        logger.info("%s: step %d/%d, return %.1f ± %.1f%s", self.label, step, total,
+                    returns.mean(), returns.std(), acting)
         return float(returns.mean())
 
     def curve(self) -> list[float]:
@@ -325,6 +335,8 @@ class MemberRun:
                    **({} if self.novelty is None else prefixed("novelty",
                                                                self.novelty.tensors()))}
         document = {"best_return": _finite_or_none(self.best_return),
+                    "played_temperature": self.played_temperature,
+                    "best_temperature": self.best_temperature,
                     "last_finite_loss": _finite_or_none(self.last_finite_loss),
                     "replay_position": self.buffer.position, "rng": self.rng.bit_generator.state,
                     "episode_start": self.episode_start, "episode_slots": self.episode_slots,
@@ -340,6 +352,8 @@ class MemberRun:
         self.history.restore(unprefixed("history", tensors))
         self.best_state = unprefixed("best", tensors) or None
         self.best_return = _or(document["best_return"], -np.inf)
+        self.played_temperature = document.get("played_temperature", 0.0)
+        self.best_temperature = document.get("best_temperature", 0.0)
         self.last_finite_loss = _or(document["last_finite_loss"], float("nan"))
         self.rng.bit_generator.state = document["rng"]
         self.episode_start, self.episode_slots = document["episode_start"], \
@@ -370,10 +384,13 @@ class MemberRun:
         history; closes its env."""
         self.close()
         network = played.member(self.index)
+        acting_temperature = self.played_temperature
         if config.keep == "best" and self.best_state is not None:
             network.load_state_dict(self.best_state)
+            acting_temperature = self.best_temperature
         return TrainResult(network=network, history=self.history.frame(),
-                           env_steps=env_steps, frozen=frozen, temperature=temperature)
+                           env_steps=env_steps, frozen=frozen, temperature=temperature,
+                           acting_temperature=acting_temperature)
 
 
 def members_checkpoint(members: Sequence[MemberRun]) -> tuple[dict[str, torch.Tensor],
@@ -440,6 +457,26 @@ class _MemberRun(MemberRun):
         self.step_env(action, step, spec)
 
 
+class ValueScale:
+    """A Q-function that also averages ``|max_a Q|`` over the observations it is asked
+    about: the scale in which ``dqn.acting_temperatures`` are fractions, so that one
+    setting means the same on a task whose values are near 1 (MiniGrid) and on one whose
+    values are near −100 (MountainCar)."""
+
+    def __init__(self, q_values: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.q_values, self.total, self.count = q_values, 0.0, 0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        q_values = self.q_values(obs)
+        self.total += float(np.abs(q_values.max(axis=1)).sum())
+        self.count += len(q_values)
+        return q_values
+
+    @property
+    def mean(self) -> float:
+        return self.total / max(self.count, 1)
+
+
 def novelty_bonus(config: DQNConfig, member: Member) -> NoveltyBonus | None:
     """The member's count-based bonus, hashing observations as its network normalises
     them; None when ``novelty_coef`` is 0."""
@@ -497,8 +534,25 @@ class _StackRun:
         return self.online
 
     def play(self, evaluator: GreedyEvaluator, member: _MemberRun) -> np.ndarray:
-        """Greedy returns of ``member`` on the learning-curve episodes."""
-        return evaluator.run(greedy(member.q_values))
+        """``member``'s returns on the learning-curve episodes: its argmax's, or those of
+        the ``dqn.acting_temperatures`` (fractions of the argmax episodes' mean |max Q|)
+        whose Boltzmann draws score higher. Which one played is the member's
+        ``played_temperature``, kept with its weights when the point is its best. A gru
+        member plays its argmax: its memory of the episode already tells apart the spots
+        that a memoryless argmax turns on forever."""
+        member.played_temperature = 0.0
+        fractions = self.spec.config.acting_temperatures
+        if not fractions or remembers(member.q_values):
+            return evaluator.run(greedy(member.q_values))
+        values = ValueScale(member.q_values)
+        best = evaluator.run(greedy(values))
+        rng = np.random.default_rng([member.seed, self.step])
+        for fraction in fractions:
+            temperature = fraction * values.mean
+            returns = evaluator.run(boltzmann(member.q_values, temperature, rng))
+            if returns.mean() > best.mean():
+                best, member.played_temperature = returns, temperature
+        return best
 
     def observe(self, means: list[float]) -> None:
         """The teacher learns of each member's new learning-curve point."""

@@ -10,19 +10,62 @@ import numpy as np
 
 from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.envs import make_env
-from hindsight_rl.core.rollouts import QFunction
+from hindsight_rl.core.rollouts import QFunction, boltzmann_probabilities
 
 Actions = Callable[[np.ndarray], np.ndarray]
 """A deterministic policy: maps a batch of observations (B, obs_dim) to its actions, (B,)
 integers for a discrete task or (B, action_dim) floats for a continuous one."""
 
 
+Choice = Callable[[np.ndarray], np.ndarray]
+"""How a Q-network picks its actions (B,) from a batch of Q-values (B, n_actions)."""
+
+
+def argmax(q_values: np.ndarray) -> np.ndarray:
+    """Each row's best action."""
+    return q_values.argmax(axis=1)
+
+
 def greedy(q_values: QFunction) -> Actions:
-    """The argmax policy of a Q-function: how every Q-network is played and judged. A
-    recurrent Q-function's (one with ``start``) keeps its episodes' memory."""
+    """The argmax policy of a Q-function: how every Q-network is played and judged unless
+    its policy file says otherwise (:func:`boltzmann`). A recurrent Q-function's (one with
+    ``start``) keeps its episodes' memory."""
+    return acting_on(q_values, argmax)
+
+
+def boltzmann(q_values: QFunction, temperature: float, rng: np.random.Generator) -> Actions:
+    """The policy that draws actions from ``softmax(Q / temperature)``
+    (:func:`boltzmann_choice`)."""
+    return acting_on(q_values, boltzmann_choice(temperature, rng))
+
+
+def boltzmann_choice(temperature: float, rng: np.random.Generator) -> Choice:
+    """Actions drawn from ``softmax(Q / temperature)``; the argmax at temperature 0.
+
+    Why a Q-network may be played this way: where its observation does not show the whole
+    state (MiniGrid's view of the cells ahead), the best policy that sees only the
+    observation can need randomness (Singh, Jaakkola & Jordan 1994). An argmax policy whose
+    actions tie within the fit's error turns on one spot until its time limit; a small
+    temperature draws among the near-tied actions there and stays the argmax where one
+    action leads clearly. Draws come from ``rng`` alone, so a seeded generator replays the
+    same episodes."""
+    if temperature == 0:
+        return argmax
+
+    def sample(q_values: np.ndarray) -> np.ndarray:
+        cumulative = np.cumsum(boltzmann_probabilities(q_values, temperature), axis=1)
+        chosen = (cumulative <= rng.random((len(q_values), 1))).sum(axis=1)
+        return np.minimum(chosen, q_values.shape[1] - 1)
+
+    return sample
+
+
+def acting_on(q_values: QFunction, choose: Choice) -> Actions:
+    """The policy that picks actions by ``choose`` from a Q-function's values, passing a
+    recurrent one's :meth:`start` on."""
     if remembers(q_values):
-        return RecurrentGreedy(q_values)
-    return lambda obs: q_values(obs).argmax(axis=1)
+        return RecurrentActing(q_values, choose)
+    return lambda obs: choose(q_values(obs))
 
 
 def remembers(policy: Callable[..., Any]) -> bool:
@@ -32,17 +75,17 @@ def remembers(policy: Callable[..., Any]) -> bool:
     return callable(getattr(policy, "start", None))
 
 
-class RecurrentGreedy:
-    """The argmax policy of a recurrent Q-function, passing on its :meth:`start`."""
+class RecurrentActing:
+    """A policy over a recurrent Q-function, passing on its :meth:`start`."""
 
-    def __init__(self, q_values: Any) -> None:
-        self.q_values = q_values
+    def __init__(self, q_values: Any, choose: Choice) -> None:
+        self.q_values, self.choose = q_values, choose
 
     def start(self, episodes: int) -> None:
         self.q_values.start(episodes)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return self.q_values(obs).argmax(axis=1)
+        return self.choose(self.q_values(obs))
 
 
 def _hashable(action: np.ndarray) -> Hashable:

@@ -8,6 +8,8 @@ files, from before actors, have no ``kind`` and are Q-networks. Version 3 adds c
 encoders (``conv2d`` layers over ``observation.image``), version 4 a Q-network's recurrent
 encoder (one ``gru`` layer, whose hidden state is the features); a file with neither is
 written as version 2, so that readers of version 2 keep reading every file they could.
+Version 6 adds a Q-network's ``acting`` entry: played by sampling ``softmax(Q / temperature)``
+rather than by argmax (:func:`hindsight_rl.core.evaluation.boltzmann`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from hindsight_rl.core.config import (
     from_mapping,
 )
 from hindsight_rl.core.errors import HindsightRLError
+from hindsight_rl.core.evaluation import Choice, acting_on, argmax, boltzmann_choice
 from hindsight_rl.core.networks import (
     GRUEncoder,
     QNetwork,
@@ -52,14 +55,18 @@ from hindsight_rl.core.recurrent import GRUWeights, StackedGRU, numpy_gru_step
 FORMAT = "hindsight-rl/q-network"
 """The format's name, kept from version 1 (when it held Q-networks only) so that every reader
 recognises every file; ``kind`` says what a version-2 file holds."""
-FORMAT_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 """Version 1 is version 2 without ``kind`` (always a Q-network): old files keep playing.
 Version 3 is version 2 with ``conv2d`` encoder layers, version 4 with a ``gru`` encoder,
 version 5 with entries after an image's pixels (the agent's position, a desired goal) that
 join the flattened convolutions; each file is written as the oldest version that defines
-its network."""
+its network. Version 6 is any of them with an ``acting`` entry (a Boltzmann temperature),
+written only when the policy has one."""
 CONV_WITH_VECTOR_VERSION = 5
+ACTING_VERSION = 6
+BOLTZMANN = "boltzmann"
+"""The one ``acting.rule`` the format defines: actions drawn from ``softmax(Q / temperature)``."""
 CONV2D, GRU = "conv2d", "gru"
 """A convolutional and a recurrent layer's ``kind`` (a layer without ``kind`` is linear)."""
 GRU_TENSORS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -98,6 +105,10 @@ class Policy:
     gamma: float
     frozen: tuple[str, ...] = ()
     provenance: dict[str, Any] = field(default_factory=dict)
+    acting_temperature: float = 0.0
+    """A Q-network's Boltzmann temperature: 0 plays the argmax, a positive one samples
+    ``softmax(Q / temperature)`` (chosen in training where it plays better,
+    ``dqn.acting_temperatures``)."""
     loaded_version: str | None = field(default=None, compare=False, repr=False)
     """The catalog version this policy was loaded from, for reports to cite; not stored in
     the file (a file does not know the folder it is saved in)."""
@@ -183,7 +194,8 @@ def _document(policy: Policy) -> dict[str, Any]:
         observation["image"] = list(network.image_shape)
     document = {
         "format": FORMAT,
-        "format_version": _format_version(network),
+        "format_version": max(_format_version(network),
+                              ACTING_VERSION if policy.acting_temperature else 0),
         "kind": SQUASHED_GAUSSIAN if actor else Q_NETWORK,
         "env": env,
         "observation": observation,
@@ -198,6 +210,8 @@ def _document(policy: Policy) -> dict[str, Any]:
     if actor:
         document.update(action=_action_entry(network), log_std_bounds=list(LOG_STD_BOUNDS),
                         squash=SQUASH)
+    if policy.acting_temperature:
+        document["acting"] = {"rule": BOLTZMANN, "temperature": policy.acting_temperature}
     return document
 
 
@@ -233,6 +247,11 @@ def _action_entry(actor: GaussianActor) -> dict[str, Any]:
     bias = actor.action_bias[0, 0].double()
     return {"shape": [actor.action_dim], "low": (bias - scale).tolist(),
             "high": (bias + scale).tolist()}
+
+
+def acting_temperature(document: dict[str, Any]) -> float:
+    """A checked document's Boltzmann temperature: 0 (the argmax) without ``acting``."""
+    return float(document["acting"]["temperature"]) if "acting" in document else 0.0
 
 
 def policy_kind(document: dict[str, Any]) -> str:
@@ -437,6 +456,24 @@ def _check_layout(document: dict[str, Any], source: str) -> None:
         raise PolicyFileError(f"{source}: gamma is {gamma!r}, expected a number in (0, 1]")
     if not isinstance(document["provenance"], dict):
         raise PolicyFileError(f"{source}: provenance is not a JSON object")
+    if "acting" in document:
+        _check_acting(document, source)
+
+
+def _check_acting(document: dict[str, Any], source: str) -> None:
+    """An ``acting`` entry is version 6's, a Q-network's, the one rule the format defines,
+    with a positive finite temperature (the argmax is written as no entry)."""
+    acting = document["acting"]
+    if document["format_version"] < ACTING_VERSION or policy_kind(document) != Q_NETWORK:
+        raise PolicyFileError(f"{source}: acting is defined from format_version "
+                              f"{ACTING_VERSION}, for a {Q_NETWORK} only")
+    if not isinstance(acting, dict) or acting.get("rule") != BOLTZMANN:
+        raise PolicyFileError(f"{source}: acting is {acting!r}; the format defines "
+                              f"{{'rule': {BOLTZMANN!r}, 'temperature': t > 0}}")
+    temperature = acting.get("temperature")
+    if type(temperature) not in (int, float) or not 0 < temperature < math.inf:
+        raise PolicyFileError(f"{source}: acting.temperature is {temperature!r}, expected a "
+                              "finite number > 0")
 
 
 def _check_convolutions(document: dict[str, Any], encoder: int, source: str) -> None:
@@ -583,7 +620,8 @@ def _policy_from(document: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
         env = env.model_copy(update={"goal": from_mapping(GoalConfig, definition, "goal")})
     return Policy(network=network, env=env,
                   gamma=float(document["gamma"]), frozen=tuple(document["frozen"]),
-                  provenance=document["provenance"])
+                  provenance=document["provenance"],
+                  acting_temperature=acting_temperature(document))
 
 
 def _load_layer(layer: FileLayer, prefix: str, tensors: dict[str, torch.Tensor]) -> None:
@@ -806,9 +844,10 @@ def _bounds(values: np.ndarray) -> str:
 
 
 class NumpyPolicy:
-    """Greedy play from a policy file with numpy alone, exactly as DESIGN.md spells it out:
+    """Play from a policy file with numpy alone, exactly as DESIGN.md spells it out:
     observations as the environment gives them, the file's desired goal appended; a
-    Q-network's argmax, or an actor's ``tanh(mean) · scale + bias``.
+    Q-network's argmax (or its draw from ``softmax(Q / temperature)`` where the file's
+    ``acting`` says so), or an actor's ``tanh(mean) · scale + bias``.
 
     A ``gru`` file's network remembers its episode, so its actions are not a function of one
     observation: :meth:`player` is how every caller plays any file (a gru file's through a
@@ -820,6 +859,7 @@ class NumpyPolicy:
         self.source = source
         tensors = _checked_tensors(load_numpy_bytes, data, self.document, source)
         self.kind = policy_kind(self.document)
+        self.temperature = acting_temperature(self.document)
         goal = self.document["goal"]
         self.desired = np.asarray([] if goal is None else goal["desired"], np.float64)
         self.shift, self.scale = input_normalisation(self.document)
@@ -842,12 +882,17 @@ class NumpyPolicy:
         """Whether the network remembers its episode (a gru encoder)."""
         return self.gru is not None
 
-    def player(self) -> Callable[[np.ndarray], np.ndarray]:
-        """The file's greedy policy, as evaluation, ``play`` and the reports play it: its
-        :meth:`actions` for a network without memory; for a gru one a new
+    def player(self, seed: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+        """The file's policy, as evaluation, ``play`` and the reports play it: an actor's
+        :meth:`actions`; a Q-network's argmax, or its Boltzmann draws (from a generator
+        seeded with ``seed``) where the file has a temperature. A gru network's is a new
         :class:`RecurrentPlayer`, which :func:`~hindsight_rl.core.evaluation.remembers`
         (``start(episodes)``, then each call is the next step of all of them)."""
-        return RecurrentPlayer(self) if self.recurrent else self.actions
+        if self.kind != Q_NETWORK:
+            return self.actions
+        choose = boltzmann_choice(self.temperature, np.random.default_rng(seed))
+        return RecurrentPlayer(self, choose) if self.recurrent else acting_on(
+            self.q_values, choose)
 
     def _inputs(self, obs: np.ndarray) -> np.ndarray:
         """The network's inputs (B, width): observations with the desired goal appended."""
@@ -895,12 +940,12 @@ class NumpyPolicy:
 
 
 class RecurrentPlayer:
-    """A gru file's greedy play of ``B`` episodes side by side, with numpy alone:
-    :meth:`start` them (each from the zero state), then each call takes every episode's
-    next observation, rows in the same order, and gives their actions."""
+    """A gru file's play of ``B`` episodes side by side, with numpy alone: :meth:`start`
+    them (each from the zero state), then each call takes every episode's next
+    observation, rows in the same order, and gives their actions (by ``choose``)."""
 
-    def __init__(self, policy: NumpyPolicy) -> None:
-        self.policy = policy
+    def __init__(self, policy: NumpyPolicy, choose: Choice = argmax) -> None:
+        self.policy, self.choose = policy, choose
         self.hidden: np.ndarray | None = None
 
     def start(self, episodes: int) -> None:
@@ -919,5 +964,5 @@ class RecurrentPlayer:
         return q_values
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
-        """The episodes' greedy actions (B,): each row's argmax."""
-        return self.q_values(obs).argmax(axis=1)
+        """The episodes' actions (B,), chosen from each row's Q-values."""
+        return self.choose(self.q_values(obs))

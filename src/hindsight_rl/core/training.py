@@ -218,7 +218,8 @@ def _policy(result: TrainResult, env_config: EnvConfig, dqn_config: DQNConfig | 
                   frozen=tuple(frozen),
                   provenance={"seed": seed, "env_steps": result.env_steps,
                               "parent_sha256": parent, "package_version": __version__,
-                              **temperature})
+                              **temperature},
+                  acting_temperature=result.acting_temperature)
 
 
 def source_action_table(source_actions: Sequence[Sequence[float]],
