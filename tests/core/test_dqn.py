@@ -400,3 +400,16 @@ def test_value_scale_averages_the_best_actions_magnitude():
     assert scale(np.zeros((2, 1))).shape == (2, 2)
     scale(np.zeros((1, 1)))
     assert scale.mean == pytest.approx((1.0 + 2.0 + 1.0) / 3)
+
+
+def test_an_argmax_at_the_threshold_tries_no_temperature(corridor, tiny_dqn, monkeypatch):
+    network = _constant_network(-1.0)
+    with torch.no_grad():
+        network.head.bias[0, 0, 0] = -1.001  # the argmax walks: -2, the corridor's threshold
+    played = []
+    monkeypatch.setattr(dqn, "boltzmann",
+                        lambda *args: played.append(args) or dqn.greedy(args[0]))
+    config = tiny_dqn.model_copy(update={"learning_starts": 10_000, "total_steps": 100})
+    result = train_one(network, corridor, config, eval_seeds=range(10, 13))
+    assert (result.history.query("metric == 'eval_return'").value == -2.0).all()
+    assert not played and result.acting_temperature == 0.0

@@ -322,10 +322,11 @@ class DQNConfig(TrainingConfig):
     acting_temperatures: _list(Annotated[float, Field(gt=0, le=10)]) = (0.01, 0.03, 0.1)
     """Boltzmann temperatures that each learning-curve point plays besides the argmax, as
     fractions of the network's value scale (the mean ``|max_a Q|`` over its argmax
-    episodes); the point is the best of them (the argmax on a tie), and a kept network's
-    policy file plays at its point's temperature. Where the observation hides part of the
-    state (MiniGrid's view), an argmax whose actions tie within the fit's error turns on one
-    spot, and a small temperature breaks the tie
+    episodes); the point is the best of them (the argmax on a tie; an argmax at the env's
+    reward threshold is kept without trying them), and a kept network's policy file plays at
+    its point's temperature. Each costs one more set of curve episodes. Where the
+    observation hides part of the state (MiniGrid's view), an argmax whose actions tie
+    within the fit's error turns on one spot, and a small temperature breaks the tie
     (:func:`hindsight_rl.core.evaluation.boltzmann_choice`). ``[]``: the argmax only."""
 
 

@@ -537,7 +537,9 @@ class _StackRun:
         """``member``'s returns on the learning-curve episodes: its argmax's, or those of
         the ``dqn.acting_temperatures`` (fractions of the argmax episodes' mean |max Q|)
         whose Boltzmann draws score higher. Which one played is the member's
-        ``played_temperature``, kept with its weights when the point is its best. A gru
+        ``played_temperature``, kept with its weights when the point is its best. An argmax
+        at the env's reward threshold is kept without trying any: solved, it has nothing
+        to gain from randomness, and the curve's cost stays one set of episodes. A gru
         member plays its argmax: its memory of the episode already tells apart the spots
         that a memoryless argmax turns on forever."""
         member.played_temperature = 0.0
@@ -546,6 +548,8 @@ class _StackRun:
             return evaluator.run(greedy(member.q_values))
         values = ValueScale(member.q_values)
         best = evaluator.run(greedy(values))
+        if self.threshold is not None and best.mean() >= self.threshold:
+            return best
         rng = np.random.default_rng([member.seed, self.step])
         for fraction in fractions:
             temperature = fraction * values.mean
