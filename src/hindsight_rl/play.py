@@ -22,12 +22,7 @@ from pathlib import Path
 from hindsight_rl.core.envs import env_info
 from hindsight_rl.core.errors import HindsightRLError
 from hindsight_rl.core.evaluation import GreedyEvaluator, count_endings, evaluate_greedy
-from hindsight_rl.core.policy_file import (
-    BOLTZMANN,
-    NumpyPolicy,
-    check_fits_env,
-    env_config_of,
-)
+from hindsight_rl.core.policy_file import NumpyPolicy, check_fits_env, env_config_of
 from hindsight_rl.core.watch import (
     RECORDINGS,
     episode_frames,
@@ -168,8 +163,8 @@ def _play(path: Path, args: argparse.Namespace) -> dict[str, object]:
     seeds = range(args.seed, args.seed + args.episodes)
     actions = policy.player(args.seed)
     summary: dict[str, object] = {"file": str(path), "env": env.id, "overrides": env.overrides}
-    if policy.temperature:
-        summary["acting"] = {"rule": BOLTZMANN, "temperature": policy.temperature}
+    if "acting" in policy.document:
+        summary["acting"] = policy.document["acting"]
     if args.record is not None:
         frames, episode_return = episode_frames(env, actions, args.seed)
         write_recording(frames, args.record, args.fps)
