@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from hindsight_rl.core import dqn
+from hindsight_rl.core import dqn, evaluation
 from hindsight_rl.core.config import DQNConfig, FinetuneConfig, GoalConfig, NetworkConfig
 from hindsight_rl.core.dqn import (
     Member,
@@ -395,20 +395,13 @@ def test_the_kept_network_keeps_its_points_temperature(corridor, tiny_network, t
     assert last.acting_temperature == 0.0
 
 
-def test_value_scale_averages_the_best_actions_magnitude():
-    scale = dqn.ValueScale(lambda obs: np.array([[1.0, -3.0], [-2.0, -5.0]])[:len(obs)])
-    assert scale(np.zeros((2, 1))).shape == (2, 2)
-    scale(np.zeros((1, 1)))
-    assert scale.mean == pytest.approx((1.0 + 2.0 + 1.0) / 3)
-
-
 def test_an_argmax_at_the_threshold_tries_no_temperature(corridor, tiny_dqn, monkeypatch):
     network = _constant_network(-1.0)
     with torch.no_grad():
         network.head.bias[0, 0, 0] = -1.001  # the argmax walks: -2, the corridor's threshold
     played = []
-    monkeypatch.setattr(dqn, "boltzmann",
-                        lambda *args: played.append(args) or dqn.greedy(args[0]))
+    monkeypatch.setattr(evaluation, "boltzmann",
+                        lambda *args: played.append(args) or evaluation.greedy(args[0]))
     config = tiny_dqn.model_copy(update={"learning_starts": 10_000, "total_steps": 100})
     result = train_one(network, corridor, config, eval_seeds=range(10, 13))
     assert (result.history.query("metric == 'eval_return'").value == -2.0).all()

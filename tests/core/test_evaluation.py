@@ -8,7 +8,9 @@ from scipy.stats import trim_mean
 from hindsight_rl.core.config import EnvConfig
 from hindsight_rl.core.evaluation import (
     GreedyEvaluator,
+    ValueScale,
     area_under_curve,
+    best_acting,
     boltzmann,
     bootstrap_ci,
     count_endings,
@@ -233,3 +235,41 @@ def test_boltzmann_draws_repeat_with_their_seed_and_keep_a_memory():
     cold = boltzmann(q_values, 1e-3, np.random.default_rng(3))(np.zeros((50, 1)))
     assert (cold == 2).all()
     assert (boltzmann(q_values, 0.0, np.random.default_rng(3))(np.zeros((5, 1))) == 2).all()
+
+
+def test_value_scale_averages_the_best_actions_magnitude():
+    scale = ValueScale(lambda obs: np.array([[1.0, -3.0], [-2.0, -5.0]])[:len(obs)])
+    assert scale(np.zeros((2, 1))).shape == (2, 2)
+    scale(np.zeros((1, 1)))
+    assert scale.mean == pytest.approx((1.0 + 2.0 + 1.0) / 3)
+
+
+def _ranks(first: int, by: float):
+    """Q-values that rank action ``first`` of the corridor's two first by ``by`` everywhere."""
+    row = np.full(2, -1.0 - by)
+    row[first] = -1.0
+    return lambda obs: np.tile(row, (len(obs), 1))
+
+
+def test_best_acting_plays_the_temperature_that_scores_higher_than_the_argmax(corridor):
+    evaluator = GreedyEvaluator(corridor, range(10, 30))
+    stays = _ranks(0, by=0.05)  # its argmax never leaves the start; warm draws do
+    returns, temperature = best_acting(evaluator, stays, (0.001, 0.1), None,
+                                       np.random.default_rng(0))
+    assert temperature == pytest.approx(0.1)  # 0.1 × a mean |max Q| of 1; 0.001 is the argmax
+    assert returns.mean() > -5.0
+    returns, temperature = best_acting(evaluator, stays, (), None, np.random.default_rng(0))
+    assert temperature == 0.0 and (returns == -5.0).all()
+
+
+@pytest.mark.parametrize(("threshold", "runs"), [(-2.0, 1), (None, 2)])
+def test_an_argmax_at_the_threshold_is_kept_without_trying_a_temperature(
+        corridor, threshold, runs):
+    evaluator = GreedyEvaluator(corridor, range(10, 30))
+    played = []
+    run = evaluator.run
+    evaluator.run = lambda actions: played.append(actions) or run(actions)
+    returns, temperature = best_acting(evaluator, _ranks(1, by=1.0), (0.01,), threshold,
+                                       np.random.default_rng(0))
+    assert temperature == 0.0 and (returns == -2.0).all()  # the argmax walks to the goal
+    assert len(played) == runs

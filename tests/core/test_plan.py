@@ -59,6 +59,20 @@ def test_the_probe_plays_every_candidate_and_chance_and_picks_the_better_source(
     assert np.isfinite(chance)
 
 
+def test_the_probe_plays_a_candidate_by_the_temperature_that_scores_higher(corridor):
+    stays = _corridor_policy(False)
+    with torch.no_grad():
+        stays.network.head.bias[0, 0] = torch.tensor([-1.0, -1.05])  # stays by a hair
+    seeds = range(10, 30)
+    argmax, chance = probe_sources({"stays": stays}, corridor, seeds)
+    warm, _ = probe_sources({"stays": stays}, corridor, seeds, acting_temperatures=(0.5,))
+    assert argmax["stays"] == Probe(ALL, -5.0, 0.0)
+    assert warm["stays"].jumpstart > -5.0 and warm["stays"].temperature > 0
+    plan = choose_transfer(warm, chance, TargetConfig(env=corridor))
+    assert "Boltzmann, temperature" in plan.reason
+    assert TransferPlan.from_record(plan.record()) == plan
+
+
 @pytest.mark.parametrize("random_return", [-2.0, -1.0])
 def test_a_source_no_better_than_chance_does_not_teach(random_return):
     plan = choose_transfer({"a": Probe(ALL, -2.0)}, random_return, TARGET)

@@ -443,7 +443,9 @@ class EvalConfig(Section):
     the probe's episodes take the block just below it, the learning curves' the block
     after the final evaluation's."""
     probe_episodes: int = Field(20, ge=1, le=10_000)
-    """Greedy episodes per candidate source in the transfer probe (and of chance)."""
+    """Episodes per candidate source in the transfer probe (and of chance); a candidate
+    plays them once more per ``dqn.acting_temperatures`` entry unless its argmax solves
+    them."""
     bootstrap_samples: int = Field(2000, ge=1, le=1_000_000)
     """Bootstrap resamples for the confidence intervals."""
     confidence: float = Field(0.95, gt=0, lt=1)

@@ -30,7 +30,7 @@ from hindsight_rl.core.checkpoints import (
 from hindsight_rl.core.config import DQNConfig, EnvConfig, FinetuneConfig, TrainingConfig
 from hindsight_rl.core.envs import env_info, make_env
 from hindsight_rl.core.errors import HindsightRLError
-from hindsight_rl.core.evaluation import GreedyEvaluator, boltzmann, greedy, remembers
+from hindsight_rl.core.evaluation import GreedyEvaluator, best_acting
 from hindsight_rl.core.guidance import Guidance
 from hindsight_rl.core.hindsight import (
     Bootstrap,
@@ -457,26 +457,6 @@ class _MemberRun(MemberRun):
         self.step_env(action, step, spec)
 
 
-class ValueScale:
-    """A Q-function that also averages ``|max_a Q|`` over the observations it is asked
-    about: the scale in which ``dqn.acting_temperatures`` are fractions, so that one
-    setting means the same on a task whose values are near 1 (MiniGrid) and on one whose
-    values are near −100 (MountainCar)."""
-
-    def __init__(self, q_values: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.q_values, self.total, self.count = q_values, 0.0, 0
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        q_values = self.q_values(obs)
-        self.total += float(np.abs(q_values.max(axis=1)).sum())
-        self.count += len(q_values)
-        return q_values
-
-    @property
-    def mean(self) -> float:
-        return self.total / max(self.count, 1)
-
-
 def novelty_bonus(config: DQNConfig, member: Member) -> NoveltyBonus | None:
     """The member's count-based bonus, hashing observations as its network normalises
     them; None when ``novelty_coef`` is 0."""
@@ -534,29 +514,14 @@ class _StackRun:
         return self.online
 
     def play(self, evaluator: GreedyEvaluator, member: _MemberRun) -> np.ndarray:
-        """``member``'s returns on the learning-curve episodes: its argmax's, or those of
-        the ``dqn.acting_temperatures`` (fractions of the argmax episodes' mean |max Q|)
-        whose Boltzmann draws score higher. Which one played is the member's
-        ``played_temperature``, kept with its weights when the point is its best. An argmax
-        at the env's reward threshold is kept without trying any: solved, it has nothing
-        to gain from randomness, and the curve's cost stays one set of episodes. A gru
-        member plays its argmax: its memory of the episode already tells apart the spots
-        that a memoryless argmax turns on forever."""
-        member.played_temperature = 0.0
-        fractions = self.spec.config.acting_temperatures
-        if not fractions or remembers(member.q_values):
-            return evaluator.run(greedy(member.q_values))
-        values = ValueScale(member.q_values)
-        best = evaluator.run(greedy(values))
-        if self.threshold is not None and best.mean() >= self.threshold:
-            return best
-        rng = np.random.default_rng([member.seed, self.step])
-        for fraction in fractions:
-            temperature = fraction * values.mean
-            returns = evaluator.run(boltzmann(member.q_values, temperature, rng))
-            if returns.mean() > best.mean():
-                best, member.played_temperature = returns, temperature
-        return best
+        """``member``'s returns on the learning-curve episodes as its best acting plays them
+        (:func:`~hindsight_rl.core.evaluation.best_acting` over ``dqn.acting_temperatures``).
+        Which one played is the member's ``played_temperature``, kept with its weights when
+        the point is its best."""
+        returns, member.played_temperature = best_acting(
+            evaluator, member.q_values, self.spec.config.acting_temperatures, self.threshold,
+            np.random.default_rng([member.seed, self.step]))
+        return returns
 
     def observe(self, means: list[float]) -> None:
         """The teacher learns of each member's new learning-curve point."""

@@ -219,6 +219,49 @@ def evaluate_greedy(env_config: EnvConfig, actions: Actions,
         evaluator.close()
 
 
+class ValueScale:
+    """A Q-function that also averages ``|max_a Q|`` over the observations it is asked
+    about: the scale in which ``dqn.acting_temperatures`` are fractions, so that one
+    setting means the same on a task whose values are near 1 (MiniGrid) and on one whose
+    values are near −100 (MountainCar)."""
+
+    def __init__(self, q_values: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.q_values, self.total, self.count = q_values, 0.0, 0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        q_values = self.q_values(obs)
+        self.total += float(np.abs(q_values.max(axis=1)).sum())
+        self.count += len(q_values)
+        return q_values
+
+    @property
+    def mean(self) -> float:
+        return self.total / max(self.count, 1)
+
+
+def best_acting(evaluator: GreedyEvaluator, q_values: QFunction, fractions: Sequence[float],
+                threshold: float | None, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """The returns of ``q_values``' argmax on ``evaluator``'s episodes, or of the Boltzmann
+    temperature (one of ``fractions`` × the argmax episodes' mean |max Q|,
+    :class:`ValueScale`) that scores best, and that temperature (0.0: the argmax; it wins
+    a tie). An argmax at ``threshold`` is kept without trying any: solved, it has nothing
+    to gain from randomness, and the cost stays one set of episodes. A recurrent
+    Q-function plays its argmax: its memory of the episode already tells apart the spots
+    that a memoryless argmax turns on forever."""
+    if not fractions or remembers(q_values):
+        return evaluator.run(greedy(q_values)), 0.0
+    values = ValueScale(q_values)
+    best, played = evaluator.run(greedy(values)), 0.0
+    if threshold is not None and best.mean() >= threshold:
+        return best, played
+    for fraction in fractions:
+        temperature = fraction * values.mean
+        returns = evaluator.run(boltzmann(q_values, temperature, rng))
+        if returns.mean() > best.mean():
+            best, played = returns, temperature
+    return best, played
+
+
 def interquartile_mean(values: np.ndarray, axis: int = -1) -> Any:
     """Mean of the middle 50% (Agarwal et al. 2021) along ``axis``: robust to one collapsed
     seed. A float for a 1-d input, an array of one IQM per other index otherwise."""

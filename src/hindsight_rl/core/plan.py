@@ -1,13 +1,16 @@
 """Before the budget is spent: which pretrained source to transfer from, and how.
 
-The probe plays each candidate source's transferred network greedily on the target (every part
-whose shape fits carried over), and a uniform-random policy, on episodes of their own seeds.
+The probe plays each candidate source's transferred network on the target (every part whose
+shape fits carried over) as a learning-curve point plays a network: its argmax, or the Boltzmann
+temperature of ``dqn.acting_temperatures`` that scores higher
+(:func:`~hindsight_rl.core.evaluation.best_acting`); and a uniform-random policy, on episodes
+of their own seeds.
 Like learning-curve points these are evaluation episodes: no training data comes from them,
 so they do not count against the budget. Then:
 
 - **Which source**: candidates whose every part fits the target (same spaces) and that beat
   chance on it rank first, by their probe return; the others follow in the configured order
-  (only their trunk carries over, whose value a few greedy episodes cannot show).
+  (only their trunk carries over, whose value a few probe episodes cannot show).
 - **How**: when every part carries over and the transferred network beats chance, it becomes
   the teacher of fine-tuning (:mod:`hindsight_rl.core.guidance`) and nothing is frozen, so
   every part may adapt while the teacher keeps what transfer gave; otherwise the configured
@@ -32,7 +35,7 @@ from hindsight_rl.core.config import (
     with_encoder,
 )
 from hindsight_rl.core.envs import env_info
-from hindsight_rl.core.evaluation import evaluate_greedy, greedy
+from hindsight_rl.core.evaluation import GreedyEvaluator, best_acting, evaluate_greedy, greedy
 from hindsight_rl.core.networks import transfer_parts
 from hindsight_rl.core.policy_file import Policy
 from hindsight_rl.core.training import (
@@ -49,7 +52,10 @@ class Probe:
     parts: tuple[str, ...]
     """Parts whose shapes fit the target network (all three: same spaces)."""
     jumpstart: float
-    """Mean greedy return of the transferred network on the probe episodes."""
+    """Mean return of the transferred network on the probe episodes, played at
+    :attr:`temperature`."""
+    temperature: float = 0.0
+    """The Boltzmann temperature that played it best (0.0: its argmax)."""
 
     @property
     def same_spaces(self) -> bool:
@@ -91,7 +97,8 @@ class TransferPlan:
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> TransferPlan:
-        probes = {name: Probe(tuple(p["parts"]), float(p["jumpstart"]))
+        probes = {name: Probe(tuple(p["parts"]), float(p["jumpstart"]),
+                              float(p.get("temperature", 0.0)))
                   for name, p in record["probes"].items()}
         return cls(source=record["source"], parts=tuple(record["parts"]),
                    frozen=tuple(record["frozen"]), teacher=bool(record["teacher"]),
@@ -100,23 +107,31 @@ class TransferPlan:
 
 
 def probe_sources(candidates: Mapping[str, Policy], target: EnvConfig,
-                  seeds: Sequence[int], encoder: Encoder | None = None
+                  seeds: Sequence[int], encoder: Encoder | None = None,
+                  acting_temperatures: Sequence[float] = ()
                   ) -> tuple[dict[str, Probe], float]:
-    """Each candidate's transferred network (with ``encoder``, if given) played greedily
-    on ``seeds``, and a uniform-random policy on the same seeds (its mean return:
-    chance)."""
+    """Each candidate's transferred network (with ``encoder``, if given) played on
+    ``seeds`` by its best acting among the argmax and ``acting_temperatures`` (fractions
+    of its value scale, as ``dqn.acting_temperatures``), and a uniform-random policy on the
+    same seeds (its mean return: chance). Draws are seeded by ``seeds[0]``, so the probe
+    repeats."""
     info = env_info(target)
     observations = np.zeros((0, info.obs_dim), np.float32)
     probes = {}
-    for name, policy in candidates.items():
-        network = fresh_network(target, with_encoder(policy.network.config, encoder),
-                                seeds[0], observations)
-        parts = tuple(transfer_parts(policy.network, network))
-        returns = evaluate_greedy(target, greedy(network.numpy_forward().q_function(0)), seeds)
-        probes[name] = Probe(parts, float(returns.mean()))
-    rng = np.random.default_rng(seeds[0])
-    chance = evaluate_greedy(target, greedy(lambda obs: rng.random((len(obs), info.n_actions))),
-                             seeds)
+    evaluator = GreedyEvaluator(target, seeds)
+    try:
+        for name, policy in candidates.items():
+            network = fresh_network(target, with_encoder(policy.network.config, encoder),
+                                    seeds[0], observations)
+            parts = tuple(transfer_parts(policy.network, network))
+            returns, temperature = best_acting(
+                evaluator, network.numpy_forward().q_function(0), acting_temperatures,
+                info.reward_threshold, np.random.default_rng(seeds[0]))
+            probes[name] = Probe(parts, float(returns.mean()), temperature)
+        rng = np.random.default_rng(seeds[0])
+        chance = evaluator.run(greedy(lambda obs: rng.random((len(obs), info.n_actions))))
+    finally:
+        evaluator.close()
     return probes, float(chance.mean())
 
 
@@ -164,8 +179,10 @@ def choose_transfer(probes: Mapping[str, Probe], random_return: float,
 def _reason(source: str, probe: Probe, chance: float, teacher: bool,
             frozen: tuple[str, ...], patience: int | None, candidates: int,
             ranked: bool) -> str:
+    acting = (f"Boltzmann, temperature {probe.temperature:.3g}" if probe.temperature
+              else "argmax")
     played = (f"its transferred network scored {probe.jumpstart:.1f} on the probe episodes "
-              f"(chance {chance:.1f})")
+              f"({acting}; chance {chance:.1f})")
     if teacher:
         how = ("every part carried over and it beats chance: it teaches fine-tuning, nothing "
                "frozen")

@@ -37,7 +37,7 @@ def plan_transfer(target: TargetConfig, evaluation: EvalConfig, *candidates: Pol
         probes, chance = probe_continuous_sources(policies, target, probe_seeds(evaluation))
     else:
         probes, chance = probe_sources(policies, target.env, probe_seeds(evaluation),
-                                       target.encoder)
+                                       target.encoder, target.dqn.acting_temperatures)
     chosen = choose_transfer(probes, chance, target)
     source = policies[chosen.source]
     info = env_info(target.env)
