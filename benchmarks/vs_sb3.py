@@ -16,10 +16,12 @@ settings for the task, a 128-128 network, n-step targets: 3 steps on CartPole-v1
 MountainCar-v0), SB3 with RL Zoo's (the same settings, a 256-256 network, one-step targets);
 ``--sb3-hidden`` and ``--sb3-n-step`` give SB3 ours, ``--hidden`` and ``--n-step`` change
 ours. Both use one torch thread and the same evaluation protocol: every 2,500 env steps, 20
-greedy episodes on fixed seeds (our ``GreedyEvaluator`` plays SB3's Q-network too); training
-stops at the first point at or above the task's reward threshold, or at RL Zoo's budget. The
-policy at that point is then judged on 100 greedy episodes of seeds no run trains or evaluates
-on. Ours runs the source stage's own code path: 1,000 uniform steps collected, then
+episodes on fixed seeds (our ``GreedyEvaluator`` plays SB3's Q-network too, greedily; ours
+plays as its learning curve does, its argmax or a ``dqn.acting_temperatures`` temperature that
+scores higher); training stops at the first point at or above the task's reward threshold, or
+at RL Zoo's budget. The policy at that point is then judged on 100 episodes of seeds no run
+trains or evaluates on: SB3's greedily, ours as its policy file plays it. Ours runs the
+source stage's own code path: 1,000 uniform steps collected, then
 ``train_from_scratch``. On CartPole-v1, the project's source task, each seed also times the
 whole ``kedro run --pipeline source`` command (Kedro's start, collection, pretraining and the
 100-episode export included) with that seed, against SB3's whole process.
@@ -224,8 +226,6 @@ def run_ours(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budge
     CNN included) and stop-on-threshold."""
     from hindsight_rl.core import dqn
     from hindsight_rl.core.config import DQNConfig, EnvConfig, NetworkConfig
-    from hindsight_rl.core.evaluation import greedy
-    from hindsight_rl.core.rollouts import q_function
 
     timer = CallTimer()
     dqn.train_burst = timer.wrap(dqn.train_burst,
@@ -238,7 +238,7 @@ def run_ours(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budge
         total_steps=budget, eval_interval=interval_of(env_id), eval_episodes=EVAL_EPISODES,
         keep="last", stop_on_threshold=True, n_step=n_step))
     return _train_ours(env_id, env, network.model_copy(update={"hidden_sizes": hidden}),
-                       config, seed, timer, lambda network: greedy(q_function(network)))
+                       config, seed, timer)
 
 
 def run_ours_sac(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
@@ -254,14 +254,14 @@ def run_ours_sac(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, b
     config = project.model_copy(update=dict(
         total_steps=budget, eval_interval=interval_of(env_id),
         eval_episodes=EVAL_EPISODES, keep="last", stop_on_threshold=True, n_step=n_step))
-    return _train_ours(env_id, env, NetworkConfig(hidden_sizes=hidden), config, seed, timer,
-                       actor_actions)
+    return _train_ours(env_id, env, NetworkConfig(hidden_sizes=hidden), config, seed, timer)
 
 
-def _train_ours(env_id: str, env: Any, network: Any, config: Any, seed: int, timer: CallTimer,
-                actions_of: Any) -> dict[str, Any]:
+def _train_ours(env_id: str, env: Any, network: Any, config: Any, seed: int, timer: CallTimer
+                ) -> dict[str, Any]:
     """Warm start and ``train_from_scratch`` timed, as the source stage runs them; the
-    trained network judged as ``actions_of(network)`` plays it."""
+    trained policy judged as its policy file plays it (a Q-network's argmax, or its
+    Boltzmann draws where the file has an acting temperature)."""
     from hindsight_rl.core import dqn
     from hindsight_rl.core.training import train_from_scratch
 
@@ -274,15 +274,13 @@ def _train_ours(env_id: str, env: Any, network: Any, config: Any, seed: int, tim
     seconds = time.perf_counter() - start
     curve = history[history["metric"] == "eval_return"]
     return _record(env_id, seconds, curve["env_step"].to_numpy(), curve["value"].to_numpy(),
-                   timer, evals.seconds, judge(env_id, actions_of(policy.network)))
+                   timer, evals.seconds, judge(env_id, file_player(policy)))
 
 
-def actor_actions(actor: Any) -> Any:
-    """A one-member actor's deterministic actions, ``tanh(mean)`` in the bounds."""
-    def actions(obs: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return actor.deterministic(torch.from_numpy(obs)[None])[0].numpy()
-    return actions
+def file_player(policy: Any) -> Any:
+    """``policy`` played from its file's bytes, as the pipeline's evaluation plays it."""
+    from hindsight_rl.core.policy_file import NumpyPolicy, policy_to_bytes
+    return NumpyPolicy(policy_to_bytes(policy)).player(JUDGE_SEED)
 
 
 def run_sb3(env_id: str, seed: int, hidden: tuple[int, ...], n_step: int, budget: int
