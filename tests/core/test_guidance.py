@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from hindsight_rl.core.config import FinetuneConfig, NetworkConfig
-from hindsight_rl.core.guidance import Guidance, large_margin_loss
+from hindsight_rl.core.guidance import Guidance, distillation_loss, large_margin_loss
 from hindsight_rl.core.networks import QNetwork
 
 PARTS = ("encoder", "trunk", "head")
@@ -17,6 +17,23 @@ def test_the_large_margin_loss_is_dqfds_formula_on_a_hand_computed_batch():
     assert loss.tolist() == pytest.approx([(1.3 + 0.3) / 2])
     agreeing = torch.tensor([[[5.0, 1.0, 2.0]]])
     assert large_margin_loss(agreeing, torch.tensor([[[0]]]), 0.8).item() == 0.0
+
+
+def test_distillation_is_the_cross_entropy_of_the_teachers_softmax_in_its_value_scale():
+    teacher = torch.tensor([[[1.0, 0.5], [-2.0, -1.0]]])  # mean |max Q_T| = (1 + 1) / 2
+    q = torch.tensor([[[0.2, 0.4], [0.0, 0.0]]])
+    t = 0.5 * 1.0
+    expected = sum(-(torch.softmax(teacher[0, i] / t, 0)
+                     * torch.log_softmax(q[0, i] / t, 0)).sum() for i in range(2)) / 2
+    assert distillation_loss(q, teacher, 0.5).tolist() == pytest.approx([expected.item()])
+
+
+def test_distillation_ignores_a_shift_of_a_states_values_and_not_a_change_of_ranking():
+    teacher = torch.tensor([[[1.0, 0.99, 0.5]]])
+    same = distillation_loss(teacher - 0.7, teacher, 0.03)
+    assert same.item() == pytest.approx(distillation_loss(teacher, teacher, 0.03).item())
+    swapped = torch.tensor([[[0.99, 1.0, 0.5]]])
+    assert distillation_loss(swapped, teacher, 0.03).item() > same.item()
 
 
 def _stack(members: int = 2) -> QNetwork:
@@ -51,6 +68,18 @@ def test_the_teacher_needs_every_part_and_teaches_its_own_greedy_action():
     teacher_action = guidance.teacher(obs).argmax(dim=2, keepdim=True)
     assert guidance.loss(q, obs).tolist() == pytest.approx(
         (0.3 * large_margin_loss(q, teacher_action, 0.8)).tolist())
+
+
+def test_a_softmax_teacher_distils_its_own_q_values():
+    online = _stack()
+    guidance = Guidance(online, FinetuneConfig(teacher_loss="softmax",
+                                               teacher_temperature=0.1), PARTS)
+    obs = torch.randn(2, 16, 3)
+    with torch.no_grad():
+        online.head.bias[:, 0, 0] += 1.0
+        q = online(obs)
+    assert guidance.loss(q, obs).tolist() == pytest.approx(
+        (0.3 * distillation_loss(q, guidance.teacher(obs), 0.1)).tolist())
 
 
 def test_a_solved_teacher_weighs_its_full_coefficient_an_unsolved_one_the_lighter():

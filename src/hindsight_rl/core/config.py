@@ -406,6 +406,16 @@ class FinetuneConfig(Section):
     pass a teacher that has not solved the task."""
     teacher_margin: float = Field(0.8, gt=0)
     """Margin (in Q units) by which the teacher's action should lead the others."""
+    teacher_loss: Literal["margin", "softmax"] = "margin"
+    """How a Q-network's teacher teaches. ``margin``: DQfD's large-margin loss toward its
+    greedy action. ``softmax``: kickstarting's distillation (Schmitt et al. 2018), the
+    cross-entropy from ``softmax(Q_T / t)`` to ``softmax(Q / t)``; it keeps the teacher's
+    ranking and gaps but not its level, so the TD loss may move the values while the
+    policy stays, and it keeps near-ties near-tied (what a Boltzmann player draws among)
+    where the margin turns them into wide-margin choices."""
+    teacher_temperature: float = Field(0.03, gt=0, le=10)
+    """``softmax``'s t, as a fraction of the teacher's mean ``|max_a Q_T|`` on the batch
+    (the scale of ``dqn.acting_temperatures``)."""
     teacher_fades_from: float | None = Field(0.0, ge=0, lt=1)
     """Fraction of the budget after which the teacher's weight falls linearly to 0 at its
     end, so a solved teacher that is not optimal does not cap the final policy (a member

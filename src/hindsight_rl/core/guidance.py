@@ -20,6 +20,13 @@ Two terms, added to each member's DQN loss:
   −81), so the weight fades linearly to 0 over the budget (``teacher_fades_from``) and the
   final policy is the TD loss's own; a member whose last curve point fell below what
   transfer gave (its first point) has its teacher back at full weight until it recovers.
+  With ``teacher_loss: softmax`` the teacher's Boltzmann policy is distilled instead
+  (kickstarting, Schmitt et al. 2018): the cross-entropy from ``softmax(Q_T / t)`` to
+  ``softmax(Q / t)`` at a temperature in the teacher's value scale. It is blind to a shift
+  of all of a state's values, so the TD loss may recalibrate them to the target while the
+  ranking and the gaps that a Boltzmann player draws by stay the teacher's (DoorKey-8x8 from
+  the 6x6 room: without it the updates take the transferred play apart within 5k steps,
+  ``benchmarks/RESULTS.md``).
   A SAC actor's teacher is imitated rather than ranked: the squared distance between the
   student's and the teacher's mean actions (in units of the action's half-range), weighted
   by λ times the batch's mean |Q| so that λ means the same whatever the task's reward scale
@@ -48,6 +55,17 @@ def large_margin_loss(q: torch.Tensor, teacher_action: torch.Tensor,
     return ((q + margins).amax(dim=2) - q.gather(2, teacher_action).squeeze(2)).mean(dim=1)
 
 
+def distillation_loss(q: torch.Tensor, teacher_q: torch.Tensor,
+                      fraction: float) -> torch.Tensor:
+    """Each member's mean over its rows of the cross-entropy from ``softmax(Q_T / t)`` to
+    ``softmax(Q / t)``, with ``t`` = ``fraction`` × the member's mean ``|max_a Q_T|`` on
+    the batch: a temperature in the teacher's own value scale."""
+    scale = teacher_q.amax(dim=2).abs().mean(dim=1, keepdim=True).unsqueeze(2)
+    temperature = (fraction * scale).clamp_min(1e-8)
+    target = torch.softmax(teacher_q / temperature, dim=2)
+    return -(target * torch.log_softmax(q / temperature, dim=2)).sum(dim=2).mean(dim=1)
+
+
 def imitation_loss(action: torch.Tensor, teacher_action: torch.Tensor,
                    scale: torch.Tensor) -> torch.Tensor:
     """Each member's mean over its rows of ``Σ ((a − a_T) / scale)²``: how far a student
@@ -69,6 +87,8 @@ class Guidance:
         self.solved_coef, self.unsolved_coef = (finetune.teacher_coef,
                                                 finetune.unsolved_teacher_coef)
         self.margin, self.threshold = finetune.teacher_margin, threshold
+        self.softmax = finetune.teacher_loss == "softmax"
+        self.teacher_temperature = finetune.teacher_temperature
         self.fades_from = finetune.teacher_fades_from
         self.fade = 1.0
         """The factor on λ at this point of the budget, for members that have not regressed."""
@@ -106,8 +126,12 @@ class Guidance:
                 term = term * (1.0 if q_scale is None else q_scale)
             else:
                 with torch.no_grad():
-                    teacher_action = self.teacher(obs).argmax(dim=2, keepdim=True)
-                term = large_margin_loss(q, teacher_action, self.margin)
+                    teacher_q = self.teacher(obs)
+                if self.softmax:
+                    term = distillation_loss(q, teacher_q, self.teacher_temperature)
+                else:
+                    term = large_margin_loss(q, teacher_q.argmax(dim=2, keepdim=True),
+                                             self.margin)
             total = total + (fade * self.weight) * term
         for parameter, start in self.anchors:
             total = total + self.anchor_coef * (parameter - start).pow(2).flatten(1).sum(dim=1)
