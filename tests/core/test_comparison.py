@@ -89,6 +89,11 @@ def test_stuck_episodes_are_counted_per_seed_and_reported_where_there_are_some()
                                                         "scratch": summary}})
     assert "seed_0: 0.0 ± 0.0, 4 episodes stuck in a short cycle, threshold not" in markdown
     assert "seed_1: 0.7 ± 0.4, threshold reached" in markdown
+    one = summarise_arm(returns, history, threshold=0.8, budget=1000,
+                        config=EvalConfig(bootstrap_samples=20),
+                        rng=np.random.default_rng(0), stuck={"seed_0": 1, "seed_1": 0})
+    assert "seed_0: 0.0 ± 0.0, 1 episode stuck in a short cycle, threshold not" in (
+        markdown_report({**_metrics(), "arms": {"finetuned": one, "scratch": one}}))
 
 
 @pytest.mark.parametrize(("success", "stuck", "unwatched"),

@@ -397,7 +397,9 @@ def _per_seed_lines(metrics: dict[str, Any]) -> list[str]:
 
 
 def _stuck(episodes: int | None) -> str:
-    return f"{episodes} episodes stuck in a short cycle, " if episodes else ""
+    if not episodes:
+        return ""
+    return f"{episodes} episode{'s' * (episodes != 1)} stuck in a short cycle, "
 
 
 def _succeeded(rate: float | None) -> str:
