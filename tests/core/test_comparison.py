@@ -81,19 +81,20 @@ def test_stuck_episodes_are_counted_per_seed_and_reported_where_there_are_some()
     history = pd.DataFrame({"env_step": [0, 100] * 2, "metric": "eval_return",
                             "value": [0.0, 0.0, 0.0, 1.0], "seed": [0, 0, 1, 1]})
     returns = {"seed_0": np.zeros(4), "seed_1": np.array([0.9, 0.8, 0.9, 0.0])}
-    summary = summarise_arm(returns, history, threshold=0.8, budget=1000,
-                            config=EvalConfig(bootstrap_samples=20),
-                            rng=np.random.default_rng(0), stuck={"seed_0": 4, "seed_1": 0})
+
+    def summary_and_report(stuck: dict[str, int]) -> tuple[dict, str]:
+        summary = summarise_arm(returns, history, threshold=0.8, budget=1000,
+                                config=EvalConfig(bootstrap_samples=20),
+                                rng=np.random.default_rng(0), stuck=stuck)
+        return summary, markdown_report({**_metrics(), "arms": {"finetuned": summary,
+                                                                 "scratch": summary}})
+
+    summary, markdown = summary_and_report({"seed_0": 4, "seed_1": 0})
     assert [seed["stuck_episodes"] for seed in summary["per_seed"].values()] == [4, 0]
-    markdown = markdown_report({**_metrics(), "arms": {"finetuned": summary,
-                                                        "scratch": summary}})
     assert "seed_0: 0.0 ± 0.0, 4 episodes stuck in a short cycle, threshold not" in markdown
     assert "seed_1: 0.7 ± 0.4, threshold reached" in markdown
-    one = summarise_arm(returns, history, threshold=0.8, budget=1000,
-                        config=EvalConfig(bootstrap_samples=20),
-                        rng=np.random.default_rng(0), stuck={"seed_0": 1, "seed_1": 0})
-    assert "seed_0: 0.0 ± 0.0, 1 episode stuck in a short cycle, threshold not" in (
-        markdown_report({**_metrics(), "arms": {"finetuned": one, "scratch": one}}))
+    _, markdown = summary_and_report({"seed_0": 1, "seed_1": 0})
+    assert "seed_0: 0.0 ± 0.0, 1 episode stuck in a short cycle, threshold not" in markdown
 
 
 @pytest.mark.parametrize(("success", "stuck", "unwatched"),

@@ -60,7 +60,7 @@ def distillation_loss(q: torch.Tensor, teacher_q: torch.Tensor,
     """Each member's mean over its rows of the cross-entropy from ``softmax(Q_T / t)`` to
     ``softmax(Q / t)``, with ``t`` = ``fraction`` × the member's mean ``|max_a Q_T|`` on
     the batch: a temperature in the teacher's own value scale."""
-    scale = teacher_q.amax(dim=2).abs().mean(dim=1, keepdim=True).unsqueeze(2)
+    scale = teacher_q.amax(dim=2, keepdim=True).abs().mean(dim=1, keepdim=True)
     temperature = (fraction * scale).clamp_min(1e-8)
     target = torch.softmax(teacher_q / temperature, dim=2)
     return -(target * torch.log_softmax(q / temperature, dim=2)).sum(dim=2).mean(dim=1)
